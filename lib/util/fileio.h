@@ -1,0 +1,21 @@
+/* fileio.h: whole-file reads, atomic writes and directories.
+ *
+ * Atomic write: data goes to "<path>.tmp.<pid>" in the same directory, is fsync'ed, then
+ * renamed over path and the directory fsync'ed, so a killed job never leaves a file that looks
+ * finished (DESIGN.md section 3). Errors name the path and the OS's reason. */
+#ifndef ONFH_FILEIO_H
+#define ONFH_FILEIO_H
+
+#include <stddef.h>
+
+#include "lib/util/err.h"
+
+/* Reads a whole file; *data is NUL-terminated (not counted in *len); free with mem_free. */
+int file_read_all(const char *path, char **data, size_t *len, Err *e);
+int file_write_atomic(const char *path, const void *data, size_t len, Err *e);
+/* Creates a directory and its parents (mode 0777 & ~umask); existing directories are fine. */
+int dir_create(const char *path, Err *e);
+int file_exists(const char *path);
+int dir_exists(const char *path);
+
+#endif

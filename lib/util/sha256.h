@@ -1,0 +1,32 @@
+/* sha256.h: SHA-256 (FIPS 180-4) for config hashes, manifests and provenance.
+ * Checked against the NIST example vectors. */
+#ifndef ONFH_SHA256_H
+#define ONFH_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util/err.h"
+
+typedef struct Sha256 {
+    uint32_t h[8];
+    uint64_t bytes; /* message length so far */
+    uint8_t block[64];
+    size_t fill; /* bytes waiting in block */
+} Sha256;
+
+void sha256_init(Sha256 *s);
+void sha256_update(Sha256 *s, const void *data, size_t n);
+void sha256_final(Sha256 *s, uint8_t digest[32]);
+
+/* One call: hex digest (64 lowercase hex digits + NUL) of a buffer. */
+void sha256_hex(const void *data, size_t n, char hex[65]);
+/* Hex digest of a file's contents; bytes (may be NULL) receives its size. */
+int sha256_file(const char *path, char hex[65], uint64_t *bytes, Err *e);
+/* Uses the x86 SHA extensions where the CPU has them; on = 1 forces the portable code (tests
+ * check both give the same digests; the benchmark compares them). */
+void sha256_force_portable(int on);
+/* 32 bytes -> 64 hex digits + NUL. */
+void sha256_to_hex(const uint8_t digest[32], char hex[65]);
+
+#endif

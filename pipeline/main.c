@@ -1,0 +1,351 @@
+/* main.c: the onfh command. Subcommands are registered in one table (commands[] below, plus
+ * one per stage from pipeline/stages.c); each parses its own arguments and returns an exit
+ * code (pipeline/runtime.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util/json.h"
+#include "lib/util/fileio.h"
+#include "lib/util/mem.h"
+#include "pipeline/config_keys.h"
+#include "pipeline/runtime.h"
+#include "pipeline/session.h"
+#include "pipeline/stages.h"
+#include "pipeline/version.h"
+
+typedef struct Command {
+    const char *name;
+    const char *usage; /* arguments after the name */
+    const char *summary;
+    const char *help; /* more lines for `onfh NAME --help`, may be NULL */
+    int (*fn)(int argc, char **argv);
+} Command;
+
+static const Command *find_command(const char *name);
+static void print_command_help(FILE *out, const Command *c);
+
+static const char *const exit_codes_text =
+    "exit codes:\n"
+    "  0  success\n"
+    "  1  a stage failed (I/O, MPI, unusable input, internal error); the message says which\n"
+    "  2  bad command line or config (YAML syntax, unknown or duplicate key, wrong type,\n"
+    "     value out of range, missing config file)\n"
+    "  3  the run directory is locked by another run\n";
+
+/* ---------------------------------------------------------------------------------------------
+ * Arguments shared by commands that take CONFIG: [--run DIR] [--set KEY=VALUE]... */
+
+/* Parses argv[1..] into o. Returns 0, or prints the problem and returns EXIT_USAGE.
+ * *help is set when --help was given. o->sets points into a fresh array (free with mem_free). */
+static int parse_options(const Command *c, int argc, char **argv, Options *o, int need_config,
+                         int *help)
+{
+    memset(o, 0, sizeof *o);
+    *help = 0;
+    o->sets = mem_calloc((size_t)argc + 1, sizeof *o->sets);
+    if (!o->sets) {
+        fprintf(stderr, "onfh %s: out of memory\n", c->name);
+        return EXIT_FAILURE_RUN;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *help = 1;
+            return 0;
+        } else if (!strcmp(a, "--run") || !strcmp(a, "--set")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "onfh %s: %s needs a value\n", c->name, a);
+                return EXIT_USAGE;
+            }
+            if (a[2] == 'r')
+                o->run_dir = argv[++i];
+            else
+                o->sets[o->n_sets++] = argv[++i];
+        } else if (!strncmp(a, "--run=", 6)) {
+            o->run_dir = a + 6;
+        } else if (!strncmp(a, "--set=", 6)) {
+            o->sets[o->n_sets++] = (char *)a + 6;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "onfh %s: unknown option %s (see onfh %s --help)\n", c->name, a,
+                    c->name);
+            return EXIT_USAGE;
+        } else if (!o->config) {
+            o->config = a;
+        } else {
+            fprintf(stderr, "onfh %s: unexpected argument %s\n", c->name, a);
+            return EXIT_USAGE;
+        }
+    }
+    if (need_config && !o->config) {
+        fprintf(stderr, "onfh %s: missing CONFIG\nusage: onfh %s %s\n", c->name, c->name, c->usage);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Starts MPI and opens the session on every rank; on failure prints (rank 0) and exits. */
+static void open_or_exit(Session *s, const Options *o)
+{
+    Err e = {0};
+    if (rt_init(NULL, NULL, &e)) {
+        fprintf(stderr, "onfh: %s\n", e.msg);
+        exit(EXIT_FAILURE_RUN);
+    }
+    if (session_open(s, o, &e)) {
+        if (rt_rank() == 0)
+            fprintf(stderr, "%s\n", e.msg);
+        rt_exit(rt_exit_code(e.code));
+    }
+}
+
+static int run_stage(Session *s, const Stage *st)
+{
+    Err e = {0};
+    double t0 = progress_now();
+    log_info("%s: started on %d rank(s)", st->name, rt_size());
+    int rc = st->run(s, &e);
+    if (rc && !e.code)
+        err_set(&e, rc, "failed without a message (a bug in onfh)");
+    if (rt_agree(&e)) {
+        log_error("%s: %s", st->name, e.msg);
+        return rt_exit_code(e.code);
+    }
+    log_info("%s: done in %.1f s", st->name, progress_now() - t0);
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Commands. */
+
+static int cmd_run(int argc, char **argv)
+{
+    const Command *c = find_command("run");
+    Options o;
+    int help, rc = parse_options(c, argc, argv, &o, 1, &help);
+    if (rc || help) {
+        if (help)
+            print_command_help(stdout, c);
+        mem_free(o.sets);
+        return rc;
+    }
+    Session s;
+    open_or_exit(&s, &o);
+    log_info("run %s in %s: config %.12s, %d rank(s), %d stage(s)", config_str(&s.cfg, "run.name"),
+             s.run.path, s.config_hash, rt_size(), onfh_n_stages);
+    for (int i = 0; i < onfh_n_stages && rc == EXIT_OK; i++)
+        rc = run_stage(&s, &onfh_stages[i]);
+    if (rc == EXIT_OK)
+        log_info("run %s: finished; outputs in %s", config_str(&s.cfg, "run.name"), s.run.path);
+    session_close(&s);
+    mem_free(o.sets);
+    rt_exit(rc);
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    const Command *c = find_command("config");
+    if (argc >= 2 && !strcmp(argv[1], "doc")) {
+        char *text;
+        Err e = {0};
+        if (config_doc(onfh_config_keys, onfh_config_n_keys, &text, &e)) {
+            fprintf(stderr, "onfh config doc: %s\n", e.msg);
+            return EXIT_FAILURE_RUN;
+        }
+        fputs(text, stdout);
+        mem_free(text);
+        return EXIT_OK;
+    }
+    if (argc < 2 || strcmp(argv[1], "show")) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            print_command_help(stdout, c);
+            return EXIT_OK;
+        }
+        fprintf(stderr, "usage: onfh config %s\n", c->usage);
+        return EXIT_USAGE;
+    }
+    Options o;
+    int help, rc = parse_options(c, argc - 1, argv + 1, &o, 1, &help);
+    if (rc || help) {
+        if (help)
+            print_command_help(stdout, c);
+        mem_free(o.sets);
+        return rc;
+    }
+    Config cfg;
+    Err e = {0};
+    char *yaml = NULL, hash[65];
+    rc = session_load_config(&cfg, &o, &e);
+    mem_free(o.sets);
+    if (rc) {
+        fprintf(stderr, "%s\n", e.msg);
+        return rt_exit_code(e.code);
+    }
+    if (config_to_yaml(&cfg, NULL, &yaml, &e) || config_hash(&cfg, NULL, hash, &e)) {
+        fprintf(stderr, "onfh config show: %s\n", e.msg);
+        config_free(&cfg);
+        return EXIT_FAILURE_RUN;
+    }
+    printf("# resolved from %s; sha256 of the lines below: %s\n%s", o.config, hash, yaml);
+    mem_free(yaml);
+    config_free(&cfg);
+    return EXIT_OK;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    const Command *c = find_command("status");
+    if (argc != 2 || argv[1][0] == '-') {
+        if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            print_command_help(stdout, c);
+            return EXIT_OK;
+        }
+        fprintf(stderr, "usage: onfh status %s\n", c->usage);
+        return EXIT_USAGE;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/manifest.json", argv[1]);
+    char *text;
+    size_t len;
+    JsonValue *m;
+    Err e = {0};
+    if (file_read_all(path, &text, &len, &e)) {
+        fprintf(stderr, "onfh status: %s (is %s a run directory?)\n", e.msg, argv[1]);
+        return EXIT_FAILURE_RUN;
+    }
+    int rc = json_parse(text, len, path, &m, &e);
+    mem_free(text);
+    if (rc) {
+        fprintf(stderr, "onfh status: %s\n", e.msg);
+        return EXIT_FAILURE_RUN;
+    }
+    printf("run %s, config sha256 %s, updated %s\n", json_get_string(m, "run"),
+           json_get_string(m, "config_sha256"), json_get_string(m, "updated"));
+    snprintf(path, sizeof path, "%s/.lock", argv[1]);
+    if (file_exists(path) && file_read_all(path, &text, &len, &e) == 0) {
+        printf("locked by: %s", text);
+        mem_free(text);
+    }
+    const JsonValue *stages = json_get(m, "stages");
+    if (!stages || !stages->n)
+        printf("no stage has finished yet\n");
+    for (size_t i = 0; stages && stages->type == JSON_OBJECT && i < stages->n; i++) {
+        const JsonValue *st = &stages->items[i];
+        const JsonValue *outs = json_get(st, "outputs");
+        printf("  %-12s finished %s  %8.1f s  %d rank(s)  %zu output(s)\n", stages->keys[i],
+               json_get_string(st, "finished"), json_get_number(st, "wall_s", 0),
+               (int)json_get_number(st, "ranks", 0), outs ? outs->n : 0);
+    }
+    json_value_free(m);
+    return EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const Command commands[] = {
+    {"run", "CONFIG [--run DIR] [--set KEY=VALUE]...",
+     "run every stage in order on every MPI rank, skipping finished ones",
+     "  --run DIR          run directory (default: <run.output_root>/<run.name>, where run.name\n"
+     "                     defaults to the config file's name)\n"
+     "  --set KEY=VALUE    override a config key (repeatable), e.g. --set run.seed=7;\n"
+     "                     VALUE is YAML, so lists work: --set KEY=[a,b]\n"
+     "Writes config.yaml, manifest.json and logs/rank<N>.log in the run directory.\n",
+     cmd_run},
+    {"config", "show CONFIG [--set KEY=VALUE]... | doc",
+     "print the resolved config and its SHA-256, or every key with its doc",
+     "  show   the config after --set overrides and defaults, in canonical form; its SHA-256\n"
+     "         is the config hash recorded in the run directory\n"
+     "  doc    every key: type, range or choices, default, one line of doc\n",
+     cmd_config},
+    {"status", "DIR", "what each stage of a run directory did, from its manifest", NULL,
+     cmd_status},
+    {"help", "[COMMAND]", "this text, or a command's", NULL, cmd_help},
+};
+
+static const Command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static void print_command_help(FILE *out, const Command *c)
+{
+    fprintf(out, "usage: onfh %s %s\n%s\n", c->name, c->usage, c->summary);
+    if (c->help)
+        fprintf(out, "%s", c->help);
+    fprintf(out, "%s", exit_codes_text);
+}
+
+static void print_help(FILE *out)
+{
+    fprintf(out, "onfh: hip MRI from DICOM to published results (ONFH study pipeline)\n\n"
+                 "usage: onfh [--version] [--help] COMMAND [ARGS]\n"
+                 "       mpirun -np N onfh COMMAND ...   or   srun onfh COMMAND ...\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < onfh_n_stages; i++)
+        fprintf(out, "  %-8s %s\n", onfh_stages[i].name, onfh_stages[i].summary);
+    fprintf(out, "\n'onfh COMMAND --help' tells more.\n\n%s", exit_codes_text);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stdout);
+        return EXIT_OK;
+    }
+    const Command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "onfh help: no command %s\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    print_command_help(stdout, c);
+    return EXIT_OK;
+}
+
+/* `onfh STAGE CONFIG ...`: one stage on every rank. */
+static int cmd_stage(const Stage *st, int argc, char **argv)
+{
+    Command c = {st->name, "CONFIG [--run DIR] [--set KEY=VALUE]...", st->summary, NULL, NULL};
+    Options o;
+    int help, rc = parse_options(&c, argc, argv, &o, 1, &help);
+    if (rc || help) {
+        if (help)
+            print_command_help(stdout, &c);
+        mem_free(o.sets);
+        return rc;
+    }
+    Session s;
+    open_or_exit(&s, &o);
+    rc = run_stage(&s, st);
+    session_close(&s);
+    mem_free(o.sets);
+    rt_exit(rc);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        versions_print(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        print_help(stdout);
+        return EXIT_OK;
+    }
+    const Command *c = find_command(argv[1]);
+    if (c)
+        return c->fn(argc - 1, argv + 1);
+    for (int i = 0; i < onfh_n_stages; i++)
+        if (!strcmp(onfh_stages[i].name, argv[1]))
+            return cmd_stage(&onfh_stages[i], argc - 1, argv + 1);
+    fprintf(stderr, "onfh: no command '%s' (see onfh --help)\n", argv[1]);
+    return EXIT_USAGE;
+}

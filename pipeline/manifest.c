@@ -1,0 +1,289 @@
+/* manifest.c: reading, updating and atomically rewriting <run>/manifest.json (see manifest.h). */
+#include "pipeline/manifest.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "lib/util/fileio.h"
+#include "lib/util/json.h"
+#include "lib/util/mem.h"
+#include "lib/util/sha256.h"
+#include "pipeline/version.h"
+
+#define MANIFEST_FORMAT "onfh-manifest-1"
+
+/* ---------------------------------------------------------------------------------------------
+ * Hashing files and trees. */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends every regular file under dir (relative to root) to *list. */
+static int list_files(const char *root, const char *rel, char ***list, size_t *n, size_t *cap,
+                      Err *e)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(dir);
+    if (!d)
+        return err_set(e, ERR_IO, "%s: cannot list directory", dir);
+    int rc = 0;
+    struct dirent *ent;
+    while (!rc && (ent = readdir(d))) {
+        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
+            continue;
+        char sub[4096], full[8192];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", ent->d_name);
+        snprintf(full, sizeof full, "%s/%s", root, sub);
+        struct stat st;
+        if (stat(full, &st) != 0) {
+            rc = err_set(e, ERR_IO, "%s: cannot stat", full);
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = list_files(root, sub, list, n, cap, e);
+        } else if (S_ISREG(st.st_mode)) {
+            if (*n == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 64;
+                char **grown = mem_realloc(*list, ncap * sizeof *grown);
+                if (!grown) {
+                    rc = err_set(e, ERR_NOMEM, "%s: out of memory listing files", root);
+                    break;
+                }
+                *list = grown;
+                *cap = ncap;
+            }
+            if (!((*list)[*n] = mem_strdup(sub)))
+                rc = err_set(e, ERR_NOMEM, "%s: out of memory listing files", root);
+            else
+                (*n)++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t *files, Err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return err_set(e, ERR_IO, "%s: does not exist", path);
+    if (!S_ISDIR(st.st_mode)) {
+        *files = 1;
+        return sha256_file(path, hex, bytes, e);
+    }
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    int rc = list_files(path, "", &list, &n, &cap, e);
+    if (!rc)
+        qsort(list, n, sizeof *list, cmp_str);
+    Sha256 tree;
+    sha256_init(&tree);
+    *bytes = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        char full[8192], file_hex[65];
+        uint64_t size = 0;
+        snprintf(full, sizeof full, "%s/%s", path, list[i]);
+        rc = sha256_file(full, file_hex, &size, e);
+        sha256_update(&tree, list[i], strlen(list[i]) + 1);
+        sha256_update(&tree, file_hex, 64);
+        sha256_update(&tree, "\n", 1);
+        *bytes += size;
+    }
+    for (size_t i = 0; i < n; i++)
+        mem_free(list[i]);
+    mem_free(list);
+    if (rc)
+        return rc;
+    uint8_t digest[32];
+    sha256_final(&tree, digest);
+    sha256_to_hex(digest, hex);
+    *files = n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Rewriting. */
+
+static void write_value(JsonWriter *w, const JsonValue *v)
+{
+    switch (v->type) {
+    case JSON_NULL: json_null(w); break;
+    case JSON_BOOL: json_bool(w, v->boolean); break;
+    case JSON_NUMBER: json_number(w, v->number); break;
+    case JSON_STRING: json_string(w, v->string); break;
+    case JSON_ARRAY:
+        json_array_begin(w);
+        for (size_t i = 0; i < v->n; i++)
+            write_value(w, &v->items[i]);
+        json_array_end(w);
+        break;
+    case JSON_OBJECT:
+        json_object_begin(w);
+        for (size_t i = 0; i < v->n; i++) {
+            json_key(w, v->keys[i]);
+            write_value(w, &v->items[i]);
+        }
+        json_object_end(w);
+        break;
+    }
+}
+
+static void utc_now(char *out, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int write_files(JsonWriter *w, const char *rundir, const char *const *paths, int n, Err *e)
+{
+    json_array_begin(w);
+    for (int i = 0; i < n; i++) {
+        char full[8192], hex[65];
+        uint64_t bytes = 0, files = 0;
+        if (paths[i][0] == '/')
+            snprintf(full, sizeof full, "%s", paths[i]);
+        else
+            snprintf(full, sizeof full, "%s/%s", rundir, paths[i]);
+        int rc = manifest_hash_path(full, hex, &bytes, &files, e);
+        if (rc)
+            return rc;
+        json_object_begin(w);
+        json_key(w, "path");
+        json_string(w, paths[i]);
+        json_key(w, "sha256");
+        json_string(w, hex);
+        json_key(w, "bytes");
+        json_int(w, (int64_t)bytes);
+        json_key(w, "files");
+        json_int(w, (int64_t)files);
+        json_object_end(w);
+    }
+    json_array_end(w);
+    return 0;
+}
+
+static int write_stage(JsonWriter *w, const char *rundir, const StageRecord *r, Err *e)
+{
+    char now[32];
+    utc_now(now, sizeof now);
+    json_object_begin(w);
+    json_key(w, "finished");
+    json_string(w, now);
+    json_key(w, "wall_s");
+    json_number(w, r->wall_s);
+    json_key(w, "ranks");
+    json_int(w, r->ranks);
+    json_key(w, "config_sha256");
+    json_string(w, r->config_hash);
+    json_key(w, "section_sha256");
+    json_string(w, r->section_hash);
+    json_key(w, "versions");
+    versions_json(w);
+    json_key(w, "inputs");
+    int rc = write_files(w, rundir, r->inputs, r->n_inputs, e);
+    if (rc)
+        return rc;
+    json_key(w, "outputs");
+    rc = write_files(w, rundir, r->outputs, r->n_outputs, e);
+    if (rc)
+        return rc;
+    json_object_end(w);
+    return 0;
+}
+
+/* Reads the current manifest (NULL when there is none yet), then writes a new one: run-level
+ * fields from run_name/config_hash when given (else kept), stage entries kept except rec's,
+ * which is replaced. */
+static int rewrite(const char *rundir, const char *run_name, const char *config_hash,
+                   const StageRecord *rec, Err *e)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/manifest.json", rundir);
+    JsonValue *old = NULL;
+    if (file_exists(path)) {
+        char *text;
+        size_t len;
+        int rc = file_read_all(path, &text, &len, e);
+        if (rc)
+            return rc;
+        rc = json_parse(text, len, path, &old, e);
+        mem_free(text);
+        if (rc)
+            return err_prefix(e, "cannot update the manifest: ");
+        if (old->type != JSON_OBJECT ||
+            strcmp(json_get_string(old, "format") ? json_get_string(old, "format") : "",
+                   MANIFEST_FORMAT)) {
+            json_value_free(old);
+            return err_set(e, ERR_FORMAT, "%s: not an onfh manifest (format %s expected)", path,
+                           MANIFEST_FORMAT);
+        }
+    }
+    const char *name = run_name ? run_name : json_get_string(old, "run");
+    const char *hash = config_hash ? config_hash : json_get_string(old, "config_sha256");
+    char now[32];
+    utc_now(now, sizeof now);
+
+    JsonWriter w;
+    json_writer_init(&w, 1);
+    json_object_begin(&w);
+    json_key(&w, "format");
+    json_string(&w, MANIFEST_FORMAT);
+    json_key(&w, "run");
+    json_string(&w, name);
+    json_key(&w, "config_sha256");
+    json_string(&w, hash);
+    json_key(&w, "updated");
+    json_string(&w, now);
+    json_key(&w, "versions");
+    versions_json(&w);
+    json_key(&w, "stages");
+    json_object_begin(&w);
+    /* A re-run stage keeps its place, so the file reads in pipeline order. */
+    const JsonValue *stages = json_get(old, "stages");
+    int rc = 0, replaced = 0;
+    for (size_t i = 0; !rc && stages && stages->type == JSON_OBJECT && i < stages->n; i++) {
+        json_key(&w, stages->keys[i]);
+        if (rec && !strcmp(stages->keys[i], rec->stage)) {
+            rc = write_stage(&w, rundir, rec, e);
+            replaced = 1;
+        } else {
+            write_value(&w, &stages->items[i]);
+        }
+    }
+    if (!rc && rec && !replaced) {
+        json_key(&w, rec->stage);
+        rc = write_stage(&w, rundir, rec, e);
+    }
+    json_object_end(&w);
+    json_object_end(&w);
+    json_value_free(old);
+    if (rc) {
+        json_writer_free(&w);
+        return rc;
+    }
+    char *text;
+    size_t len;
+    rc = json_writer_finish(&w, &text, &len, e);
+    if (rc)
+        return rc;
+    rc = file_write_atomic(path, text, len, e);
+    mem_free(text);
+    return rc;
+}
+
+int manifest_update_run(const char *rundir, const char *run_name, const char *config_hash, Err *e)
+{
+    return rewrite(rundir, run_name, config_hash, NULL, e);
+}
+
+int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e)
+{
+    return rewrite(rundir, NULL, NULL, rec, e);
+}

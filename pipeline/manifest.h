@@ -1,0 +1,44 @@
+/* manifest.h: <run>/manifest.json, the record a reviewer checks a run against.
+ *
+ * {
+ *   "format": "onfh-manifest-1", "run": "default", "config_sha256": "...",
+ *   "updated": "2026-11-27T01:02:03Z", "versions": {...},
+ *   "stages": {
+ *     "synth": {"finished": "...", "wall_s": 3.2, "ranks": 2, "config_sha256": "...",
+ *               "section_sha256": "...", "versions": {...},
+ *               "inputs":  [{"path": "...", "sha256": "...", "bytes": 123, "files": 1}],
+ *               "outputs": [...]}
+ *   }
+ * }
+ * Paths are as the stage gave them, relative to the run directory when inside it. A directory
+ * is hashed as a tree: SHA-256 over "relative/path\0<file sha256>\n" of its files in byte
+ * order of their paths, so the hash does not depend on readdir order. Rank 0 writes it,
+ * atomically, rewriting the whole file so entries of other stages are kept. */
+#ifndef ONFH_MANIFEST_H
+#define ONFH_MANIFEST_H
+
+#include <stdint.h>
+
+#include "lib/util/err.h"
+
+typedef struct StageRecord {
+    const char *stage;
+    const char *const *inputs; /* relative to the run directory, or absolute */
+    int n_inputs;
+    const char *const *outputs;
+    int n_outputs;
+    const char *config_hash;  /* of the whole resolved config */
+    const char *section_hash; /* of the stage's config section: what decides a re-run */
+    int ranks;
+    double wall_s;
+} StageRecord;
+
+/* Sets the run-level fields (name, config hash, versions), keeping stage entries. */
+int manifest_update_run(const char *rundir, const char *run_name, const char *config_hash, Err *e);
+/* Adds or replaces one stage's entry, hashing its inputs and outputs now. */
+int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e);
+
+/* SHA-256 of a file, or of a directory tree as described above; files counts the files. */
+int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t *files, Err *e);
+
+#endif

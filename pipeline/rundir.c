@@ -1,0 +1,112 @@
+/* rundir.c: run directory creation and its lock file (see rundir.h).
+ *
+ * The lock is a file created with O_CREAT|O_EXCL, which is atomic on local disks and on the
+ * NFS and Lustre file systems clusters use (flock is not reliable across nodes there). It holds
+ * "host pid start job" so a user can tell who holds it. */
+#include "pipeline/rundir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/util/fileio.h"
+#include "lib/util/mem.h"
+
+static int try_lock(RunDir *r, Err *e)
+{
+    int fd = open(r->lock_path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return errno == EEXIST ? ERR_BUSY
+                               : err_set(e, ERR_IO, "%s: cannot create the lock file: %s",
+                                         r->lock_path, strerror(errno));
+    char host[256] = "unknown", line[600];
+    gethostname(host, sizeof host - 1);
+    const char *job = getenv("SLURM_JOB_ID");
+    snprintf(line, sizeof line, "%s %ld %ld %s\n", host, (long)getpid(), (long)time(NULL),
+             job ? job : "-");
+    ssize_t n = write(fd, line, strlen(line));
+    close(fd);
+    if (n != (ssize_t)strlen(line)) {
+        unlink(r->lock_path);
+        return err_set(e, ERR_IO, "%s: cannot write the lock file", r->lock_path);
+    }
+    r->locked = 1;
+    return 0;
+}
+
+/* Reads the holder of an existing lock. Returns 1 when it is a dead process on this host. */
+static int describe_holder(const RunDir *r, char *desc, size_t cap)
+{
+    char *text = NULL;
+    size_t len;
+    Err ignored;
+    char host[256] = "?", job[64] = "-", me[256] = "";
+    long pid = 0, since = 0;
+    if (file_read_all(r->lock_path, &text, &len, &ignored) == 0) {
+        if (sscanf(text, "%255s %ld %ld %63s", host, &pid, &since, job) < 3)
+            pid = 0;
+        mem_free(text);
+    }
+    gethostname(me, sizeof me - 1);
+    char when[64] = "?";
+    time_t t = (time_t)since;
+    struct tm tm;
+    if (since && gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(desc, cap, "pid %ld on host %s since %s%s%s", pid, host, when,
+             strcmp(job, "-") ? ", Slurm job " : "", strcmp(job, "-") ? job : "");
+    return pid > 0 && !strcmp(host, me) && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int rundir_open(RunDir *r, const char *path, char *stale_note, size_t note_cap, Err *e)
+{
+    memset(r, 0, sizeof *r);
+    if (stale_note && note_cap)
+        stale_note[0] = '\0';
+    if (snprintf(r->path, sizeof r->path, "%s", path) >= (int)sizeof r->path)
+        return err_set(e, ERR_USAGE, "%.100s...: run directory path too long", path);
+    snprintf(r->lock_path, sizeof r->lock_path, "%s/.lock", r->path);
+    char logs[4200];
+    snprintf(logs, sizeof logs, "%s/logs", r->path);
+    int rc = dir_create(logs, e);
+    if (rc)
+        return rc;
+    rc = try_lock(r, e);
+    if (rc != ERR_BUSY)
+        return rc;
+    char holder[512];
+    if (describe_holder(r, holder, sizeof holder)) {
+        /* The holder died without unlocking (killed job); its process is gone from this host. */
+        if (stale_note)
+            snprintf(stale_note, note_cap, "%s: removed a stale lock left by %s", r->path, holder);
+        unlink(r->lock_path);
+        rc = try_lock(r, e);
+        if (rc != ERR_BUSY)
+            return rc;
+        describe_holder(r, holder, sizeof holder);
+    }
+    return err_set(e, ERR_BUSY,
+                   "%s: run directory is in use by %s; wait for that run, or delete %s if it is "
+                   "no longer running",
+                   r->path, holder, r->lock_path);
+}
+
+void rundir_close(RunDir *r)
+{
+    if (r->locked) {
+        unlink(r->lock_path);
+        r->locked = 0;
+    }
+}
+
+int rundir_write(const RunDir *r, const char *name, const char *text, Err *e)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", r->path, name);
+    return file_write_atomic(path, text, strlen(text), e);
+}

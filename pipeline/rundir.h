@@ -1,0 +1,31 @@
+/* rundir.h: the run directory runs/<name>/ that holds everything a run writes.
+ *
+ *   config.yaml     the resolved config (canonical YAML; its SHA-256 is the config hash)
+ *   manifest.json   per stage: inputs and outputs with SHA-256, config-section hash, versions,
+ *                   rank count, wall time (pipeline/manifest.h)
+ *   logs/rank<N>.log  every line each rank logged
+ *   .lock           held while a run writes here, so two runs cannot write the same directory
+ *
+ * Only rank 0 creates the directory and takes the lock; the caller makes ranks agree on the
+ * outcome. Files are written atomically (lib/util/fileio.h). */
+#ifndef ONFH_RUNDIR_H
+#define ONFH_RUNDIR_H
+
+#include "lib/util/err.h"
+
+typedef struct RunDir {
+    char path[4096];
+    char lock_path[4200];
+    int locked;
+} RunDir;
+
+/* Creates path and path/logs if needed and takes the lock. A lock left by a dead process on
+ * this host is removed, and stale_note (may be NULL) receives a sentence saying so, for the log.
+ * A live holder gives ERR_BUSY naming it (host, pid, start time, Slurm job). */
+int rundir_open(RunDir *r, const char *path, char *stale_note, size_t note_cap, Err *e);
+/* Releases the lock (idempotent). */
+void rundir_close(RunDir *r);
+/* Writes path/name atomically. */
+int rundir_write(const RunDir *r, const char *name, const char *text, Err *e);
+
+#endif

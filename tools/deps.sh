@@ -1,0 +1,57 @@
+#!/bin/sh
+# deps.sh GROUP: install the Debian/Ubuntu packages onfh needs for GROUP, only those missing.
+#   build  compile bin/onfh           test  build + what `make test` needs
+#   bench  build + the peers that `make bench` runs beside onfh
+# A second run with everything present only queries dpkg (well under 2 s). Works as root or
+# through sudo; otherwise prints the one apt-get command to run. ONFH_SKIP_DEPS=1 skips it all
+# (clusters with modules: point MPICC, HDF5_DIR, YAML_DIR, DNNL_DIR at your installs instead).
+set -eu
+group=${1:-build}
+
+build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev"
+test="$build libcmocka-dev clang-format"
+bench="$build coreutils"
+
+case "$group" in
+build) want=$build ;;
+test) want=$test ;;
+bench) want=$bench ;;
+*) echo "deps.sh: unknown group '$group' (expected build, test or bench)" >&2; exit 2 ;;
+esac
+
+[ "${ONFH_SKIP_DEPS:-0}" = 1 ] && exit 0
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps.sh: not a Debian/Ubuntu system, so nothing is installed automatically." >&2
+    echo "  onfh needs: Open MPI (or another MPI), parallel HDF5, libyaml, libpng, zlib; optional oneDNN, CUDA." >&2
+    echo "  Point MPICC, HDF5_DIR, YAML_DIR, DNNL_DIR, CUDA_HOME at them; the Makefile banner shows what it found." >&2
+    exit 0
+fi
+
+missing=""
+for p in $want; do
+    case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" in
+    ii*) ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+    run=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    run="sudo"
+else
+    echo "deps.sh: these packages are missing:$missing" >&2
+    echo "  and this user can neither write as root nor use sudo without a password. Ask an admin to run:" >&2
+    echo "    apt-get install -y$missing" >&2
+    echo "  or set ONFH_SKIP_DEPS=1 and point the Makefile at your own installs (see README)." >&2
+    exit 1
+fi
+
+echo "deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+if ! { $run apt-get update -qq && $run apt-get install -y -qq $missing >/dev/null; }; then
+    echo "deps.sh: apt-get could not install:$missing (see the messages above; is the network up?)" >&2
+    exit 1
+fi
