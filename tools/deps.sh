@@ -9,7 +9,7 @@ set -eu
 group=${1:-build}
 
 build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev"
-test="$build libcmocka-dev clang-format"
+test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom"
 bench="$build coreutils"
 
 case "$group" in

@@ -1,0 +1,429 @@
+/* dicom.h: DICOM datasets in memory, and writing them as DICOM Part 10 files.
+ *
+ * The data model is shared by the writer (this issue) and the reader (a later one):
+ *
+ *   DicomDataset   a sorted array of DicomElement, one per tag (no duplicates).
+ *   DicomElement   tag, VR, and one of three payloads:
+ *                    - value bytes (everything but SQ and encapsulated pixel data),
+ *                    - items (SQ: an array of item datasets, each a DicomDataset),
+ *                    - fragments (encapsulated pixel data: fragments[0] is the Basic Offset
+ *                      Table, then the compressed fragments, as they sit in the file).
+ *
+ * Value bytes are kept in one canonical form whatever the transfer syntax: little endian, as
+ * Explicit VR Little Endian would carry them, without the trailing pad byte the encoder adds
+ * (a reader that keeps the pad byte is fine too: an even value is written as is). So US 512 is
+ * the bytes 00 02, and "MR" is the two bytes 'M' 'R'. The byte order of a transfer syntax is an
+ * encoding matter only: the writer swaps on the way out, the reader swaps on the way in.
+ *
+ * The writer produces, on request (DicomWriteOptions):
+ *   - the transfer syntaxes Implicit VR LE, Explicit VR LE, Explicit VR BE (retired, still met
+ *     in the wild), Deflated Explicit VR LE, and RLE Lossless (pixel data encapsulated, one
+ *     fragment per frame, PS3.5 Annex G);
+ *   - sequences and items of defined length, or of undefined length with delimitation items;
+ *   - three file forms: a standard Part 10 file (128-byte preamble, "DICM", file meta group), the
+ *     meta group and data set without preamble or "DICM", and the bare data set (see
+ *     DicomFileForm for why the two non-standard forms exist).
+ *
+ * Setters validate what they store against the VR (characters, value lengths, value counts)
+ * and, for the attributes in the small dictionary (dicom_dict.c), the VR itself, so a bad value
+ * is refused where it is made, with the tag named, rather than written into thousands of files.
+ *
+ * UIDs: dicom_uid_from_seed makes "2.25.<decimal of a 128-bit integer>" (PS3.5 B.2, ITU-T X.667)
+ * from SHA-256 of a caller-given string, so a seed gives the same UIDs byte for byte.
+ *
+ * All allocation goes through lib/util/mem.h; every function that can fail returns 0 or a
+ * negative ERR_* code and fills the Err with a message naming the tag (and file, where there is
+ * one). */
+#ifndef ONFH_DICOM_H
+#define ONFH_DICOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util/err.h"
+
+// ---------------------------------------------------------------------------------------------
+// Tags and VRs
+
+#define DICOM_TAG(group, element) ((uint32_t)(((uint32_t)(group) << 16) | (uint32_t)(element)))
+#define DICOM_GROUP(tag)          ((uint16_t)((tag) >> 16))
+#define DICOM_ELEMENT(tag)        ((uint16_t)((tag)&0xFFFFu))
+
+/* A VR is its two ASCII characters packed big-endian-wise into 16 bits ('U' 'S' -> 0x5553), so
+ * an unknown VR read from a file is still representable and prints back as itself. */
+#define DICOM_VR(a, b) ((uint16_t)(((unsigned)(a) << 8) | (unsigned)(b)))
+
+enum {
+    DICOM_VR_AE = DICOM_VR('A', 'E'),
+    DICOM_VR_AS = DICOM_VR('A', 'S'),
+    DICOM_VR_AT = DICOM_VR('A', 'T'),
+    DICOM_VR_CS = DICOM_VR('C', 'S'),
+    DICOM_VR_DA = DICOM_VR('D', 'A'),
+    DICOM_VR_DS = DICOM_VR('D', 'S'),
+    DICOM_VR_DT = DICOM_VR('D', 'T'),
+    DICOM_VR_FD = DICOM_VR('F', 'D'),
+    DICOM_VR_FL = DICOM_VR('F', 'L'),
+    DICOM_VR_IS = DICOM_VR('I', 'S'),
+    DICOM_VR_LO = DICOM_VR('L', 'O'),
+    DICOM_VR_LT = DICOM_VR('L', 'T'),
+    DICOM_VR_OB = DICOM_VR('O', 'B'),
+    DICOM_VR_OD = DICOM_VR('O', 'D'),
+    DICOM_VR_OF = DICOM_VR('O', 'F'),
+    DICOM_VR_OL = DICOM_VR('O', 'L'),
+    DICOM_VR_OV = DICOM_VR('O', 'V'),
+    DICOM_VR_OW = DICOM_VR('O', 'W'),
+    DICOM_VR_PN = DICOM_VR('P', 'N'),
+    DICOM_VR_SH = DICOM_VR('S', 'H'),
+    DICOM_VR_SL = DICOM_VR('S', 'L'),
+    DICOM_VR_SQ = DICOM_VR('S', 'Q'),
+    DICOM_VR_SS = DICOM_VR('S', 'S'),
+    DICOM_VR_ST = DICOM_VR('S', 'T'),
+    DICOM_VR_SV = DICOM_VR('S', 'V'),
+    DICOM_VR_TM = DICOM_VR('T', 'M'),
+    DICOM_VR_UC = DICOM_VR('U', 'C'),
+    DICOM_VR_UI = DICOM_VR('U', 'I'),
+    DICOM_VR_UL = DICOM_VR('U', 'L'),
+    DICOM_VR_UN = DICOM_VR('U', 'N'),
+    DICOM_VR_UR = DICOM_VR('U', 'R'),
+    DICOM_VR_US = DICOM_VR('U', 'S'),
+    DICOM_VR_UT = DICOM_VR('U', 'T'),
+    DICOM_VR_UV = DICOM_VR('U', 'V'),
+};
+
+/* Tags onfh writes or reads by name. Keywords as in PS3.6. */
+enum {
+    DICOM_TAG_SPECIFIC_CHARACTER_SET = DICOM_TAG(0x0008, 0x0005),
+    DICOM_TAG_IMAGE_TYPE = DICOM_TAG(0x0008, 0x0008),
+    DICOM_TAG_SOP_CLASS_UID = DICOM_TAG(0x0008, 0x0016),
+    DICOM_TAG_SOP_INSTANCE_UID = DICOM_TAG(0x0008, 0x0018),
+    DICOM_TAG_STUDY_DATE = DICOM_TAG(0x0008, 0x0020),
+    DICOM_TAG_SERIES_DATE = DICOM_TAG(0x0008, 0x0021),
+    DICOM_TAG_ACQUISITION_DATE = DICOM_TAG(0x0008, 0x0022),
+    DICOM_TAG_CONTENT_DATE = DICOM_TAG(0x0008, 0x0023),
+    DICOM_TAG_STUDY_TIME = DICOM_TAG(0x0008, 0x0030),
+    DICOM_TAG_SERIES_TIME = DICOM_TAG(0x0008, 0x0031),
+    DICOM_TAG_ACQUISITION_TIME = DICOM_TAG(0x0008, 0x0032),
+    DICOM_TAG_CONTENT_TIME = DICOM_TAG(0x0008, 0x0033),
+    DICOM_TAG_ACCESSION_NUMBER = DICOM_TAG(0x0008, 0x0050),
+    DICOM_TAG_MODALITY = DICOM_TAG(0x0008, 0x0060),
+    DICOM_TAG_MANUFACTURER = DICOM_TAG(0x0008, 0x0070),
+    DICOM_TAG_REFERRING_PHYSICIAN_NAME = DICOM_TAG(0x0008, 0x0090),
+    DICOM_TAG_STUDY_DESCRIPTION = DICOM_TAG(0x0008, 0x1030),
+    DICOM_TAG_SERIES_DESCRIPTION = DICOM_TAG(0x0008, 0x103E),
+    DICOM_TAG_MANUFACTURER_MODEL_NAME = DICOM_TAG(0x0008, 0x1090),
+    DICOM_TAG_PATIENT_NAME = DICOM_TAG(0x0010, 0x0010),
+    DICOM_TAG_PATIENT_ID = DICOM_TAG(0x0010, 0x0020),
+    DICOM_TAG_PATIENT_BIRTH_DATE = DICOM_TAG(0x0010, 0x0030),
+    DICOM_TAG_PATIENT_SEX = DICOM_TAG(0x0010, 0x0040),
+    DICOM_TAG_SCANNING_SEQUENCE = DICOM_TAG(0x0018, 0x0020),
+    DICOM_TAG_SEQUENCE_VARIANT = DICOM_TAG(0x0018, 0x0021),
+    DICOM_TAG_SCAN_OPTIONS = DICOM_TAG(0x0018, 0x0022),
+    DICOM_TAG_MR_ACQUISITION_TYPE = DICOM_TAG(0x0018, 0x0023),
+    DICOM_TAG_SLICE_THICKNESS = DICOM_TAG(0x0018, 0x0050),
+    DICOM_TAG_REPETITION_TIME = DICOM_TAG(0x0018, 0x0080),
+    DICOM_TAG_ECHO_TIME = DICOM_TAG(0x0018, 0x0081),
+    DICOM_TAG_NUMBER_OF_AVERAGES = DICOM_TAG(0x0018, 0x0083),
+    DICOM_TAG_IMAGING_FREQUENCY = DICOM_TAG(0x0018, 0x0084),
+    DICOM_TAG_MAGNETIC_FIELD_STRENGTH = DICOM_TAG(0x0018, 0x0087),
+    DICOM_TAG_SPACING_BETWEEN_SLICES = DICOM_TAG(0x0018, 0x0088),
+    DICOM_TAG_ECHO_TRAIN_LENGTH = DICOM_TAG(0x0018, 0x0091),
+    DICOM_TAG_PROTOCOL_NAME = DICOM_TAG(0x0018, 0x1030),
+    DICOM_TAG_FLIP_ANGLE = DICOM_TAG(0x0018, 0x1314),
+    DICOM_TAG_PATIENT_POSITION = DICOM_TAG(0x0018, 0x5100),
+    DICOM_TAG_BODY_PART_EXAMINED = DICOM_TAG(0x0018, 0x0015),
+    DICOM_TAG_LATERALITY = DICOM_TAG(0x0020, 0x0060),
+    DICOM_TAG_STUDY_INSTANCE_UID = DICOM_TAG(0x0020, 0x000D),
+    DICOM_TAG_SERIES_INSTANCE_UID = DICOM_TAG(0x0020, 0x000E),
+    DICOM_TAG_STUDY_ID = DICOM_TAG(0x0020, 0x0010),
+    DICOM_TAG_SERIES_NUMBER = DICOM_TAG(0x0020, 0x0011),
+    DICOM_TAG_INSTANCE_NUMBER = DICOM_TAG(0x0020, 0x0013),
+    DICOM_TAG_IMAGE_POSITION_PATIENT = DICOM_TAG(0x0020, 0x0032),
+    DICOM_TAG_IMAGE_ORIENTATION_PATIENT = DICOM_TAG(0x0020, 0x0037),
+    DICOM_TAG_FRAME_OF_REFERENCE_UID = DICOM_TAG(0x0020, 0x0052),
+    DICOM_TAG_POSITION_REFERENCE_INDICATOR = DICOM_TAG(0x0020, 0x1040),
+    DICOM_TAG_SLICE_LOCATION = DICOM_TAG(0x0020, 0x1041),
+    DICOM_TAG_SAMPLES_PER_PIXEL = DICOM_TAG(0x0028, 0x0002),
+    DICOM_TAG_PHOTOMETRIC_INTERPRETATION = DICOM_TAG(0x0028, 0x0004),
+    DICOM_TAG_PLANAR_CONFIGURATION = DICOM_TAG(0x0028, 0x0006),
+    DICOM_TAG_NUMBER_OF_FRAMES = DICOM_TAG(0x0028, 0x0008),
+    DICOM_TAG_ROWS = DICOM_TAG(0x0028, 0x0010),
+    DICOM_TAG_COLUMNS = DICOM_TAG(0x0028, 0x0011),
+    DICOM_TAG_PIXEL_SPACING = DICOM_TAG(0x0028, 0x0030),
+    DICOM_TAG_BITS_ALLOCATED = DICOM_TAG(0x0028, 0x0100),
+    DICOM_TAG_BITS_STORED = DICOM_TAG(0x0028, 0x0101),
+    DICOM_TAG_HIGH_BIT = DICOM_TAG(0x0028, 0x0102),
+    DICOM_TAG_PIXEL_REPRESENTATION = DICOM_TAG(0x0028, 0x0103),
+    DICOM_TAG_WINDOW_CENTER = DICOM_TAG(0x0028, 0x1050),
+    DICOM_TAG_WINDOW_WIDTH = DICOM_TAG(0x0028, 0x1051),
+    DICOM_TAG_RESCALE_INTERCEPT = DICOM_TAG(0x0028, 0x1052),
+    DICOM_TAG_RESCALE_SLOPE = DICOM_TAG(0x0028, 0x1053),
+    DICOM_TAG_PIXEL_DATA = DICOM_TAG(0x7FE0, 0x0010),
+    /* Items and delimiters: never dataset elements, only structure in the byte stream. */
+    DICOM_TAG_ITEM = DICOM_TAG(0xFFFE, 0xE000),
+    DICOM_TAG_ITEM_DELIMITATION = DICOM_TAG(0xFFFE, 0xE00D),
+    DICOM_TAG_SEQUENCE_DELIMITATION = DICOM_TAG(0xFFFE, 0xE0DD),
+};
+
+/* The PS3.6 keyword of a tag in onfh's dictionary ("PatientID"), or "" when not there. */
+const char *dicom_tag_keyword(uint32_t tag);
+/* The VR the dictionary gives a tag (the first when it allows two, e.g. OW for PixelData), or 0
+ * when the tag is not in it (private tags, rare attributes). The reader uses it for Implicit VR. */
+uint16_t dicom_dict_vr(uint32_t tag);
+/* 1 if the dictionary allows vr for tag, or does not know the tag. */
+int dicom_dict_vr_allowed(uint32_t tag, uint16_t vr);
+/* "US" from DICOM_VR_US; out must hold 3 bytes. Unprintable VR bytes print as '?'. */
+void dicom_vr_str(uint16_t vr, char out[3]);
+/* 1 for the VRs that take the 4-byte length form in Explicit VR (OB, OD, OF, OL, OV, OW, SQ, SV,
+ * UC, UN, UR, UT, UV; PS3.5 7.1.2), 0 for those with a 2-byte length. */
+int dicom_vr_long_length(uint16_t vr);
+
+// ---------------------------------------------------------------------------------------------
+// The in-memory dataset
+
+typedef struct DicomDataset DicomDataset;
+
+typedef struct DicomFragment {
+    uint8_t *data; /* NULL when length is 0 */
+    uint32_t length;
+} DicomFragment;
+
+typedef struct DicomElement {
+    uint32_t tag;
+    uint16_t vr;
+    /* Reader: 1 when the file gave this SQ (or encapsulated element) an undefined length. The
+     * writer ignores it; DicomWriteOptions decides. */
+    uint8_t undefined_length;
+    uint8_t *value; /* canonical little-endian value bytes; NULL when length is 0 */
+    uint32_t length;
+    DicomDataset **items; /* SQ only: n_items item datasets, owned */
+    uint32_t n_items;
+    DicomFragment *fragments; /* encapsulated pixel data only; [0] is the Basic Offset Table */
+    uint32_t n_fragments;
+} DicomElement;
+
+struct DicomDataset {
+    DicomElement *elements; /* sorted by tag, tags unique */
+    size_t count;
+    size_t cap;
+};
+
+int dicom_dataset_new(DicomDataset **out, Err *e);
+/* Frees the dataset, its values, items (recursively) and fragments. NULL is fine. */
+void dicom_dataset_free(DicomDataset *ds);
+
+/* The element with this tag, or NULL (binary search). */
+const DicomElement *dicom_find(const DicomDataset *ds, uint32_t tag);
+/* Removes the element with this tag if there is one. */
+void dicom_remove(DicomDataset *ds, uint32_t tag);
+
+/* Setters. Each replaces an element with the same tag. Tags of group 0000, 0002 (the file meta
+ * group is written by dicom_write_*), FFFE, odd groups 0001-0007 and FFFF, group lengths
+ * (gggg,0000), and private tags of a block with no private creator are refused. */
+
+/* A string of a text VR (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT), stored without
+ * padding. For VRs that allow several values, s may hold them separated by backslashes; each
+ * value is checked (character repertoire, maximum length, DA/TM/UI syntax). "" is an empty
+ * (type 2) value. */
+int dicom_set_str(DicomDataset *ds, uint32_t tag, uint16_t vr, const char *s, Err *e);
+/* n values joined with backslashes; a value containing a backslash is refused. n = 0 stores an
+ * empty value. */
+int dicom_set_strs(DicomDataset *ds, uint32_t tag, uint16_t vr, const char *const *values, size_t n,
+                   Err *e);
+/* Decimal String: each value printed by %g at the highest precision (up to 16 significant
+ * digits) whose text fits the 16 characters of a DS value; %g drops trailing zeros, so 0.5 is
+ * "0.5" and -0.7071067811865476 is "-0.7071067811865". NaN and infinities are refused. At most
+ * 16 values. */
+int dicom_set_ds(DicomDataset *ds, uint32_t tag, const double *values, size_t n, Err *e);
+/* Integer String: each value within the IS range (-2^31 .. 2^31-1). */
+int dicom_set_is(DicomDataset *ds, uint32_t tag, const long *values, size_t n, Err *e);
+/* Binary numbers, n values each. */
+int dicom_set_us(DicomDataset *ds, uint32_t tag, const uint16_t *values, size_t n, Err *e);
+int dicom_set_ss(DicomDataset *ds, uint32_t tag, const int16_t *values, size_t n, Err *e);
+int dicom_set_ul(DicomDataset *ds, uint32_t tag, const uint32_t *values, size_t n, Err *e);
+int dicom_set_fl(DicomDataset *ds, uint32_t tag, const float *values, size_t n, Err *e);
+int dicom_set_fd(DicomDataset *ds, uint32_t tag, const double *values, size_t n, Err *e);
+/* Raw value bytes of any non-SQ VR, already in canonical little-endian order; len must be a
+ * multiple of the VR's unit (2 for US/SS/OW/AT, 4 for UL/SL/FL/OF/OL, 8 for FD/OD/SV/UV/OV).
+ * Text VRs are not checked here: this is the escape hatch (and the reader's door). */
+int dicom_set_bytes(DicomDataset *ds, uint32_t tag, uint16_t vr, const void *data, size_t len,
+                    Err *e);
+/* Native 16-bit Pixel Data (7FE0,0010) as OW: count samples (rows x columns x samples x frames).
+ * The pixel module attributes (Rows, BitsAllocated 16, ...) are the caller's to set. */
+int dicom_set_pixels16(DicomDataset *ds, const uint16_t *pixels, size_t count, Err *e);
+/* Encapsulated pixel data (VR OB): frags[0] is the Basic Offset Table (may be empty), the rest
+ * the fragments, each of even length. Written as is under RLE Lossless; refused by the writer
+ * under a native transfer syntax. */
+int dicom_set_encapsulated(DicomDataset *ds, uint32_t tag, const DicomFragment *frags, size_t n,
+                           Err *e);
+/* An SQ element with no items (replacing any element with this tag). */
+int dicom_set_sequence(DicomDataset *ds, uint32_t tag, Err *e);
+/* Appends an empty item to the sequence tag (created if absent) and returns it in *item; the
+ * item belongs to ds. */
+int dicom_add_item(DicomDataset *ds, uint32_t tag, DicomDataset **item, Err *e);
+
+/* Private tags (PS3.5 7.8.1). Finds the block of group (odd, 0009..FFFD) reserved by creator, or
+ * reserves the first free one by writing creator as LO at (group,00xx); returns in *tag the tag
+ * (group, xx00 | element_offset) for element_offset in 0x00..0xFF. Example: the first call with
+ * (0x0029, "ONFH SYNTH", 0x10) writes (0029,0010) "ONFH SYNTH" and returns (0029,1010). */
+int dicom_private_tag(DicomDataset *ds, uint16_t group, const char *creator, uint8_t element_offset,
+                      uint32_t *tag, Err *e);
+
+// ---------------------------------------------------------------------------------------------
+// UIDs
+
+#define DICOM_UID_MAX 64
+/* Root of every UID onfh makes: the ITU-T X.667 / ISO 9834-8 UUID arc (PS3.5 B.2). No
+ * registration is needed, and uniqueness rests on the 122 random-looking bits of the UUID. */
+#define DICOM_UID_ROOT "2.25"
+/* onfh's Implementation Class UID (0002,0012) = dicom_uid_from_seed("onfh implementation class
+ * uid"); a unit test checks the two agree. Implementation Version Name (0002,0013): names the
+ * writer's encoding, not the package release; change it when the bytes written change. */
+#define DICOM_IMPLEMENTATION_CLASS_UID "2.25.259052174030082935457724974407852256604"
+#define DICOM_IMPLEMENTATION_VERSION   "ONFH_DICOM_1"
+
+/* UID = "2.25." + the decimal of the 128-bit big-endian integer made from the first 16 bytes of
+ * SHA-256(seed) with the RFC 9562 version-8 and variant bits set (a name-based UUID, as X.667
+ * asks for the 2.25 arc). At most 44 characters; the same seed gives the same UID. */
+void dicom_uid_from_seed(const char *seed, char uid[DICOM_UID_MAX + 1]);
+/* 0 if uid is a valid UID (1-64 characters, digits and dots, no empty component, no leading zero
+ * in a component of more than one digit), else ERR_FORMAT with the reason. e may be NULL. */
+int dicom_uid_check(const char *uid, Err *e);
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+typedef enum DicomTransferSyntax {
+    DICOM_TS_EXPLICIT_LE = 0, /* 1.2.840.10008.1.2.1 */
+    DICOM_TS_IMPLICIT_LE,     /* 1.2.840.10008.1.2 */
+    DICOM_TS_EXPLICIT_BE,     /* 1.2.840.10008.1.2.2 (retired) */
+    DICOM_TS_DEFLATED_LE,     /* 1.2.840.10008.1.2.1.99 */
+    DICOM_TS_RLE,             /* 1.2.840.10008.1.2.5 */
+    DICOM_TS_COUNT
+} DicomTransferSyntax;
+
+const char *dicom_ts_uid(DicomTransferSyntax ts);
+/* Short name for file names and logs: "explicit-le", "implicit-le", "explicit-be", "deflated",
+ * "rle". */
+const char *dicom_ts_name(DicomTransferSyntax ts);
+
+typedef enum DicomFileForm {
+    /* PS3.10 file: 128 zero bytes, "DICM", the file meta group (Explicit VR LE), the data set. */
+    DICOM_FILE_PART10 = 0,
+    /* The meta group and data set with no preamble and no "DICM": what some old tools wrote.
+     * Not conformant; readers must sniff the leading (0002,0000) Explicit VR LE element. */
+    DICOM_FILE_NO_PREAMBLE,
+    /* The bare data set, no meta group (ACR-NEMA style, pydicom's no_meta.dcm): what "without
+     * preamble" mostly means in the wild. Readers must guess the transfer syntax, so only the
+     * three uncompressed ones are allowed. */
+    DICOM_FILE_DATASET_ONLY,
+} DicomFileForm;
+
+typedef struct DicomWriteOptions {
+    DicomTransferSyntax ts;
+    DicomFileForm form;
+    /* 1: every SQ and item gets undefined length and a delimitation item; 0: defined lengths.
+     * Except, in Implicit VR, private sequences (and what they hold), which keep defined lengths
+     * so that a reader without their dictionary need not guess they are sequences. */
+    int undefined_length;
+} DicomWriteOptions;
+
+/* Encodes ds into a new buffer (*data, freed by the caller with mem_free). opt NULL means
+ * Explicit VR LE, Part 10, defined lengths. The file meta takes MediaStorageSOPClassUID and
+ * MediaStorageSOPInstanceUID from SOPClassUID (0008,0016) and SOPInstanceUID (0008,0018), which
+ * must be present unless form is DICOM_FILE_DATASET_ONLY. Under RLE, native Pixel Data is
+ * encoded per frame from Rows, Columns, SamplesPerPixel, BitsAllocated, PlanarConfiguration and
+ * NumberOfFrames. */
+int dicom_write_mem(const DicomDataset *ds, const DicomWriteOptions *opt, uint8_t **data,
+                    size_t *len, Err *e);
+/* dicom_write_mem, then an atomic write to path (temp name + rename). */
+int dicom_write_file(const char *path, const DicomDataset *ds, const DicomWriteOptions *opt,
+                     Err *e);
+
+// ---------------------------------------------------------------------------------------------
+// RLE Lossless (PS3.5 Annex G)
+
+/* Encodes one frame: rows x columns pixels of samples samples of bytes_per_sample bytes, little
+ * endian, interleaved (planar 0: R G B R G B ...) or by plane (planar 1: R R ... G G ... B B).
+ * Output: the 64-byte RLE header (segment count, 15 offsets) and one segment per sample byte,
+ * most significant byte first, each row encoded on its own, each segment padded to even length.
+ * samples x bytes_per_sample must be 1..15. *out is freed with mem_free. */
+int dicom_rle_encode_frame(const uint8_t *frame, uint32_t rows, uint32_t columns, unsigned samples,
+                           unsigned bytes_per_sample, unsigned planar, uint8_t **out, size_t *len,
+                           Err *e);
+
+// ---------------------------------------------------------------------------------------------
+// MR Image Storage
+
+#define DICOM_SOP_CLASS_MR_IMAGE "1.2.840.10008.5.1.4.1.1.4"
+
+/* Everything an MR Image Storage instance carries. dicom_mr_defaults fills the acquisition
+ * fields with a plausible 3 T T1-weighted spin echo and the strings with ""; the caller sets
+ * identity, UIDs, geometry and pixels. Strings are copied; NULL means "". */
+typedef struct DicomMrImage {
+    /* Patient (PS3.3 C.7.1.1) */
+    const char *patient_name;       /* PN, e.g. "SYNTH^P0001" */
+    const char *patient_id;         /* LO */
+    const char *patient_birth_date; /* DA YYYYMMDD or "" */
+    const char *patient_sex;        /* CS: M, F, O or "" */
+    /* Study, series, equipment */
+    const char *study_uid;  /* required */
+    const char *series_uid; /* required */
+    const char *sop_instance_uid;
+    const char *frame_of_reference_uid;
+    const char *study_date; /* DA; also SeriesDate and ContentDate */
+    const char *study_time; /* TM; also SeriesTime and ContentTime */
+    const char *acquisition_date;
+    const char *acquisition_time;
+    const char *study_id; /* SH */
+    const char *accession_number;
+    const char *study_description;
+    const char *series_description;
+    const char *protocol_name;
+    const char *manufacturer;
+    const char *manufacturer_model_name;
+    const char *image_type;         /* CS, backslash separated; default "ORIGINAL\PRIMARY\OTHER" */
+    const char *patient_position;   /* CS; default "HFS" */
+    const char *body_part_examined; /* CS; default "HIP"; "" leaves it out */
+    /* CS: R or L for one hip; "" (the default) when the series covers both, which the IOD
+     * allows for a paired body part of unknown side (type 2C; dciodvfy warns, does not fail). */
+    const char *laterality;
+    long series_number;
+    long instance_number;
+    /* Image plane (C.7.6.2), millimetres, patient coordinates (LPS) */
+    double image_position[3];    /* centre of the first transmitted pixel */
+    double image_orientation[6]; /* row direction cosines, then column direction cosines */
+    double pixel_spacing[2];     /* between rows (vertical), between columns (horizontal) */
+    double slice_thickness;
+    double spacing_between_slices;
+    /* Pixels: MONOCHROME2, BitsAllocated 16, BitsStored 12, HighBit 11, unsigned */
+    uint16_t rows;
+    uint16_t columns;
+    const uint16_t *pixels; /* rows x columns stored values, row by row, each <= 4095 */
+    double rescale_slope;
+    double rescale_intercept;
+    double window_center;
+    double window_width;
+    /* MR acquisition (C.8.3.1) */
+    const char *scanning_sequence;   /* CS: SE, IR, GR, EP, RM */
+    const char *sequence_variant;    /* CS: SK, MTC, SS, TRSS, SP, MP, OSP, NONE */
+    const char *scan_options;        /* CS, may be "" */
+    const char *mr_acquisition_type; /* CS: 2D or 3D */
+    double repetition_time_ms;
+    double echo_time_ms;
+    double inversion_time_ms; /* written when scanning_sequence includes IR */
+    long echo_train_length;
+    double magnetic_field_strength_t;
+    double imaging_frequency_mhz;
+    double flip_angle_deg;
+    double number_of_averages;
+} DicomMrImage;
+
+void dicom_mr_defaults(DicomMrImage *p);
+/* A new dataset holding a complete MR Image Storage instance (SOP class
+ * 1.2.840.10008.5.1.4.1.1.4): the Patient, General Study, General Series, Frame of Reference,
+ * General Equipment, General Acquisition, General Image, Image Plane, Image Pixel, MR Image,
+ * VOI LUT and SOP Common modules, plus Rescale Slope/Intercept. Checks the parameters (UIDs,
+ * a non-zero pixel spacing, unit orientation vectors, pixel values within BitsStored). */
+int dicom_mr_image_new(const DicomMrImage *p, DicomDataset **out, Err *e);
+
+#endif
