@@ -37,9 +37,10 @@ static const char *const exit_codes_text =
  * Arguments shared by commands that take CONFIG: [--run DIR] [--set KEY=VALUE]... */
 
 /* Parses argv[1..] into o. Returns 0, or prints the problem and returns EXIT_USAGE.
- * *help is set when --help was given. o->sets points into a fresh array (free with mem_free). */
-static int parse_options(const Command *c, int argc, char **argv, Options *o, int need_config,
-                         int *help)
+ * *help is set when --help was given. st, when not NULL, is the stage whose flag is accepted.
+ * o->sets points into a fresh array (free with mem_free). */
+static int parse_options(const Command *c, const Stage *st, int argc, char **argv, Options *o,
+                         int need_config, int *help)
 {
     memset(o, 0, sizeof *o);
     *help = 0;
@@ -66,6 +67,10 @@ static int parse_options(const Command *c, int argc, char **argv, Options *o, in
             o->run_dir = a + 6;
         } else if (!strncmp(a, "--set=", 6)) {
             o->sets[o->n_sets++] = (char *)a + 6;
+        } else if (!strcmp(a, "--force")) {
+            o->force = 1;
+        } else if (st && st->flag && !strcmp(a, st->flag)) {
+            o->sets[o->n_sets++] = (char *)st->flag_set;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "onfh %s: unknown option %s (see onfh %s --help)\n", c->name, a,
                     c->name);
@@ -99,11 +104,19 @@ static void open_or_exit(Session *s, const Options *o)
     }
 }
 
-static int run_stage(Session *s, const Stage *st)
+/* Runs one stage on every rank, unless its manifest entry shows it finished with the same
+ * config and untouched outputs (then it is skipped, and says why); --force runs it anyway. */
+static int run_stage(Session *s, const Stage *st, int force)
 {
     Err e = {0};
+    char why[512] = "";
+    if (!force && session_stage_current(s, st->name, why, sizeof why)) {
+        log_info("%s: skipped: %s (--force runs it again)", st->name, why);
+        return EXIT_OK;
+    }
     double t0 = progress_now();
-    log_info("%s: started on %d rank(s)", st->name, rt_size());
+    log_info("%s: started on %d rank(s)%s%s", st->name, rt_size(), force ? "" : ": ",
+             force ? "" : why);
     int rc = st->run(s, &e);
     if (rc && !e.code)
         err_set(&e, rc, "failed without a message (a bug in onfh)");
@@ -122,7 +135,7 @@ static int cmd_run(int argc, char **argv)
 {
     const Command *c = find_command("run");
     Options o;
-    int help, rc = parse_options(c, argc, argv, &o, 1, &help);
+    int help, rc = parse_options(c, NULL, argc, argv, &o, 1, &help);
     if (rc || help) {
         if (help)
             print_command_help(stdout, c);
@@ -134,7 +147,7 @@ static int cmd_run(int argc, char **argv)
     log_info("run %s in %s: config %.12s, %d rank(s), %d stage(s)", config_str(&s.cfg, "run.name"),
              s.run.path, s.config_hash, rt_size(), onfh_n_stages);
     for (int i = 0; i < onfh_n_stages && rc == EXIT_OK; i++)
-        rc = run_stage(&s, &onfh_stages[i]);
+        rc = run_stage(&s, &onfh_stages[i], o.force);
     if (rc == EXIT_OK)
         log_info("run %s: finished; outputs in %s", config_str(&s.cfg, "run.name"), s.run.path);
     session_close(&s);
@@ -165,7 +178,7 @@ static int cmd_config(int argc, char **argv)
         return EXIT_USAGE;
     }
     Options o;
-    int help, rc = parse_options(c, argc - 1, argv + 1, &o, 1, &help);
+    int help, rc = parse_options(c, NULL, argc - 1, argv + 1, &o, 1, &help);
     if (rc || help) {
         if (help)
             print_command_help(stdout, c);
@@ -249,6 +262,7 @@ static const Command commands[] = {
      "                     defaults to the config file's name)\n"
      "  --set KEY=VALUE    override a config key (repeatable), e.g. --set run.seed=7;\n"
      "                     VALUE is YAML, so lists work: --set KEY=[a,b]\n"
+     "  --force            run every stage, even those whose manifest entry is current\n"
      "Writes config.yaml, manifest.json and logs/rank<N>.log in the run directory.\n",
      cmd_run},
     {"config", "show CONFIG [--set KEY=VALUE]... | doc",
@@ -309,9 +323,14 @@ static int cmd_help(int argc, char **argv)
 /* `onfh STAGE CONFIG ...`: one stage on every rank. */
 static int cmd_stage(const Stage *st, int argc, char **argv)
 {
-    Command c = {st->name, "CONFIG [--run DIR] [--set KEY=VALUE]...", st->summary, NULL, NULL};
+    char help_text[512];
+    snprintf(help_text, sizeof help_text,
+             "  --run DIR, --set KEY=VALUE, --force   as for onfh run\n%s%-18s %s\n",
+             st->flag ? "  " : "", st->flag ? st->flag : "", st->flag ? st->flag_doc : "");
+    Command c = {st->name, "CONFIG [--run DIR] [--set KEY=VALUE]... [--force]", st->summary,
+                 help_text, NULL};
     Options o;
-    int help, rc = parse_options(&c, argc, argv, &o, 1, &help);
+    int help, rc = parse_options(&c, st, argc, argv, &o, 1, &help);
     if (rc || help) {
         if (help)
             print_command_help(stdout, &c);
@@ -320,7 +339,7 @@ static int cmd_stage(const Stage *st, int argc, char **argv)
     }
     Session s;
     open_or_exit(&s, &o);
-    rc = run_stage(&s, st);
+    rc = run_stage(&s, st, o.force);
     session_close(&s);
     mem_free(o.sets);
     rt_exit(rc);

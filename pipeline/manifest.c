@@ -287,3 +287,49 @@ int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e)
 {
     return rewrite(rundir, NULL, NULL, rec, e);
 }
+
+int manifest_stage_current(const char *rundir, const char *stage, const char *section_hash,
+                           char *why, size_t why_cap)
+{
+    char path[4200], *text = NULL;
+    size_t len;
+    JsonValue *m = NULL;
+    Err e = {0};
+    int current = 0;
+    snprintf(path, sizeof path, "%s/manifest.json", rundir);
+    snprintf(why, why_cap, "no record of a finished %s", stage);
+    if (!file_exists(path) || file_read_all(path, &text, &len, &e) ||
+        json_parse(text, len, path, &m, &e))
+        goto out;
+    const JsonValue *entry = json_get(json_get(m, "stages"), stage);
+    if (!entry)
+        goto out;
+    const char *recorded = json_get_string(entry, "section_sha256");
+    if (!recorded || strcmp(recorded, section_hash)) {
+        snprintf(why, why_cap, "its config changed since it last ran");
+        goto out;
+    }
+    const JsonValue *outs = json_get(entry, "outputs");
+    for (size_t i = 0; outs && outs->type == JSON_ARRAY && i < outs->n; i++) {
+        const char *p = json_get_string(&outs->items[i], "path");
+        const char *want = json_get_string(&outs->items[i], "sha256");
+        char full[8192], hex[65];
+        uint64_t bytes, files;
+        if (!p || !want)
+            goto out;
+        if (p[0] == '/')
+            snprintf(full, sizeof full, "%s", p);
+        else
+            snprintf(full, sizeof full, "%s/%s", rundir, p);
+        if (manifest_hash_path(full, hex, &bytes, &files, &e) || strcmp(hex, want)) {
+            snprintf(why, why_cap, "its output %s changed or is missing", p);
+            goto out;
+        }
+    }
+    current = 1;
+    snprintf(why, why_cap, "finished before with the same config and outputs");
+out:
+    mem_free(text);
+    json_value_free(m);
+    return current;
+}

@@ -38,6 +38,12 @@ int manifest_update_run(const char *rundir, const char *run_name, const char *co
 /* Adds or replaces one stage's entry, hashing its inputs and outputs now. */
 int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e);
 
+/* 1 when the manifest has an entry for stage with this section hash and every output it lists
+ * still has its recorded SHA-256 (so the stage need not run again), else 0. A missing or
+ * unreadable manifest counts as not current; *why receives a short reason for the log. */
+int manifest_stage_current(const char *rundir, const char *stage, const char *section_hash,
+                           char *why, size_t why_cap);
+
 /* SHA-256 of a file, or of a directory tree as described above; files counts the files. */
 int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t *files, Err *e);
 

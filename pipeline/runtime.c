@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util/mem.h"
 #include "lib/util/mpicheck.h"
 
 static struct {
@@ -129,6 +130,69 @@ void rt_share(uint64_t n, uint64_t *begin, uint64_t *end)
     uint64_t base = n / size, extra = n % size;
     *begin = rank * base + (rank < extra ? rank : extra);
     *end = *begin + base + (rank < extra ? 1 : 0);
+}
+
+int rt_gather_text(const char *mine, size_t len, char **all, size_t *all_len, Err *e)
+{
+    *all = NULL;
+    *all_len = 0;
+    if (!rt.mpi || rt.size == 1) {
+        *all = mem_alloc(len + 1);
+        if (!*all)
+            return err_set(e, ERR_NOMEM, "out of memory gathering %zu bytes", len);
+        memcpy(*all, mine, len);
+        (*all)[len] = '\0';
+        *all_len = len;
+        return 0;
+    }
+    /* Every failure below is agreed before the next collective, so no rank is left waiting
+     * in MPI_Gatherv for a rank that gave up. MPI counts are int: more than 2 GiB is refused. */
+    Err local = {0}; /* rt_agree reads the code: start clean whatever the caller's Err holds */
+    int n = len > (size_t)INT32_MAX ? -1 : (int)len, rc = 0;
+    int *counts = rt.rank == 0 ? mem_calloc((size_t)rt.size, sizeof *counts) : NULL;
+    int *displs = rt.rank == 0 ? mem_calloc((size_t)rt.size, sizeof *displs) : NULL;
+    if (rt.rank == 0 && (!counts || !displs))
+        rc = err_set(&local, ERR_NOMEM, "out of memory gathering text");
+    if (!rt_all_ok(rc == 0)) {
+        rc = rc ? rc : err_set(&local, ERR_NOMEM, "rank 0 ran out of memory gathering text");
+        goto out;
+    }
+    if ((rc = MPI_CALL(&local, MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD))))
+        goto out;
+    if (rt.rank == 0) {
+        size_t total = 0;
+        for (int r = 0; r < rt.size && !rc; r++) {
+            if (counts[r] < 0)
+                rc = err_set(&local, ERR_INTERNAL, "rank %d has over 2 GiB of text to gather", r);
+            displs[r] = (int)total;
+            total += (size_t)(counts[r] > 0 ? counts[r] : 0);
+        }
+        if (!rc && total > (size_t)INT32_MAX)
+            rc = err_set(&local, ERR_INTERNAL, "%zu bytes of text is too much to gather", total);
+        if (!rc && !(*all = mem_alloc(total + 1)))
+            rc = err_set(&local, ERR_NOMEM, "out of memory gathering %zu bytes", total);
+        if (!rc) {
+            (*all)[total] = '\0';
+            *all_len = total;
+        }
+    }
+    if (rt_agree(&local)) {
+        rc = local.code;
+        goto out;
+    }
+    rc = MPI_CALL(
+        &local, MPI_Gatherv(mine, n, MPI_CHAR, *all, counts, displs, MPI_CHAR, 0, MPI_COMM_WORLD));
+out:
+    mem_free(counts);
+    mem_free(displs);
+    if (rc) {
+        mem_free(*all);
+        *all = NULL;
+        *all_len = 0;
+        if (e)
+            *e = local;
+    }
+    return rc;
 }
 
 int rt_all_ok(int ok)

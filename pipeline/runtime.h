@@ -50,6 +50,11 @@ void rt_log(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 
  * ranks taking one more: the one way work is divided among ranks (series, resamples, ...). */
 void rt_share(uint64_t n, uint64_t *begin, uint64_t *end);
 
+/* Collective: rank 0 receives every rank's text concatenated in rank order (*all, *all_len;
+ * free with mem_free); other ranks get NULL. With contiguous shares (rt_share) this puts rows
+ * back in item order, so files rank 0 writes do not depend on the rank count. */
+int rt_gather_text(const char *mine, size_t len, char **all, size_t *all_len, Err *e);
+
 /* Collective: 1 when ok is non-zero on every rank. The way ranks agree to stop together. */
 int rt_all_ok(int ok);
 /* Collective: the error of the lowest rank that failed (code 0 when none did), copied into e on

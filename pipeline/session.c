@@ -8,6 +8,7 @@
 #include "lib/util/fileio.h"
 #include "lib/util/mem.h"
 #include "lib/util/mpicheck.h"
+#include "lib/util/sha256.h"
 #include "pipeline/config_keys.h"
 #include "pipeline/manifest.h"
 #include "pipeline/runtime.h"
@@ -159,4 +160,53 @@ void session_close(Session *s)
     rundir_close(&s->run);
     rt_set_exit_hook(NULL, NULL);
     config_free(&s->cfg);
+}
+
+int session_section_hash(const Session *s, const char *stage, char hex[65], Err *e)
+{
+    char *section = NULL, seed[64];
+    int rc = config_to_yaml(&s->cfg, stage, &section, e);
+    if (rc)
+        return rc;
+    snprintf(seed, sizeof seed, "run.seed: %lld\n", (long long)config_int(&s->cfg, "run.seed"));
+    Sha256 h;
+    uint8_t digest[32];
+    sha256_init(&h);
+    sha256_update(&h, seed, strlen(seed));
+    sha256_update(&h, section, strlen(section));
+    sha256_final(&h, digest);
+    sha256_to_hex(digest, hex);
+    mem_free(section);
+    return 0;
+}
+
+int session_stage_current(const Session *s, const char *stage, char *why, size_t why_cap)
+{
+    int current = 0;
+    char hex[65];
+    Err e = {0};
+    if (rt_rank() == 0) {
+        if (session_section_hash(s, stage, hex, &e) == 0)
+            current = manifest_stage_current(s->run.path, stage, hex, why, why_cap);
+        else
+            snprintf(why, why_cap, "%s", e.msg);
+    }
+    if (rt_mpi_active() && rt_size() > 1)
+        MPI_Bcast(&current, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return current;
+}
+
+int session_record_stage(const Session *s, const char *stage, const char *const *inputs,
+                         int n_inputs, const char *const *outputs, int n_outputs, double wall_s,
+                         Err *e)
+{
+    if (rt_rank() != 0)
+        return 0;
+    char hex[65];
+    int rc = session_section_hash(s, stage, hex, e);
+    if (rc)
+        return rc;
+    StageRecord rec = {stage,          inputs, n_inputs,  outputs, n_outputs,
+                       s->config_hash, hex,    rt_size(), wall_s};
+    return manifest_record_stage(s->run.path, &rec, e);
 }

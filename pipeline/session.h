@@ -19,6 +19,7 @@ typedef struct Options {
     const char *run_dir; /* --run DIR, or NULL */
     char **sets;         /* --set KEY=VALUE, in order */
     int n_sets;
+    int force; /* --force: run stages even when their manifest entry is current */
 } Options;
 
 typedef struct Session {
@@ -31,6 +32,17 @@ typedef struct Session {
 /* Steps 1-2 only (also for `onfh config show`, which needs no run directory). */
 int session_load_config(Config *cfg, const Options *o, Err *e);
 int session_open(Session *s, const Options *o, Err *e);
+/* SHA-256 deciding whether a stage must run again: of run.seed and the stage's config section. */
+int session_section_hash(const Session *s, const char *stage, char hex[65], Err *e);
+/* Collective: 1 on every rank when rank 0 finds the stage's manifest entry current (see
+ * manifest_stage_current); why gets the reason either way. */
+int session_stage_current(const Session *s, const char *stage, char *why, size_t why_cap);
+/* Rank 0: records the stage's manifest entry (hashing inputs and outputs, paths relative to
+ * the run directory); other ranks return 0. */
+int session_record_stage(const Session *s, const char *stage, const char *const *inputs,
+                         int n_inputs, const char *const *outputs, int n_outputs, double wall_s,
+                         Err *e);
+
 /* Releases the lock and frees the config (every rank). */
 void session_close(Session *s);
 

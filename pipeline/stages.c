@@ -3,7 +3,7 @@
 #include "pipeline/stages.h"
 
 const Stage onfh_stages[] = {
-    {NULL, NULL, NULL}, /* sentinel: C has no empty arrays */
+    {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 
 const int onfh_n_stages = (int)(sizeof onfh_stages / sizeof onfh_stages[0]) - 1;

@@ -10,6 +10,10 @@ typedef struct Stage {
     const char *name;               /* subcommand and config section */
     const char *summary;            /* one line for --help */
     int (*run)(Session *s, Err *e); /* collective; records its manifest entry on success */
+    /* An optional command-line flag of `onfh NAME`, a shorthand for a --set: */
+    const char *flag;     /* e.g. "--preview" */
+    const char *flag_set; /* e.g. "synth.preview=true" */
+    const char *flag_doc;
 } Stage;
 
 extern const Stage onfh_stages[];

@@ -325,6 +325,10 @@ typedef struct DicomWriteOptions {
      * Except, in Implicit VR, private sequences (and what they hold), which keep defined lengths
      * so that a reader without their dictionary need not guess they are sequences. */
     int undefined_length;
+    /* NULL, or a TransferSyntaxUID to put in the file meta instead of ts's own while the data set
+     * is still encoded as ts: how test data makes a file in a syntax a reader must refuse
+     * (e.g. MPEG-2, 1.2.840.10008.1.2.4.100). Must be a valid UID. */
+    const char *meta_ts_uid;
 } DicomWriteOptions;
 
 /* Encodes ds into a new buffer (*data, freed by the caller with mem_free). opt NULL means

@@ -374,7 +374,7 @@ static int meta_uid(const DicomDataset *ds, uint32_t tag, char out[DICOM_UID_MAX
 }
 
 /* Appends the group length element and the meta group to out. */
-static int put_meta(DicomBuf *out, const DicomDataset *ds, DicomTransferSyntax ts, Err *e)
+static int put_meta(DicomBuf *out, const DicomDataset *ds, const char *meta_ts, Err *e)
 {
     char sop_class[DICOM_UID_MAX + 1];
     char sop_instance[DICOM_UID_MAX + 1];
@@ -394,8 +394,8 @@ static int put_meta(DicomBuf *out, const DicomDataset *ds, DicomTransferSyntax t
         rc = dicom__set_value(&meta, DICOM_TAG(0x0002, 0x0003), DICOM_VR_UI, sop_instance,
                               strlen(sop_instance), e);
     if (!rc)
-        rc = dicom__set_value(&meta, DICOM_TAG(0x0002, 0x0010), DICOM_VR_UI, dicom_ts_uid(ts),
-                              strlen(dicom_ts_uid(ts)), e);
+        rc = dicom__set_value(&meta, DICOM_TAG(0x0002, 0x0010), DICOM_VR_UI, meta_ts,
+                              strlen(meta_ts), e);
     if (!rc)
         rc = dicom__set_value(&meta, DICOM_TAG(0x0002, 0x0012), DICOM_VR_UI,
                               DICOM_IMPLEMENTATION_CLASS_UID,
@@ -514,7 +514,10 @@ int dicom_write_mem(const DicomDataset *ds, const DicomWriteOptions *opt, uint8_
         dicom__buf_put(&out, "DICM", 4);
     }
     if (opt->form != DICOM_FILE_DATASET_ONLY) {
-        rc = put_meta(&out, ds, ts, e);
+        const char *meta_ts = opt->meta_ts_uid ? opt->meta_ts_uid : dicom_ts_uid(ts);
+        rc = dicom_uid_check(meta_ts, e);
+        if (!rc)
+            rc = put_meta(&out, ds, meta_ts, e);
         if (rc)
             goto out;
     }

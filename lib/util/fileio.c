@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -203,6 +204,47 @@ int file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int file_write(const char *path, const void *data, size_t len, Err *e)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_set(e, ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (write_all(fd, data, len) != 0) {
+        int saved = errno;
+        close(fd);
+        unlink(path);
+        return err_set(e, ERR_IO, "%s: write failed: %s", path, strerror(saved));
+    }
+    if (close(fd) != 0) {
+        unlink(path);
+        return err_set(e, ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+int dir_remove_tree(const char *path, Err *e)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0
+                               : err_set(e, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) == 0
+                   ? 0
+                   : err_set(e, ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    /* FTW_DEPTH: children before their directory; FTW_PHYS: never follow links. */
+    if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
+        return err_set(e, ERR_IO, "%s: cannot remove the tree: %s", path, strerror(errno));
+    return 0;
 }
 
 int dir_exists(const char *path)

@@ -13,6 +13,12 @@
 /* Reads a whole file; *data is NUL-terminated (not counted in *len); free with mem_free. */
 int file_read_all(const char *path, char **data, size_t *len, Err *e);
 int file_write_atomic(const char *path, const void *data, size_t len, Err *e);
+/* A plain write (create or truncate, no fsync): for the many files of a directory that is
+ * itself written under a temporary name and renamed into place when complete. */
+int file_write(const char *path, const void *data, size_t len, Err *e);
+/* Removes a directory and everything under it (symbolic links are removed, not followed). A
+ * path that does not exist is fine. */
+int dir_remove_tree(const char *path, Err *e);
 /* Creates a directory and its parents (mode 0777 & ~umask); existing directories are fine. */
 int dir_create(const char *path, Err *e);
 int file_exists(const char *path);

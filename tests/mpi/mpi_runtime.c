@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util/mem.h"
 #include "pipeline/runtime.h"
 
 static int n_check;
@@ -74,6 +75,28 @@ int main(int argc, char **argv)
     Err none = {0};
     check(rt_agree(&none) == 0 && none.code == 0, "rt_agree with no error");
     check(rt_all_ok(rt_rank() != last) == 0 && rt_all_ok(1) == 1, "rt_all_ok");
+
+    /* rt_gather_text: rank r contributes r lines (rank 0 none), rank 0 gets them in order */
+    char mine_text[256] = "", *all;
+    size_t all_len;
+    for (int k = 0; k < rt_rank(); k++)
+        snprintf(mine_text + strlen(mine_text), sizeof mine_text - strlen(mine_text), "r%d.%d\n",
+                 rt_rank(), k);
+    Err ge = {0};
+    int grc = rt_gather_text(mine_text, strlen(mine_text), &all, &all_len, &ge);
+    int gathered = grc == 0;
+    if (rt_rank() == 0) {
+        char expect_all[1024] = "";
+        for (int r = 0; r < rt_size(); r++)
+            for (int k = 0; k < r; k++)
+                snprintf(expect_all + strlen(expect_all), sizeof expect_all - strlen(expect_all),
+                         "r%d.%d\n", r, k);
+        gathered = gathered && all && all_len == strlen(expect_all) && !strcmp(all, expect_all);
+    } else {
+        gathered = gathered && all == NULL;
+    }
+    mem_free(all);
+    check(gathered, "rt_gather_text puts every rank's text in rank order on rank 0");
 
     if (argc > 2) { /* a directory for rank logs */
         rt_open_rank_log(argv[2], &e);

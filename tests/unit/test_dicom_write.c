@@ -1217,6 +1217,32 @@ static void test_deflate_round_trip(void **state)
     dicom_dataset_free(ds);
 }
 
+/* meta_ts_uid names another syntax in the meta (fault files for readers to refuse) while the
+ * data set keeps its own encoding; a malformed UID is refused. */
+static void test_meta_ts_uid_override(void **state)
+{
+    (void)state;
+    DicomDataset *ds = nested_sampler();
+    set_sop(ds, "1.2.3", "1.2.3.4");
+    uint8_t *file, *plain;
+    size_t len, plain_len;
+    Err e = {0};
+    DicomWriteOptions opt = {.ts = DICOM_TS_EXPLICIT_LE};
+    assert_int_equal(dicom_write_mem(ds, &opt, &plain, &plain_len, &e), ERR_OK);
+    opt.meta_ts_uid = "1.2.840.10008.1.2.4.100";
+    assert_int_equal(dicom_write_mem(ds, &opt, &file, &len, &e), ERR_OK);
+    /* 4 more bytes of UID: "1.2.840.10008.1.2.4.100" (23, padded to 24) vs "...1.2.1" (19 -> 20) */
+    assert_int_equal(len, plain_len + 4);
+    assert_non_null(memmem(file, 300, "1.2.840.10008.1.2.4.100", 23));
+    assert_memory_equal(file + len - 64, plain + plain_len - 64, 64); /* same data set */
+    mem_free(file);
+    mem_free(plain);
+    opt.meta_ts_uid = "1.2.840.10008.01";
+    assert_int_equal(dicom_write_mem(ds, &opt, &file, &len, &e), ERR_FORMAT);
+    assert_null(file);
+    dicom_dataset_free(ds);
+}
+
 static void test_file_forms(void **state)
 {
     (void)state;
@@ -1564,6 +1590,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rle_encapsulation),
         cmocka_unit_test(test_deflate_round_trip),
         cmocka_unit_test(test_file_forms),
+        cmocka_unit_test(test_meta_ts_uid_override),
         cmocka_unit_test(test_write_file),
         cmocka_unit_test(test_mr_image_attributes),
         cmocka_unit_test(test_mr_image_refuses_bad_parameters),

@@ -30,34 +30,11 @@ static int make_tmpdir(void **state)
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-/* rm -r of the test directory, written out so the test needs no shell. */
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return -1;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d)
-            return -1;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                continue;
-            char child[4500];
-            snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
-
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    return remove_tree(tmpdir);
+    Err e = {0};
+    return dir_remove_tree(tmpdir, &e); /* itself checked by test_write_plain_and_remove_tree */
 }
 
 static void join(char *out, size_t size, const char *name)
@@ -224,6 +201,39 @@ static void test_dir_create_nested(void **state)
     assert_int_equal(mem_bytes_in_use(), base);
 }
 
+/* file_write creates or truncates; dir_remove_tree removes a tree with files, empty directories
+ * and a symbolic link without following the link; a missing path is fine. */
+static void test_write_plain_and_remove_tree(void **state)
+{
+    (void)state;
+    char top[4200], path[4400], outside[4200], link_path[4400];
+    Err e = {0};
+    join(top, sizeof top, "tree");
+    join(outside, sizeof outside, "outside.txt");
+    snprintf(path, sizeof path, "%s/a/b", top);
+    assert_int_equal(dir_create(path, &e), ERR_OK);
+    snprintf(path, sizeof path, "%s/a/b/f.dcm", top);
+    assert_int_equal(file_write(path, "longer text", 11, &e), ERR_OK);
+    assert_int_equal(file_write(path, "short", 5, &e), ERR_OK); /* truncates */
+    char *back;
+    size_t len;
+    assert_int_equal(file_read_all(path, &back, &len, &e), ERR_OK);
+    assert_int_equal(len, 5);
+    assert_string_equal(back, "short");
+    mem_free(back);
+    snprintf(path, sizeof path, "%s/empty", top);
+    assert_int_equal(dir_create(path, &e), ERR_OK);
+    assert_int_equal(file_write_atomic(outside, "keep", 4, &e), ERR_OK);
+    snprintf(link_path, sizeof link_path, "%s/a/link", top);
+    assert_int_equal(symlink(outside, link_path), 0);
+    assert_int_equal(dir_remove_tree(top, &e), ERR_OK);
+    assert_false(dir_exists(top));
+    assert_true(file_exists(outside)); /* the link was removed, not followed */
+    assert_int_equal(dir_remove_tree(top, &e), ERR_OK);
+    assert_int_equal(file_write("/nonexistent/dir/f", "x", 1, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, "/nonexistent/dir/f"));
+}
+
 static void test_allocation_failures(void **state)
 {
     (void)state;
@@ -256,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_rename_failure_removes_temp),
         cmocka_unit_test(test_read_errors),
         cmocka_unit_test(test_dir_create_nested),
+        cmocka_unit_test(test_write_plain_and_remove_tree),
         cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -200,6 +200,17 @@ static void test_manifest(void **state)
     assert_int_equal(json_get(m, "stages")->n, 2);
     json_value_free(m);
 
+    /* current: same section hash and untouched outputs; anything else says why not */
+    char why[256];
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why), 1);
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec8", why, sizeof why), 0);
+    assert_string_equal(why, "its config changed since it last ran");
+    assert_int_equal(manifest_stage_current(dir, "train", "5ec7", why, sizeof why), 0);
+    assert_string_equal(why, "no record of a finished train");
+    put(dir, "out.h5", "DATA");
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why), 0);
+    assert_string_equal(why, "its output out.h5 changed or is missing");
+
     /* not a manifest: refused, not overwritten */
     put(dir, "manifest.json", "{\"format\": \"something-else\"}");
     assert_int_equal(manifest_record_stage(dir, &rec, &e), ERR_FORMAT);
