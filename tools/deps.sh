@@ -10,7 +10,7 @@ group=${1:-build}
 
 build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev"
 test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom"
-bench="$build coreutils"
+bench="$build coreutils bc python3-pydicom python3-numpy"
 
 case "$group" in
 build) want=$build ;;
