@@ -1066,12 +1066,15 @@ static void scene_build(Scene *s, const SynthAnatomy *a)
 {
     s->n = 0;
     memcpy(s->signal, label_signal, sizeof s->signal);
+    /* synth.lesion_contrast: lesion and band signals move towards marrow as it falls. */
+    double contrast = clampd(a->lesion_contrast, 0, 1);
     for (int h = 0; h < 2; h++) {
         head_setup(&s->head[h], &a->hip[h], h);
         double in = clampd(a->hip[h].lesion.interior, 0, 1.2);
         if (a->hip[h].lesion.present)
-            s->signal[h ? L_LESION1 : L_LESION0] = in * SIG_MARROW;
+            s->signal[h ? L_LESION1 : L_LESION0] = SIG_MARROW * (1 - contrast * (1 - in));
     }
+    s->signal[L_BAND] = SIG_MARROW - contrast * (SIG_MARROW - label_signal[L_BAND]);
     /* Pelvis frame: origin between the heads, turned by the tilt about y. */
     double tilt = deg(clampd(a->pelvis_tilt_deg, -20, 20));
     s->pf.o = v3(0.5 * (a->hip[0].head_center[0] + a->hip[1].head_center[0]),
@@ -1148,6 +1151,7 @@ void anatomy_draw(SynthAnatomy *a, Philox *rng)
     a->bladder[1] = 26 + 14 * fill + 2 * philox_normal(rng);
     a->bladder[2] = 18 + 22 * fill + 2 * philox_normal(rng);
     a->detail_seed = philox_u64(rng);
+    a->lesion_contrast = 1.0;
 }
 
 void anatomy_default_slice(const SynthAnatomy *a, int rows, int columns, double y_mm,
@@ -1188,7 +1192,7 @@ static int anatomy_same(const SynthAnatomy *a, const SynthAnatomy *b)
             return 0;
     }
     return SAME(body_half_width) && SAME(body_half_depth) && SAME(fat_mm) &&
-           SAME(pelvis_tilt_deg) && SAME(bladder) && SAME(detail_seed);
+           SAME(pelvis_tilt_deg) && SAME(bladder) && SAME(detail_seed) && SAME(lesion_contrast);
 }
 #undef SAME
 

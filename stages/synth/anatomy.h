@@ -47,6 +47,8 @@ typedef struct SynthAnatomy {
     double bladder[3];      /* bladder semi-axes x, y, z in mm (its filling; 0: empty). A
                                cohort may change it from visit to visit. */
     uint64_t detail_seed;   /* bowel loops: a Philox key, so the same anatomy paints the same */
+    double lesion_contrast; /* 0..1: how far lesion and band signals stand from marrow; 1 (what
+                               anatomy_draw sets) is the textbook appearance, smaller is harder */
 } SynthAnatomy;
 
 /* T1 signal of the tissues relative to fat (1.0), before the scanner's scale. */

@@ -201,29 +201,95 @@ static void head_slices(const CohortPatient *pt, int h, int n_slices, int *first
         }
 }
 
-/* Places a lesion in hip h cutting exactly slices [j0, j0 + k) of the baseline stack. */
-static int place_lesion(CohortPatient *pt, int h, int j0, int k, int stage, Philox *rng)
+/* The y extent [*lo, *hi] of the planes that cut hip h's lesion (the lesion clipped to the
+ * head, as the anatomy paints it), found by bisection from y_in, a plane that cuts it. */
+static void lesion_y_extent(const SynthAnatomy *a, int h, double y_in, double *lo, double *hi)
+{
+    double r = a->hip[h].head_radius;
+    for (int side = 0; side < 2; side++) {
+        double in = y_in, out = side ? y_in + 2 * r : y_in - 2 * r;
+        for (int it = 0; it < 60; it++) {
+            double mid = 0.5 * (in + out);
+            if (anatomy_plane_cuts_lesion(a, h, mid))
+                in = mid;
+            else
+                out = mid;
+        }
+        *(side ? hi : lo) = in;
+    }
+}
+
+/* 1 when exactly the baseline planes j0..j0+k-1 cut hip h's lesion. */
+static int lesion_cuts_exactly(const CohortPatient *pt, int h, int j0, int k, int n_slices)
+{
+    for (int s = 0; s < n_slices; s++) {
+        int cuts = anatomy_plane_cuts_lesion(&pt->visits[0].anatomy, h, cohort_slice_y(pt, 0, s));
+        if (cuts != (s >= j0 && s < j0 + k))
+            return 0;
+    }
+    return 1;
+}
+
+/* The subchondral form, as ONFH looks on T1: a necrotic segment under the head's superior
+ * surface, bounded below by a curved low-signal band. The ellipsoid is centred so its top
+ * reaches past the marrow surface, and the anatomy clips it to the head; its y radius and centre
+ * are then adjusted until the planes that cut the clipped lesion are exactly j0..j0+k-1. 0 when
+ * that cannot be met (the caller falls back to a lesion wholly inside the head). */
+static int place_subchondral(CohortPatient *pt, int h, int j0, int k, int n_slices)
+{
+    SynthAnatomy *a = &pt->visits[0].anatomy;
+    SynthHip *hip = &a->hip[h];
+    SynthLesion *l = &hip->lesion;
+    double marrow_r = hip->head_radius - hip->cortex_mm;
+    double t_lo = cohort_slice_y(pt, 0, j0) - 0.5 * pt->spacing;
+    double t_hi = cohort_slice_y(pt, 0, j0 + k - 1) + 0.5 * pt->spacing;
+    double rz_out = l->radii[2] + l->band_mm;
+    l->center[2] = hip->head_center[2] + marrow_r - 0.6 * rz_out;
+    l->center[1] = 0.5 * (t_lo + t_hi);
+    l->radii[1] = 0.5 * (t_hi - t_lo);
+    for (int it = 0; it < 40; it++) {
+        double lo, hi;
+        if (!anatomy_plane_cuts_lesion(a, h, l->center[1]))
+            return 0;
+        lesion_y_extent(a, h, l->center[1], &lo, &hi);
+        if (fabs(lo - t_lo) < 0.05 * pt->spacing && fabs(hi - t_hi) < 0.05 * pt->spacing)
+            break;
+        double grow = (t_hi - t_lo) / (hi - lo);
+        l->center[1] += 0.5 * ((t_lo + t_hi) - (lo + hi));
+        l->radii[1] = fmax(0.2, (l->radii[1] + l->band_mm) * grow - l->band_mm);
+    }
+    return lesion_cuts_exactly(pt, h, j0, k, n_slices);
+}
+
+/* Places a lesion in hip h cutting exactly slices [j0, j0 + k) of the baseline stack:
+ * subchondral when that can be met exactly, else wholly inside the head. */
+static int place_lesion(CohortPatient *pt, int h, int j0, int k, int stage, int n_slices,
+                        Philox *rng)
 {
     SynthHip *hip = &pt->visits[0].anatomy.hip[h];
     SynthLesion *l = &hip->lesion;
     double r = hip->head_radius;
     double y_first = cohort_slice_y(pt, 0, j0), y_last = cohort_slice_y(pt, 0, j0 + k - 1);
-    /* Half-way between slice planes at both ends: planes j0..j0+k-1 cut, their neighbours not. */
     double size = stage >= STAGE_IIIA ? 0.55 : stage == STAGE_II ? 0.47 : 0.38;
     l->present = 1;
     l->center[0] = hip->head_center[0] + (h == 0 ? -1 : 1) * uniform(rng, -0.08, 0.12) * r;
-    l->center[1] = 0.5 * (y_first + y_last);
-    l->center[2] = hip->head_center[2] + uniform(rng, 0.22, 0.34) * r; /* superior */
-    /* The outer surface (segment plus band) spans exactly the planes j0..j0+k-1 in y. */
     double half = 0.5 * k * pt->spacing;
     l->band_mm = fmin(uniform(rng, 1.2, 2.2), 0.4 * half);
     l->radii[0] = size * r * uniform(rng, 0.9, 1.1);
-    l->radii[1] = half - l->band_mm;
     l->radii[2] = 0.8 * size * r * uniform(rng, 0.9, 1.1);
     l->interior = uniform(rng, 0.45, 0.95);
     l->collapse_mm = stage == STAGE_IIIB   ? uniform(rng, 2.2, 3.5)
                      : stage == STAGE_IIIA ? uniform(rng, 0.6, 1.8)
                                            : 0.0;
+    SynthLesion drawn = *l;
+    if (place_subchondral(pt, h, j0, k, n_slices))
+        return 1;
+    /* Wholly inside: the outer surface (segment plus band) spans exactly the planes
+     * j0..j0+k-1 in y, half-way between planes at both ends. */
+    *l = drawn;
+    l->center[1] = 0.5 * (y_first + y_last);
+    l->center[2] = hip->head_center[2] + uniform(rng, 0.22, 0.34) * r; /* superior */
+    l->radii[1] = half - l->band_mm;
     /* ONFH lesions are subchondral: when the head is tight, the band may reach the cortex. */
     return fit_lesion(hip, 1.0) || fit_lesion(hip, 0.0);
 }
@@ -243,9 +309,13 @@ static int baseline_stage(int progresses, Philox *rng)
 static void progress_hip(SynthHip *hip, int stage0, double t, double final_collapse, int *stage)
 {
     SynthLesion *l = &hip->lesion;
+    /* A subchondral lesion (reaching past the marrow surface) is clipped by the head as it
+     * grows; one wholly inside is kept inside. */
+    int inside = lesion_fits(hip, 0.0);
     l->radii[0] *= 1.0 + 0.25 * t;
     l->radii[2] *= 1.0 + 0.25 * t;
-    fit_lesion(hip, 1.0);
+    if (inside)
+        fit_lesion(hip, 0.0);
     double collapse = l->collapse_mm + t * (final_collapse - l->collapse_mm);
     if (collapse > l->collapse_mm)
         l->collapse_mm = collapse;
@@ -270,6 +340,7 @@ int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
 
     SynthAnatomy *a0 = &pt->visits[0].anatomy;
     anatomy_draw(a0, &rng);
+    a0->lesion_contrast = p->lesion_contrast;
     pt->primary_hip = (int)philox_below(&rng, 2);
     int second = 1 - pt->primary_hip;
     pt->affected[pt->primary_hip] = 1;
@@ -326,7 +397,7 @@ int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
     int j0 = f + edge +
              (int)philox_below(&rng, (uint32_t)(room - 2 * edge < 2 ? room - 2 * edge + 1 : 3));
     stage0[pt->primary_hip] = baseline_stage(plan->progresses[i][0], &rng);
-    if (!place_lesion(pt, pt->primary_hip, j0, k, stage0[pt->primary_hip], &rng))
+    if (!place_lesion(pt, pt->primary_hip, j0, k, stage0[pt->primary_hip], n, &rng))
         return err_set(e, ERR_INTERNAL, "patient %d: the lesion does not fit the head", i);
     if (plan->bilateral[i]) {
         int f2, l2;
@@ -339,7 +410,7 @@ int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
             return err_set(e, ERR_INTERNAL, "patient %d: no room for a second lesion", i);
         int k2 = span > 3 ? span - (int)philox_below(&rng, (uint32_t)(span / 3 + 1)) : span;
         stage0[second] = baseline_stage(plan->progresses[i][1], &rng);
-        if (!place_lesion(pt, second, lo2, k2, stage0[second], &rng))
+        if (!place_lesion(pt, second, lo2, k2, stage0[second], n, &rng))
             return err_set(e, ERR_INTERNAL, "patient %d: second lesion does not fit", i);
     }
 

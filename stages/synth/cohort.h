@@ -38,6 +38,7 @@ typedef struct CohortParams {
     int vessel_slices;            /* slices of each vessel (MRA) series */
     int labelled_slices;          /* of which cut a femoral head (labelled at baseline) */
     double lesion_slice_fraction; /* of labelled baseline slices that show a lesion */
+    double lesion_contrast;       /* 0..1: difficulty (SynthAnatomy.lesion_contrast) */
     double progression_fraction;  /* of affected hips */
     double treated_fraction;      /* of patients, grafted after the first visit */
     double vessel_length_change_mm;

@@ -56,7 +56,7 @@ static int read_params(SynthCtx *c, const Config *cfg, CohortParams *p, Err *e)
     p->vessel_slices = (int)config_int(cfg, "synth.vessel_slices");
     c->fov_mm = config_num(cfg, "synth.fov_mm");
     c->snr = config_num(cfg, "synth.snr");
-    c->lesion_contrast = config_num(cfg, "synth.lesion_contrast");
+    p->lesion_contrast = config_num(cfg, "synth.lesion_contrast");
     c->supersample = (int)config_int(cfg, "synth.supersample");
     c->vessel_matrix = (int)config_int(cfg, "synth.vessel_matrix");
     c->vessel_slices = p->vessel_slices;

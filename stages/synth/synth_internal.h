@@ -28,7 +28,6 @@ typedef struct SynthCtx {
     /* from the config */
     double fov_mm;
     double snr;
-    double lesion_contrast;
     int supersample;
     int matrix[8];
     int n_matrix;

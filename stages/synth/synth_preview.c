@@ -2,7 +2,8 @@
  *
  *   row 1  the coronal T1 slice through the primary lesion at every visit (up to 5) of the first
  *          patient whose primary hip progresses, whole field of view, lesion outlined in red
- *   row 2  the same slices zoomed on that femoral head (96 mm square): band, growth, collapse
+ *   row 2  the same slices zoomed on that femoral head (96 mm square), without the outline, so
+ *          the band, the growth and the collapse are seen as a reader would
  *   row 3  maximum-intensity projections of the vessel series before and after grafting
  * Tiles are TILE x TILE pixels; rendering is the same code as the DICOM files, so what is seen is
  * what was written. */
@@ -102,7 +103,7 @@ int synth_write_preview(SynthCtx *c, const char *path, Err *e)
         double cx = (hip->head_center[0] - sl.position[0]) / sl.spacing[1];
         double cy = (sl.position[2] - hip->head_center[2]) / sl.spacing[0];
         double half = 48.0 / sl.spacing[1];
-        put_tile(rgb, v, 1, grey, c->mask, sl.columns, sl.rows, cx - half, cy - half, 2 * half,
+        put_tile(rgb, v, 1, grey, NULL, sl.columns, sl.rows, cx - half, cy - half, 2 * half,
                  2 * half);
     }
     if (!rc)

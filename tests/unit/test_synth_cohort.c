@@ -31,6 +31,7 @@ static CohortParams defaults(uint64_t seed, int patients)
                           .vessel_slices = 40,
                           .labelled_slices = 30,
                           .lesion_slice_fraction = 0.75,
+                          .lesion_contrast = 1.0,
                           .progression_fraction = 0.5,
                           .treated_fraction = 1.0,
                           .vessel_length_change_mm = 12.4,
