@@ -574,6 +574,25 @@ static void test_collapse_lowers_contour(void **state)
     assert_int_equal(anatomy_tissue_at(&a, band), TISSUE_BAND);
 }
 
+/* synth.lesion_contrast: lesion and band signals move towards marrow in proportion. */
+static void test_lesion_contrast(void **state)
+{
+    (void)state;
+    SynthAnatomy a = draw(13);
+    place_lesion(&a, 0, 0);
+    const double *lc = a.hip[0].lesion.center;
+    double in[3] = {lc[0], lc[1], lc[2] - 0.3 * a.hip[0].lesion.radii[2]};
+    double band[3] = {lc[0], lc[1], lc[2] - a.hip[0].lesion.radii[2] - 1};
+    double marrow = anatomy_tissue_signal(TISSUE_MARROW);
+    double gap_in = marrow - anatomy_signal_at(&a, in);
+    double gap_band = marrow - anatomy_signal_at(&a, band);
+    assert_true(gap_in > 0.2 && gap_band > 0.5);
+    a.lesion_contrast = 0.25;
+    assert_true(fabs(marrow - anatomy_signal_at(&a, in) - 0.25 * gap_in) < 1e-12);
+    assert_true(fabs(marrow - anatomy_signal_at(&a, band) - 0.25 * gap_band) < 1e-12);
+    assert_int_equal(anatomy_tissue_at(&a, in), TISSUE_LESION); /* the truth does not change */
+}
+
 // ---------------------------------------------------------------------------------------------
 // Speed (printed only)
 
@@ -612,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_mask_consistent_with_plane_test),
         cmocka_unit_test(test_collapse_lowers_contour),
+        cmocka_unit_test(test_lesion_contrast),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
