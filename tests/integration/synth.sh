@@ -37,12 +37,12 @@ kinds=$(awk -F, 'NR > 1 { print $2 }' "$one/truth/faults.csv" | sort -u | tr '\n
 grep -q '"synth"' "$one/manifest.json" && ok "the manifest records synth" || not_ok "the manifest records synth"
 
 # independent reader 1: dcmtk
+awk -F, 'NR > 1 && $3 != "ingest" { print $1 }' "$one/truth/faults.csv" | sed "s|^|$one/|" >"$t/faults.list"
+find "$one/raw" -type f | sort | grep -v -F -f "$t/faults.list" >"$t/clean.list"
+n_clean=$(wc -l <"$t/clean.list")
 if command -v dcmdump >/dev/null; then
-    awk -F, 'NR > 1 && $3 != "ingest" { print $1 }' "$one/truth/faults.csv" | sed "s|^|$one/|" >"$t/faults.list"
-    find "$one/raw" -type f | sort | grep -v -F -f "$t/faults.list" >"$t/clean.list"
     xargs dcmdump -q <"$t/clean.list" >"$t/dcmdump.out" 2>&1
     rc=$?
-    n_clean=$(wc -l <"$t/clean.list")
     if [ "$rc" -eq 0 ] && ! grep -q -E '^(E|W|F):' "$t/dcmdump.out"; then
         ok "dcmdump reads all $n_clean clean files without an error or warning"
     else
@@ -51,6 +51,23 @@ if command -v dcmdump >/dev/null; then
 else
     ok "# SKIP dcmdump not installed"
 fi
+# dicom3tools' dciodvfy: every clean file against the MR Image IOD (deflated ones inflated by
+# dcmconv first: dciodvfy cannot inflate); no "Error" line
+if command -v dciodvfy >/dev/null && command -v dcmconv >/dev/null; then
+    errors=""
+    while read -r f; do
+        g=$f
+        if head -c 400 "$f" | grep -q -a '1.2.840.10008.1.2.1.99'; then
+            g=$t/inflated.dcm
+            dcmconv +te "$f" "$g" >/dev/null 2>&1 || { errors="$errors $f(dcmconv)"; continue; }
+        fi
+        dciodvfy "$g" 2>&1 | grep -q '^Error' && errors="$errors $f"
+    done <"$t/clean.list"
+    [ -z "$errors" ] && ok "dciodvfy finds no error in the $n_clean clean files" || not_ok "dciodvfy finds no error in the $n_clean clean files" $errors
+else
+    ok "# SKIP dciodvfy not installed"
+fi
+
 # independent reader 2: pydicom, against the truth (its TAP lines re-numbered into ours)
 if /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
     /usr/bin/python3 "$ONFH_ROOT/tools/check_synth.py" "$one" >"$t/pydicom.out" 2>&1 ||
