@@ -25,4 +25,16 @@ expect_exit() {
     local rc=$?
     if [ "$rc" -eq "$code" ]; then ok "$what"; else not_ok "$what" "exit $rc, expected $code: $*" "$(head -c 2000 "$out")"; fi
 }
+# relay FILE: re-numbers the TAP lines another program wrote to FILE into this script's sequence,
+# keeping each failure's "#" detail lines.
+relay() {
+    local verdict what
+    while read -r verdict what; do
+        if [ "$verdict" = ok ]; then
+            ok "$what"
+        else
+            not_ok "$what" "$(grep -F -A20 -- "- $what" "$1" | tail -n +2 | sed -n '/^#/!q; s/^# *//p')"
+        fi
+    done < <(sed -n -E 's/^ok [0-9]+ - /ok /p; s/^not ok [0-9]+ - /not_ok /p' "$1")
+}
 done_testing() { echo "1..$n_tap"; }

@@ -13,10 +13,7 @@ for np in 2 3; do
     mkdir -p "$t/logs$np"
     mpi "$np" "$ONFH_BUILD/tests/mpi/mpi_runtime" checks "$t/logs$np" >"$t/checks$np" 2>&1 ||
         not_ok "mpi_runtime checks on $np ranks exited non-zero" "$(cat "$t/checks$np")"
-    # re-number its TAP lines into this script's sequence
-    while read -r verdict what; do
-        if [ "$verdict" = ok ]; then ok "$what"; else not_ok "$what"; fi
-    done < <(sed -n -E 's/^ok [0-9]+ - /ok /p; s/^not ok [0-9]+ - /not_ok /p' "$t/checks$np")
+    relay "$t/checks$np"
     good_logs=0
     for ((k = 0; k < np; k++)); do
         grep -q "r$k hello from rank $k" "$t/logs$np/rank$k.log" 2>/dev/null &&

@@ -72,9 +72,7 @@ fi
 if /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
     /usr/bin/python3 "$ONFH_ROOT/tools/check_synth.py" "$one" >"$t/pydicom.out" 2>&1 ||
         not_ok "check_synth.py exited non-zero" "$(tail -20 "$t/pydicom.out")"
-    while read -r verdict what; do
-        if [ "$verdict" = ok ]; then ok "$what"; else not_ok "$what" "$(grep -A20 "^not ok .* - $what" "$t/pydicom.out" | tail -n +2 | grep '^#' | head)"; fi
-    done < <(sed -n -E 's/^ok [0-9]+ - /ok /p; s/^not ok [0-9]+ - /not_ok /p' "$t/pydicom.out")
+    relay "$t/pydicom.out"
 else
     ok "# SKIP pydicom not installed"
 fi
