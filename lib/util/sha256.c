@@ -280,3 +280,30 @@ out_close:
     close(fd);
     return rc;
 }
+
+void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t mac[32])
+{
+    /* K0: the key zero-padded to the block size, or its digest when longer than a block. */
+    uint8_t k0[64] = {0}, pad[64], inner[32];
+    if (key_len > sizeof k0) {
+        Sha256 s;
+        sha256_init(&s);
+        sha256_update(&s, key, key_len);
+        sha256_final(&s, k0);
+    } else {
+        memcpy(k0, key, key_len);
+    }
+    Sha256 s;
+    for (int i = 0; i < 64; i++)
+        pad[i] = k0[i] ^ 0x36;
+    sha256_init(&s);
+    sha256_update(&s, pad, sizeof pad);
+    sha256_update(&s, msg, msg_len);
+    sha256_final(&s, inner);
+    for (int i = 0; i < 64; i++)
+        pad[i] = k0[i] ^ 0x5c;
+    sha256_init(&s);
+    sha256_update(&s, pad, sizeof pad);
+    sha256_update(&s, inner, sizeof inner);
+    sha256_final(&s, mac);
+}

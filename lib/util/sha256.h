@@ -23,6 +23,10 @@ void sha256_final(Sha256 *s, uint8_t digest[32]);
 void sha256_hex(const void *data, size_t n, char hex[65]);
 /* Hex digest of a file's contents; bytes (may be NULL) receives its size. */
 int sha256_file(const char *path, char hex[65], uint64_t *bytes, Err *e);
+/* HMAC-SHA-256 (RFC 2104; checked against RFC 4231): keyed pseudonyms, such as a patient's
+ * identifier under a site key, that cannot be reversed or recomputed without the key. */
+void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t mac[32]);
+
 /* Uses the x86 SHA extensions where the CPU has them; on = 1 forces the portable code (tests
  * check both give the same digests; the benchmark compares them). */
 void sha256_force_portable(int on);

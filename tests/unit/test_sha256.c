@@ -73,6 +73,35 @@ static void test_portable_equals_accelerated(void **state)
     free(buf);
 }
 
+/* HMAC-SHA-256, RFC 4231 test cases 1, 2, 3 and 6 (6: a key longer than the block). The
+ * expected values also agree with Python's hmac module. */
+static void check_hmac(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                       const char *want)
+{
+    uint8_t mac[32];
+    char hex[65];
+    hmac_sha256(key, key_len, msg, msg_len, mac);
+    sha256_to_hex(mac, hex);
+    assert_string_equal(hex, want);
+}
+
+static void test_hmac_rfc4231(void **state)
+{
+    (void)state;
+    uint8_t k[131], d[50];
+    memset(k, 0x0b, 20);
+    check_hmac(k, 20, "Hi There", 8,
+               "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    check_hmac("Jefe", 4, "what do ya want for nothing?", 28,
+               "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    memset(k, 0xaa, 20);
+    memset(d, 0xdd, 50);
+    check_hmac(k, 20, d, 50, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+    memset(k, 0xaa, 131);
+    check_hmac(k, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54,
+               "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
 static void test_nist_million_a_uneven_chunks(void **state)
 {
     (void)state;
@@ -192,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_file_equals_buffer),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_portable_equals_accelerated),
+        cmocka_unit_test(test_hmac_rfc4231),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
