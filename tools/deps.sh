@@ -9,7 +9,7 @@ set -eu
 group=${1:-build}
 
 build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev"
-test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom"
+test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom hdf5-tools"
 bench="$build coreutils bc python3-pydicom python3-numpy"
 
 case "$group" in

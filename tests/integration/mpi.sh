@@ -49,4 +49,20 @@ for np in 2 3; do
         not_ok "a fatal error on rank $last ends all $np ranks" "exit $rc after ${took}s" "$(cat "$t/fatal$np.out")"
     fi
 done
+
+# collective HDF5 writing on 1, 2 and 3 ranks: values check out, and the files are the same
+for np in 1 2 3; do
+    mpi "$np" "$ONFH_BUILD/tests/mpi/mpi_h5out" "$t/h5out$np.h5" >"$t/h5out$np.out" 2>&1 ||
+        not_ok "mpi_h5out on $np ranks exited non-zero" "$(tail -5 "$t/h5out$np.out")"
+    relay "$t/h5out$np.out"
+done
+if command -v h5diff >/dev/null; then
+    if h5diff "$t/h5out1.h5" "$t/h5out2.h5" >/dev/null && h5diff "$t/h5out1.h5" "$t/h5out3.h5" >/dev/null; then
+        ok "h5diff: files written by 1, 2 and 3 ranks have the same content"
+    else
+        not_ok "h5diff: files written by 1, 2 and 3 ranks have the same content" "$(h5diff "$t/h5out1.h5" "$t/h5out3.h5" | head)"
+    fi
+else
+    ok "# SKIP h5diff not installed"
+fi
 done_testing
