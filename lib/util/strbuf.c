@@ -68,6 +68,7 @@ int strbuf_finish(StrBuf *b, char **text, size_t *len, Err *e)
         strbuf_free(b);
         return err_set(e, ERR_NOMEM, "out of memory building text");
     }
+    b->s[b->len] = '\0'; /* an empty buffer has had no append to terminate it */
     *text = b->s;
     if (len)
         *len = b->len;
