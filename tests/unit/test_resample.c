@@ -1,0 +1,113 @@
+/* test_resample.c: square-grid resampling and normalisation (lib/image/resample.c).
+ *
+ * Oracles that need no other library: bilinear resampling reproduces a linear ramp exactly
+ * (in physical coordinates), a constant image stays constant, shrinking by an integer factor
+ * averages blocks, the aspect ratio is kept with fill outside, and percentiles match numpy's
+ * default (linear) definition on small hand-checked arrays. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "lib/image/resample.h"
+
+static void test_ramp_is_exact(void **state)
+{
+    (void)state;
+    /* 40 x 40 at 1 mm, value = 2 x (mm from the left edge of pixel centres): x = column. */
+    enum { N = 40, S = 20 };
+    float in[N * N], out[S * S];
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < N; c++)
+            in[r * N + c] = 2.0f * c;
+    double sp[2] = {1, 1};
+    double px = resample_square(in, N, N, sp, S, -1, out);
+    assert_true(fabs(px - 2.0) < 1e-12);
+    /* output pixel c covers input columns 2c .. 2c+2: its mean is 2 x (2c + 0.5) */
+    for (int r = 0; r < S; r++)
+        for (int c = 1; c < S - 1; c++)
+            assert_true(fabs(out[r * S + c] - 2.0f * (2 * c + 0.5f)) < 1e-4);
+}
+
+static void test_constant_and_aspect(void **state)
+{
+    (void)state;
+    /* 20 rows x 40 columns at 1 x 1 mm: a 40 mm wide, 20 mm high field -> the square output is
+     * 40 mm wide; its top and bottom quarters lie outside the input and get the fill. */
+    enum { R = 20, C = 40, S = 16 };
+    float in[R * C], out[S * S];
+    for (int i = 0; i < R * C; i++)
+        in[i] = 7.0f;
+    double sp[2] = {1, 1};
+    resample_square(in, R, C, sp, S, -3.0f, out);
+    for (int c = 0; c < S; c++) {
+        assert_true(out[0 * S + c] == -3.0f);
+        assert_true(out[(S - 1) * S + c] == -3.0f);
+        assert_true(fabs(out[(S / 2) * S + c] - 7.0f) < 1e-5);
+    }
+    /* anisotropic spacing: 20 x 10 pixels of 1 x 2 mm is a square 20 mm field: no fill */
+    float in2[20 * 10], out2[10 * 10];
+    for (int i = 0; i < 200; i++)
+        in2[i] = 5.0f;
+    double sp2[2] = {1, 2};
+    resample_square(in2, 20, 10, sp2, 10, -1, out2);
+    for (int i = 0; i < 100; i++)
+        assert_true(fabs(out2[i] - 5.0f) < 1e-5);
+}
+
+static void test_block_average(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    float in[N * N], out[4 * 4];
+    for (int i = 0; i < N * N; i++)
+        in[i] = (float)(rand() % 100);
+    double sp[2] = {0.5, 0.5};
+    resample_square(in, N, N, sp, 4, 0, out);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            /* samples at the quarter points of a 2 x 2 block: bilinear at (0.25, 0.75) offsets */
+            double want = 0;
+            for (int sy = 0; sy < 2; sy++)
+                for (int sx = 0; sx < 2; sx++)
+                    want += in[(2 * r + sy) * N + 2 * c + sx];
+            want /= 4;
+            assert_true(fabs(out[r * 4 + c] - want) < 1e-4);
+        }
+}
+
+static void test_percentiles_and_zscore(void **state)
+{
+    (void)state;
+    float x[5] = {4, 1, 3, 2, 5}, scratch[5];
+    double lo, hi;
+    percentiles(x, 5, 0.1, 0.9, scratch, &lo, &hi); /* numpy: 1.4 and 4.6 */
+    assert_true(fabs(lo - 1.4) < 1e-6 && fabs(hi - 4.6) < 1e-6);
+    double m, sd;
+    clip_zscore(x, 5, lo, hi, &m, &sd);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < 5; i++) {
+        s += x[i];
+        s2 += x[i] * x[i];
+    }
+    assert_true(fabs(s / 5) < 1e-6 && fabs(s2 / 5 - 1) < 1e-5);
+    assert_true(fabs(m - 3.0) < 1e-9);
+    float flat[3] = {2, 2, 2};
+    clip_zscore(flat, 3, 0, 10, &m, &sd);
+    assert_true(flat[0] == 0 && sd == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ramp_is_exact),
+        cmocka_unit_test(test_constant_and_aspect),
+        cmocka_unit_test(test_block_average),
+        cmocka_unit_test(test_percentiles_and_zscore),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
