@@ -1,0 +1,238 @@
+/* h5read.c: reading HDF5 datasets and attributes by path (see h5read.h).
+ *
+ * Existence is checked link by link with H5Lexists before anything is opened, so a missing
+ * object is an onfh error message, not a dump of the HDF5 error stack on stderr. */
+#include "lib/h5/h5read.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/util/mem.h"
+
+/* The file name of loc, for messages. */
+static const char *file_name(hid_t loc, char *buf, size_t size)
+{
+    if (H5Fget_name(loc, buf, size) < 0)
+        snprintf(buf, size, "(hdf5 file)");
+    return buf;
+}
+
+int h5_open_read(const char *path, hid_t *file, Err *e)
+{
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    fclose(probe);
+    hid_t f;
+    H5E_BEGIN_TRY /* HDF5's own error stack would only repeat "not an HDF5 file" on stderr */
+    {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    if (f < 0)
+        return err_set(e, ERR_FORMAT, "%s: not an HDF5 file", path);
+    *file = f;
+    return 0;
+}
+
+void h5_close(hid_t file)
+{
+    if (file >= 0)
+        H5Fclose(file);
+}
+
+int h5_exists(hid_t loc, const char *path)
+{
+    char buf[1024];
+    if (strcmp(path, ".") == 0)
+        return 1;
+    if (strlen(path) >= sizeof buf)
+        return 0;
+    /* H5Lexists needs each parent to exist, so test every prefix "a", "a/b", "a/b/c" */
+    for (size_t i = 0;; i++) {
+        if (path[i] == '/' || path[i] == '\0') {
+            if (i > 0) {
+                memcpy(buf, path, i);
+                buf[i] = '\0';
+                if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0)
+                    return 0;
+            }
+            if (path[i] == '\0')
+                return 1;
+        }
+    }
+}
+
+static int read_array(hid_t loc, const char *path, H5T_class_t want, hid_t mem_type, H5Array *out,
+                      Err *e)
+{
+    char fname[512];
+    *out = (H5Array){0};
+    if (!h5_exists(loc, path))
+        return err_set(e, ERR_FORMAT, "%s: no dataset '%s'", file_name(loc, fname, sizeof fname),
+                       path);
+    int rc;
+    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (ds < 0) {
+        rc = err_set(e, ERR_FORMAT, "%s: '%s' is not a dataset",
+                     file_name(loc, fname, sizeof fname), path);
+        goto out;
+    }
+    hid_t type = H5Dget_type(ds);
+    H5T_class_t cls = H5Tget_class(type);
+    H5Tclose(type);
+    if (cls != want) {
+        rc = err_set(e, ERR_FORMAT, "%s: dataset '%s' is not of %s type",
+                     file_name(loc, fname, sizeof fname), path,
+                     want == H5T_FLOAT ? "float" : "integer");
+        goto out_close_ds;
+    }
+    hid_t space = H5Dget_space(ds);
+    int ndim = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5_MAX_DIMS];
+    if (ndim < 0 || ndim > H5_MAX_DIMS) {
+        H5Sclose(space);
+        rc = err_set(e, ERR_FORMAT, "%s: dataset '%s' has %d dimensions (at most %d)",
+                     file_name(loc, fname, sizeof fname), path, ndim, H5_MAX_DIMS);
+        goto out_close_ds;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    out->ndim = ndim;
+    out->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        out->dims[i] = (int64_t)dims[i];
+        out->numel *= (size_t)dims[i];
+    }
+    out->data = mem_alloc((out->numel ? out->numel : 1) * 4); /* float and int32: 4 bytes */
+    if (!out->data) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory reading '%s' (%zu values)",
+                     file_name(loc, fname, sizeof fname), path, out->numel);
+        goto out_close_ds;
+    }
+    if (out->numel && H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data) < 0) {
+        rc = err_set(e, ERR_FORMAT, "%s: cannot read dataset '%s'",
+                     file_name(loc, fname, sizeof fname), path);
+        goto out_free;
+    }
+    H5Dclose(ds);
+    return 0;
+
+out_free:
+    h5_array_free(out);
+out_close_ds:
+    H5Dclose(ds);
+out:
+    return rc;
+}
+
+int h5_read_float(hid_t loc, const char *path, H5Array *out, Err *e)
+{
+    return read_array(loc, path, H5T_FLOAT, H5T_NATIVE_FLOAT, out, e);
+}
+
+int h5_read_int(hid_t loc, const char *path, H5Array *out, Err *e)
+{
+    return read_array(loc, path, H5T_INTEGER, H5T_NATIVE_INT32, out, e);
+}
+
+void h5_array_free(H5Array *a)
+{
+    mem_free(a->data);
+    *a = (H5Array){0};
+}
+
+/* Opens attribute `name` of the object at path; *attr < 0 and an error if it is missing. */
+static int open_attr(hid_t loc, const char *path, const char *name, hid_t *attr, Err *e)
+{
+    char fname[512];
+    *attr = -1;
+    if (!h5_exists(loc, path) || H5Aexists_by_name(loc, path, name, H5P_DEFAULT) <= 0)
+        return err_set(e, ERR_FORMAT, "%s: no attribute '%s' on '%s'",
+                       file_name(loc, fname, sizeof fname), name, path);
+    *attr = H5Aopen_by_name(loc, path, name, H5P_DEFAULT, H5P_DEFAULT);
+    if (*attr < 0)
+        return err_set(e, ERR_FORMAT, "%s: cannot open attribute '%s' on '%s'",
+                       file_name(loc, fname, sizeof fname), name, path);
+    return 0;
+}
+
+static int read_attr(hid_t loc, const char *path, const char *name, hid_t mem_type, void *out,
+                     Err *e)
+{
+    char fname[512];
+    hid_t attr;
+    int rc = open_attr(loc, path, name, &attr, e);
+    if (rc)
+        return rc;
+    hid_t space = H5Aget_space(attr);
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    if (count != 1)
+        rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' is not a scalar",
+                     file_name(loc, fname, sizeof fname), name, path);
+    else if (H5Aread(attr, mem_type, out) < 0)
+        rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' is not numeric",
+                     file_name(loc, fname, sizeof fname), name, path);
+    H5Aclose(attr);
+    return rc;
+}
+
+int h5_attr_double(hid_t loc, const char *path, const char *name, double *out, Err *e)
+{
+    return read_attr(loc, path, name, H5T_NATIVE_DOUBLE, out, e);
+}
+
+int h5_attr_long(hid_t loc, const char *path, const char *name, long *out, Err *e)
+{
+    return read_attr(loc, path, name, H5T_NATIVE_LONG, out, e);
+}
+
+int h5_attr_string(hid_t loc, const char *path, const char *name, char *buf, size_t size, Err *e)
+{
+    char fname[512];
+    hid_t attr;
+    int rc = open_attr(loc, path, name, &attr, e);
+    if (rc)
+        return rc;
+    hid_t type = H5Aget_type(attr);
+    hid_t mem = H5Tcopy(H5T_C_S1);
+    if (H5Tget_class(type) != H5T_STRING) {
+        rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' is not a string",
+                     file_name(loc, fname, sizeof fname), name, path);
+    } else if (H5Tis_variable_str(type) > 0) {
+        char *s = NULL;
+        H5Tset_size(mem, H5T_VARIABLE);
+        H5Tset_cset(mem, H5Tget_cset(type));
+        if (H5Aread(attr, mem, &s) < 0 || !s)
+            rc = err_set(e, ERR_FORMAT, "%s: cannot read attribute '%s' on '%s'",
+                         file_name(loc, fname, sizeof fname), name, path);
+        else if (strlen(s) >= size)
+            rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' longer than %zu bytes",
+                         file_name(loc, fname, sizeof fname), name, path, size - 1);
+        else
+            memcpy(buf, s, strlen(s) + 1);
+        if (s)
+            H5free_memory(s); /* HDF5 allocated it */
+    } else {
+        size_t len = H5Tget_size(type);
+        char *tmp = mem_alloc(len + 1);
+        H5Tset_size(mem, len + 1); /* room for the terminator HDF5 adds */
+        if (!tmp)
+            rc = err_set(e, ERR_NOMEM, "out of memory reading attribute '%s'", name);
+        else if (H5Aread(attr, mem, tmp) < 0)
+            rc = err_set(e, ERR_FORMAT, "%s: cannot read attribute '%s' on '%s'",
+                         file_name(loc, fname, sizeof fname), name, path);
+        else if (strlen(tmp) >= size)
+            rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' longer than %zu bytes",
+                         file_name(loc, fname, sizeof fname), name, path, size - 1);
+        else
+            memcpy(buf, tmp, strlen(tmp) + 1);
+        mem_free(tmp);
+    }
+    H5Tclose(mem);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return rc;
+}

@@ -1,0 +1,172 @@
+/* backend.h: the one table of functions that a backend implements.
+ *
+ * The graph calls ops only through an NnBackend, so ref (plain C, the oracle, lib/nn/ref),
+ * dnnl (oneDNN) and cuda (cuDNN) are interchangeable and the fast ones are tested against ref.
+ * Descriptors (ops.h) carry the sizes; the graph checked them with nn_*_setup, so kernels never
+ * fail and return nothing. All pointers are float32 in the layouts named below (PyTorch's:
+ * NCHW activations, OIHW conv weights, (out, in) linear weights), on the backend's device.
+ *
+ * THE ACCUMULATE CONTRACT. Every backward ADDS into its gradient outputs (dx += ..., dw += ...,
+ * never dx = ...). A tensor read by several ops (a residual input, a DenseNet feature map) then
+ * receives the sum of its consumers' gradients with no extra code, and parameter gradients are
+ * zeroed once per step (nn_store_zero_grads). The caller zeroes an activation gradient before
+ * its first consumer's backward runs. A gradient pointer documented "or NULL" may be NULL when
+ * that gradient is not needed (the image input, a frozen bias); the kernel then skips it.
+ * Forward outputs are overwritten, never accumulated. Inputs and outputs do not alias unless a
+ * function says so.
+ *
+ * Training-mode ops with state (batch norm's running statistics, dropout's step) take it
+ * explicitly; eval-mode dropout and stochastic depth are the identity and have no entry. */
+#ifndef ONFH_NN_BACKEND_H
+#define ONFH_NN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/nn/ops.h"
+
+typedef struct NnBackend {
+    const char *name;
+
+    // --- convolution -------------------------------------------------------------------------
+    /* Bytes of scratch memory conv2d_forward / conv2d_backward need for descriptor c; the
+     * graph plans one workspace for the largest and passes it in. */
+    size_t (*conv2d_workspace)(const NnConv2d *c);
+    /* x: (N,Cin,H,W), w: (Cout,Cin/groups,KH,KW), b: (Cout) or NULL, y: (N,Cout,Ho,Wo) */
+    void (*conv2d_forward)(const NnConv2d *c, const float *x, const float *w, const float *b,
+                           float *y, void *workspace);
+    /* dy: (N,Cout,Ho,Wo); dx += (N,Cin,H,W) or NULL; dw += (Cout,Cin/groups,KH,KW);
+     * db += (Cout) or NULL. x and w as in forward. */
+    void (*conv2d_backward)(const NnConv2d *c, const float *x, const float *w, const float *dy,
+                            float *dx, float *dw, float *db, void *workspace);
+
+    // --- batch norm --------------------------------------------------------------------------
+    /* Training mode. x, y: (N,C,H,W); gamma, beta: (C). Normalises with the batch mean and
+     * biased variance; updates running_mean, running_var: (C) in place with the unbiased
+     * variance, running = (1 - momentum) running + momentum batch, and adds 1 to
+     * *num_batches_tracked. Saves mean, invstd = 1 / sqrt(var + eps): (C) for backward. */
+    void (*batchnorm_forward_train)(const NnBatchNorm *bn, const float *x, const float *gamma,
+                                    const float *beta, float *y, float *running_mean,
+                                    float *running_var, int64_t *num_batches_tracked,
+                                    float *save_mean, float *save_invstd);
+    /* Eval mode: y = gamma (x - running_mean) / sqrt(running_var + eps) + beta. */
+    void (*batchnorm_forward_eval)(const NnBatchNorm *bn, const float *x, const float *gamma,
+                                   const float *beta, const float *running_mean,
+                                   const float *running_var, float *y);
+    /* Training-mode backward, through the batch statistics. x, dy: (N,C,H,W); gamma,
+     * save_mean, save_invstd: (C); dx += (N,C,H,W) or NULL; dgamma, dbeta += (C). */
+    void (*batchnorm_backward_train)(const NnBatchNorm *bn, const float *x, const float *gamma,
+                                     const float *save_mean, const float *save_invstd,
+                                     const float *dy, float *dx, float *dgamma, float *dbeta);
+    /* Eval-mode backward (statistics are constants): same shapes, running stats in place of
+     * the saved ones. */
+    void (*batchnorm_backward_eval)(const NnBatchNorm *bn, const float *x, const float *gamma,
+                                    const float *running_mean, const float *running_var,
+                                    const float *dy, float *dx, float *dgamma, float *dbeta);
+
+    // --- activations -------------------------------------------------------------------------
+    /* x, y: (n) elements of any shape; y may equal x (in place). */
+    void (*act_forward)(NnAct a, size_t n, const float *x, float *y);
+    /* x: (n) the forward input, dy: (n); dx += (n). At the kinks PyTorch's CPU kernels rule:
+     * relu 0 at x <= 0; relu6 0 at x <= 0 and x >= 6; hardswish 0 below -3, dy (x/3 + 1/2) on
+     * [-3, 3], dy above; hardsigmoid dy/6 strictly inside (-3, 3). */
+    void (*act_backward)(NnAct a, size_t n, const float *x, const float *dy, float *dx);
+
+    // --- pooling -----------------------------------------------------------------------------
+    /* x: (N,C,H,W), y: (N,C,Ho,Wo), argmax: (N,C,Ho,Wo) index h*W + w of the chosen input in
+     * its plane (the first maximum in row-major window order, NaN wins, as PyTorch). */
+    void (*maxpool2d_forward)(const NnPool2d *p, const float *x, float *y, int32_t *argmax);
+    /* dy: (N,C,Ho,Wo), argmax from forward; dx += (N,C,H,W). */
+    void (*maxpool2d_backward)(const NnPool2d *p, const int32_t *argmax, const float *dy,
+                               float *dx);
+    /* x: (N,C,H,W), y: (N,C,Ho,Wo). Divisor as PyTorch: the window clipped to input + padding
+     * with count_include_pad, the window clipped to the input without; an empty window gives
+     * 0. */
+    void (*avgpool2d_forward)(const NnPool2d *p, const float *x, float *y);
+    /* dy: (N,C,Ho,Wo); dx += (N,C,H,W). */
+    void (*avgpool2d_backward)(const NnPool2d *p, const float *dy, float *dx);
+    /* x: (N,C,H,W), y: (N,C,Ho,Wo). */
+    void (*adaptive_avgpool2d_forward)(const NnAdaptivePool *p, const float *x, float *y);
+    /* dy: (N,C,Ho,Wo); dx += (N,C,H,W). */
+    void (*adaptive_avgpool2d_backward)(const NnAdaptivePool *p, const float *dy, float *dx);
+
+    // --- linear ------------------------------------------------------------------------------
+    /* x: (N,IN), w: (OUT,IN), b: (OUT) or NULL, y: (N,OUT) = x w^T + b. */
+    void (*linear_forward)(int n, int in, int out, const float *x, const float *w, const float *b,
+                           float *y);
+    /* dy: (N,OUT); dx += (N,IN) or NULL; dw += (OUT,IN); db += (OUT) or NULL. */
+    void (*linear_backward)(int n, int in, int out, const float *x, const float *w, const float *dy,
+                            float *dx, float *dw, float *db);
+
+    // --- tensor plumbing ---------------------------------------------------------------------
+    /* Residual add. a, b, y: (n); y may equal a or b. */
+    void (*add_forward)(size_t n, const float *a, const float *b, float *y);
+    /* dy: (n); da += dy, db += dy (either NULL). */
+    void (*add_backward)(size_t n, const float *dy, float *da, float *db);
+    /* Channel-broadcast multiply (squeeze-excitation scale). x, y: (N,C,HW), s: (N,C):
+     * y[n,c,:] = x[n,c,:] s[n,c]. */
+    void (*chanmul_forward)(int n, int c, int hw, const float *x, const float *s, float *y);
+    /* dy: (N,C,HW); dx += dy s (or NULL); ds[n,c] += sum over HW of dy x (or NULL). */
+    void (*chanmul_backward)(int n, int c, int hw, const float *x, const float *s, const float *dy,
+                             float *dx, float *ds);
+    /* Channel concat. xs[i]: (N,C_i,HW) for i < parts, y: (N,sum C_i,HW). */
+    void (*concat_forward)(int n, int hw, int parts, const int *c, const float *const *xs,
+                           float *y);
+    /* dy: (N,sum C_i,HW); dxs[i] += its channel slice of dy (entries may be NULL). */
+    void (*concat_backward)(int n, int hw, int parts, const int *c, const float *dy,
+                            float *const *dxs);
+    /* Channel split (torch.chunk / split on dim 1): x: (N,sum C_i,HW), ys[i]: (N,C_i,HW)
+     * (entries may be NULL: an unused part). */
+    void (*split_forward)(int n, int hw, int parts, const int *c, const float *x, float *const *ys);
+    /* dys[i]: (N,C_i,HW) (entries may be NULL: no gradient); dx += (N,sum C_i,HW). */
+    void (*split_backward)(int n, int hw, int parts, const int *c, const float *const *dys,
+                           float *dx);
+    /* ShuffleNet's channel_shuffle: x: (N,C,HW) viewed as (N,G,C/G,HW), transposed to
+     * (N,C/G,G,HW): y[:, j G + g] = x[:, g (C/G) + j]. */
+    void (*shuffle_forward)(int n, int c, int hw, int groups, const float *x, float *y);
+    /* dy: (N,C,HW); dx += the inverse permutation of dy. */
+    void (*shuffle_backward)(int n, int c, int hw, int groups, const float *dy, float *dx);
+    /* Dropout, training mode. x, y: (n) elements, mask rule in ops.h (element j = flat index). */
+    void (*dropout_forward)(const NnDropout *d, size_t n, const float *x, float *y);
+    /* dy: (n); dx += dy mask / (1 - p), the mask regenerated from d. */
+    void (*dropout_backward)(const NnDropout *d, size_t n, const float *dy, float *dx);
+    /* Stochastic depth, "row" mode, training: x, y: (N, per_sample); sample i is kept when
+     * nn_mask_uniform(seed, step, op, i) >= p and then scaled by 1 / (1 - p). */
+    void (*stochastic_depth_forward)(const NnDropout *d, int n, size_t per_sample, const float *x,
+                                     float *y);
+    /* dy: (N, per_sample); dx += dy mask_i / (1 - p). */
+    void (*stochastic_depth_backward)(const NnDropout *d, int n, size_t per_sample, const float *dy,
+                                      float *dx);
+
+    // --- loss --------------------------------------------------------------------------------
+    /* Softmax cross-entropy (formula in ops.h). logits: (N,K), target: (N) in [0,K),
+     * weight: (K) or NULL. Returns the loss; saves probs: (N,K) softmax for backward. */
+    float (*xent_forward)(const NnXent *x, const float *logits, const int *target,
+                          const float *weight, float *probs);
+    /* dlogits += dloss * d loss / d logits: (N,K). */
+    void (*xent_backward)(const NnXent *x, const float *probs, const int *target,
+                          const float *weight, float dloss, float *dlogits);
+
+    // --- optimizers --------------------------------------------------------------------------
+    /* One update of n parameters p: (n) with gradient g: (n), in place. step counts from 1.
+     * decay = 0 turns weight decay off for this tensor (BN weights, biases). The gradient is
+     * read only: weight decay is added to a copy, as PyTorch does. */
+    /* AdamW: p -= lr wd p (decoupled); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+     * p -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps). m, v: (n). */
+    void (*adamw_step)(const NnAdamW *h, long step, int decay, size_t n, float *p, const float *g,
+                       float *m, float *v);
+    /* SGD: g' = g + wd p; buf = g' at step 1, else momentum buf + g'; nesterov: g' + momentum
+     * buf, else buf; p -= lr that. buf: (n), unused (may be NULL) when momentum = 0. */
+    void (*sgd_step)(const NnSgd *h, long step, int decay, size_t n, float *p, const float *g,
+                     float *buf);
+    /* RMSprop: g' = g + wd p; sq = alpha sq + (1 - alpha) g'^2; a = sqrt(sq) + eps;
+     * momentum > 0: buf = momentum buf + g' / a, p -= lr buf; else p -= lr g' / a.
+     * sq: (n); buf: (n), unused (may be NULL) when momentum = 0. */
+    void (*rmsprop_step)(const NnRmsprop *h, int decay, size_t n, float *p, const float *g,
+                         float *sq, float *buf);
+} NnBackend;
+
+/* The plain-C reference backend (lib/nn/ref): single-threaded, obvious, the oracle. */
+const NnBackend *nn_backend_ref(void);
+
+#endif

@@ -1,0 +1,130 @@
+/* ops.h: the contract every backend shares: op descriptors, PyTorch's output-size rules, and
+ * the random-mask rule of dropout and stochastic depth.
+ *
+ * A descriptor holds the sizes and hyper-parameters of one op instance; the graph fills it once
+ * when a model is built (nn_*_setup checks it and computes output sizes exactly as PyTorch does)
+ * and hands the same descriptor to whichever backend runs the op. Kernels themselves (backend.h)
+ * never fail: everything that can be wrong is caught here, at build time. */
+#ifndef ONFH_NN_OPS_H
+#define ONFH_NN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util/err.h"
+
+/* Conv2d. x: (n, c_in, h_in, w_in), w: (c_out, c_in/groups, kh, kw), bias: (c_out) or none,
+ * y: (n, c_out, h_out, w_out). Zero padding, symmetric. groups = 1 is dense, groups = c_in =
+ * c_out is depthwise, anything dividing both is grouped. */
+typedef struct NnConv2d {
+    int n, c_in, h_in, w_in;
+    int c_out, kh, kw;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dil_h, dil_w;
+    int groups;
+    int h_out, w_out; /* set by nn_conv2d_setup */
+} NnConv2d;
+
+/* Fills h_out, w_out: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1. */
+int nn_conv2d_setup(NnConv2d *c, Err *e);
+
+/* BatchNorm2d over x: (n, c, h, w), statistics per channel over n*h*w values. */
+typedef struct NnBatchNorm {
+    int n, c, h, w;
+    float eps;      /* PyTorch default 1e-5; MobileNetV3 1e-3 */
+    float momentum; /* running = (1 - momentum) running + momentum batch; default 0.1 */
+} NnBatchNorm;
+
+int nn_batchnorm_setup(const NnBatchNorm *bn, int training, Err *e);
+
+/* MaxPool2d / AvgPool2d over x: (n, c, h_in, w_in) -> y: (n, c, h_out, w_out); dilation 1. */
+typedef struct NnPool2d {
+    int n, c, h_in, w_in;
+    int kh, kw;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int ceil_mode;
+    int count_include_pad; /* average pooling only */
+    int h_out, w_out;      /* set by nn_pool2d_setup */
+} NnPool2d;
+
+/* Fills h_out, w_out with PyTorch's pooling_output_shape: the division rounds up in ceil mode,
+ * but a last window that would start in the right padding (or beyond) is dropped. PyTorch
+ * also requires pad <= kernel / 2, and so do we. */
+int nn_pool2d_setup(NnPool2d *p, Err *e);
+
+/* AdaptiveAvgPool2d: x: (n, c, h_in, w_in) -> y: (n, c, h_out, w_out); output cell i averages
+ * input rows floor(i h_in / h_out) .. ceil((i + 1) h_in / h_out) - 1 (PyTorch's start/end). */
+typedef struct NnAdaptivePool {
+    int n, c, h_in, w_in;
+    int h_out, w_out;
+} NnAdaptivePool;
+
+int nn_adaptive_pool_setup(const NnAdaptivePool *p, Err *e);
+static inline int nn_adaptive_start(int i, int in, int out)
+{
+    return (int)((long)i * in / out);
+}
+static inline int nn_adaptive_end(int i, int in, int out)
+{
+    return (int)(((long)(i + 1) * in + out - 1) / out);
+}
+
+/* Pointwise activations. Backward reads x (the forward input); see backend.h. */
+typedef enum NnAct {
+    NN_RELU,
+    NN_RELU6,
+    NN_HARDSWISH,   /* x relu6(x + 3) / 6 */
+    NN_HARDSIGMOID, /* relu6(x + 3) / 6 */
+    NN_SILU,        /* x sigmoid(x) */
+    NN_SIGMOID,
+} NnAct;
+
+const char *nn_act_name(NnAct a);
+
+/* Dropout and stochastic depth ("row" mode: one draw per sample) in training mode. Masks are a
+ * pure function of (seed, step, op, element): element j of op `op` at step `step` is kept when
+ * nn_mask_uniform(seed, step, op, j) >= p, and kept values are scaled by 1 / (1 - p). So the
+ * mask does not depend on threads, ranks or backend, and backward regenerates it instead of
+ * storing it. In eval mode both ops are the identity and the graph skips them. */
+typedef struct NnDropout {
+    float p;       /* drop probability, 0 <= p <= 1 (p = 1: all dropped, output 0) */
+    uint64_t seed; /* run seed */
+    uint64_t step; /* training step, < 2^40 */
+    uint32_t op;   /* index of the op in the graph, < 2^24 */
+} NnDropout;
+
+/* Uniform in [0, 1) with 24 random bits: word j % 4 of the Philox4x32-10 block
+ * key = seed, counter = (j / 4, PHILOX_DROPOUT, stream low, stream high), where
+ * stream = step * 2^24 + op (the philox.h stream layout with index = stream); j < 2^34. */
+float nn_mask_uniform(uint64_t seed, uint64_t step, uint32_t op, uint64_t j);
+
+/* Softmax cross-entropy over logits (n, k) with integer targets in [0, k); mean reduction,
+ * optional class weights (k) and label smoothing in [0, 1], as torch.nn.functional.
+ * cross_entropy defines them:
+ *   loss = (1 - s) sum_i w[y_i] (-log p_i[y_i]) / W  +  (s / k) sum_i sum_c w[c] (-log p_i[c]) / W
+ * with W = sum_i w[y_i] (W = n and w = 1 without weights). */
+typedef struct NnXent {
+    int n, k;
+    float smoothing;
+} NnXent;
+
+int nn_xent_setup(const NnXent *x, const int *target, Err *e);
+
+/* Optimizer hyper-parameters, PyTorch's names and formulas (backend.h has the updates). Double,
+ * as Python floats are: 1 - 0.999^t in float would be off by 1e-5 relative. */
+typedef struct NnAdamW {
+    double lr, beta1, beta2, eps, weight_decay;
+} NnAdamW;
+
+typedef struct NnSgd {
+    double lr, momentum, weight_decay;
+    int nesterov; /* dampening is 0, as in every recipe we follow */
+} NnSgd;
+
+typedef struct NnRmsprop {
+    double lr, alpha, eps, weight_decay, momentum; /* centered = false */
+} NnRmsprop;
+
+#endif
