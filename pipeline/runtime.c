@@ -195,6 +195,45 @@ out:
     return rc;
 }
 
+int rt_allgather_bytes(const void *mine, size_t len, void **all, size_t *all_len, Err *e)
+{
+    char *text = NULL;
+    size_t n = 0;
+    int rc = rt_gather_text(mine, len, &text, &n, e);
+    if (rc)
+        return rc;
+    *all = NULL;
+    *all_len = 0;
+    if (!rt.mpi || rt.size == 1) {
+        *all = text;
+        *all_len = n;
+        return 0;
+    }
+    Err local = {0};
+    unsigned long long total = n;
+    rc = MPI_CALL(&local, MPI_Bcast(&total, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD));
+    if (!rc && rt.rank != 0 && !(text = mem_alloc(total + 1)))
+        rc = err_set(&local, ERR_NOMEM, "out of memory receiving %llu bytes", total);
+    if (rt_agree(&local))
+        goto fail;
+    /* MPI counts are int: broadcast in pieces of at most 1 GiB. */
+    for (unsigned long long at = 0; at < total && !rc; at += 1u << 30) {
+        unsigned long long piece = total - at < (1u << 30) ? total - at : (1u << 30);
+        rc = MPI_CALL(&local, MPI_Bcast(text + at, (int)piece, MPI_BYTE, 0, MPI_COMM_WORLD));
+    }
+    if (rt_agree(&local))
+        goto fail;
+    text[total] = '\0';
+    *all = text;
+    *all_len = (size_t)total;
+    return 0;
+fail:
+    mem_free(text);
+    if (e)
+        *e = local;
+    return local.code;
+}
+
 int rt_all_ok(int ok)
 {
     if (!rt.mpi || rt.size == 1)

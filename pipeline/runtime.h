@@ -20,6 +20,7 @@ enum {
     EXIT_FAILURE_RUN = 1, /* a stage failed: I/O, MPI, input that cannot be used, a bug */
     EXIT_USAGE = 2,       /* bad command line or config: syntax, unknown key, type, range, file */
     EXIT_BUSY = 3,        /* the run directory is locked by another run */
+    EXIT_PARTIAL = 4,     /* finished, but some inputs were skipped: see the stage's report */
 };
 
 typedef enum LogLevel {
@@ -54,6 +55,10 @@ void rt_share(uint64_t n, uint64_t *begin, uint64_t *end);
  * free with mem_free); other ranks get NULL. With contiguous shares (rt_share) this puts rows
  * back in item order, so files rank 0 writes do not depend on the rank count. */
 int rt_gather_text(const char *mine, size_t len, char **all, size_t *all_len, Err *e);
+
+/* Collective: every rank receives every rank's bytes concatenated in rank order (*all, *all_len;
+ * free with mem_free): rt_gather_text followed by a broadcast from rank 0. */
+int rt_allgather_bytes(const void *mine, size_t len, void **all, size_t *all_len, Err *e);
 
 /* Collective: 1 when ok is non-zero on every rank. The way ranks agree to stop together. */
 int rt_all_ok(int ok);

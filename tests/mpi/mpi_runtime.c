@@ -98,6 +98,20 @@ int main(int argc, char **argv)
     mem_free(all);
     check(gathered, "rt_gather_text puts every rank's text in rank order on rank 0");
 
+    /* rt_allgather_bytes: the same concatenation on every rank */
+    void *everywhere;
+    size_t every_len;
+    int arc = rt_allgather_bytes(mine_text, strlen(mine_text), &everywhere, &every_len, &ge);
+    char expect_every[1024] = "";
+    for (int r = 0; r < rt_size(); r++)
+        for (int k = 0; k < r; k++)
+            snprintf(expect_every + strlen(expect_every),
+                     sizeof expect_every - strlen(expect_every), "r%d.%d\n", r, k);
+    check(arc == 0 && every_len == strlen(expect_every) &&
+              !memcmp(everywhere, expect_every, every_len),
+          "rt_allgather_bytes gives every rank the same rank-ordered bytes");
+    mem_free(everywhere);
+
     if (argc > 2) { /* a directory for rank logs */
         rt_open_rank_log(argv[2], &e);
         rt_set_logging(LOG_INFO, 0);
