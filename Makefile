@@ -61,6 +61,11 @@ PNG_CFLAGS := $(call pc,--cflags,libpng zlib)
 PNG_LIBS := $(call pc,--libs,libpng zlib)
 HAVE_PNG := $(if $(PNG_LIBS),1,0)
 
+# DICOM codecs: libjpeg-turbo, OpenJPEG, CharLS (lib/dicom's decoders).
+DICOM_CFLAGS := $(call pc,--cflags,libjpeg libopenjp2 charls)
+DICOM_LIBS := $(call pc,--libs,libjpeg libopenjp2 charls)
+HAVE_CODECS := $(if $(DICOM_LIBS),1,0)
+
 ifdef DNNL_DIR
 DNNL_CFLAGS := -I$(DNNL_DIR)/include
 DNNL_LIBS := -L$(DNNL_DIR)/lib -Wl,-rpath,$(DNNL_DIR)/lib -ldnnl
@@ -101,10 +106,10 @@ endif
 CFLAGS ?= -g
 # -Wno-format-truncation: messages are built with snprintf into bounded buffers on purpose.
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wno-format-truncation $(OPT) $(CFLAGS) \
-	-I. -I$(BUILD) $(HDF5_CFLAGS) $(YAML_CFLAGS) $(PNG_CFLAGS) $(DNNL_CFLAGS) \
+	-I. -I$(BUILD) $(HDF5_CFLAGS) $(YAML_CFLAGS) $(PNG_CFLAGS) $(DICOM_CFLAGS) $(DNNL_CFLAGS) \
 	-DONFH_HAVE_DNNL=$(HAVE_DNNL) -DONFH_GPU=$(GPU) -MMD -MP
 LDFLAGS_ALL := $(OPT) $(LDFLAGS)
-LIBS := $(HDF5_LIBS) $(YAML_LIBS) $(PNG_LIBS) $(if $(filter 1,$(HAVE_DNNL)),$(DNNL_LIBS)) -lpthread -lm
+LIBS := $(HDF5_LIBS) $(YAML_LIBS) $(PNG_LIBS) $(DICOM_LIBS) $(if $(filter 1,$(HAVE_DNNL)),$(DNNL_LIBS)) -lpthread -lm
 ifeq ($(GPU),1)
 CFLAGS_ALL += -I$(CUDA_HOME)/include
 LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart -lstdc++
@@ -142,7 +147,8 @@ banner:
 	@echo "$(BANNER)"
 
 MISSING := $(if $(filter 0,$(HAVE_MPI)),MPI($(MPICC))) $(if $(filter 0,$(HAVE_HDF5)),parallel-HDF5) \
-	$(if $(filter 0,$(HAVE_YAML)),libyaml) $(if $(filter 0,$(HAVE_PNG)),libpng/zlib)
+	$(if $(filter 0,$(HAVE_YAML)),libyaml) $(if $(filter 0,$(HAVE_PNG)),libpng/zlib) \
+	$(if $(filter 0,$(HAVE_CODECS)),libjpeg-turbo/OpenJPEG/CharLS)
 need-required:
 	@if [ -n "$(strip $(MISSING))" ]; then \
 	  echo "onfh: missing required libraries: $(strip $(MISSING))."; \
@@ -216,8 +222,10 @@ run:
 	@tools/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@if [ "$$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi; \
-	  echo "mpirun -np $$(nproc) bin/onfh run configs/default.yaml"; \
-	  mpirun -np $$(nproc) bin/onfh run configs/default.yaml
+	  echo "mpirun -q -np $$(nproc) bin/onfh run configs/default.yaml"; \
+	  mpirun -q -np $$(nproc) bin/onfh run configs/default.yaml; rc=$$?; \
+	  if [ $$rc -eq 4 ]; then echo "make run: finished; the synthetic cohort's planted faults were skipped as they should be: see runs/default/ingest_report.csv"; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 test:
 	@tools/deps.sh test

@@ -430,4 +430,184 @@ void dicom_mr_defaults(DicomMrImage *p);
  * a non-zero pixel spacing, unit orientation vectors, pixel values within BitsStored). */
 int dicom_mr_image_new(const DicomMrImage *p, DicomDataset **out, Err *e);
 
+// ---------------------------------------------------------------------------------------------
+// Reading
+//
+// dicom_read_mem / dicom_read_file parse a file into a DicomFile: its file meta group and its
+// data set, in the same structures the writer takes, values in the canonical little-endian form
+// (big endian is swapped on the way in; the pad byte of an odd value is kept, as the file has
+// it). Accepted: PS3.10 files (preamble + "DICM"), the meta group without preamble, and the
+// bare data set (its syntax guessed among Implicit VR LE, Explicit VR LE and Explicit VR BE);
+// Implicit and Explicit VR, little and big endian, Deflated Explicit VR LE; sequences and items
+// of defined and undefined length, nested; UN (and, in Implicit VR, unknown tags) holding a
+// sequence are parsed as sequences in Implicit VR LE when the bytes are items (PS3.5 6.2.2);
+// encapsulated pixel data (fragments[0] is the Basic Offset Table, empty or not).
+//
+// Bad input gives ERR_FORMAT naming the file, the tag and the byte offset, and never reads out
+// of bounds: every length is checked against what remains before it is used, nesting is
+// limited to DICOM_MAX_DEPTH, items, fragments and sequences of odd length are refused (PS3.5
+// 7.1.1; odd-length values are read as they are, as dcmtk and pydicom do, because real files
+// have them), a deflated data set may not inflate beyond DICOM_MAX_INFLATED bytes, and a data
+// set with hundreds of elements out of tag order is refused (reading it would take quadratic
+// time). Codec streams are checked against the data set's image size before they are decoded.
+//
+// Pixels: dicom_decode_frame gives one frame as 16-bit samples (uint16; int16 bit patterns when
+// PixelRepresentation is 1), interleaved when there are three samples per pixel, whatever the
+// transfer syntax, through the decoder the support matrix names. Values are the stored values:
+// bits above BitsStored are cleared (unsigned) or copies of the sign bit (signed); nothing else
+// (rescale, VOI, colour conversion) is applied: colour comes out in the colour space the
+// PhotometricInterpretation names (YBR_FULL stays YBR_FULL), except for JPEG 2000 YBR_RCT and
+// YBR_ICT, which OpenJPEG itself turns into RGB.
+
+#define DICOM_MAX_DEPTH       64                /* sequences nested deeper are refused */
+#define DICOM_MAX_INFLATED    ((size_t)1 << 30) /* bytes a deflated data set may inflate to */
+#define DICOM_MAX_PIXEL_BYTES ((size_t)1 << 31) /* decoded bytes of one image, all frames */
+
+/* Tags the reader uses beyond those above. */
+enum {
+    DICOM_TAG_FILE_META_GROUP_LENGTH = DICOM_TAG(0x0002, 0x0000),
+    DICOM_TAG_TRANSFER_SYNTAX_UID = DICOM_TAG(0x0002, 0x0010),
+    DICOM_TAG_EXTENDED_OFFSET_TABLE = DICOM_TAG(0x7FE0, 0x0001),
+    DICOM_TAG_EXTENDED_OFFSET_TABLE_LENGTHS = DICOM_TAG(0x7FE0, 0x0002),
+    DICOM_TAG_SHARED_FUNCTIONAL_GROUPS = DICOM_TAG(0x5200, 0x9229),
+    DICOM_TAG_PER_FRAME_FUNCTIONAL_GROUPS = DICOM_TAG(0x5200, 0x9230),
+    DICOM_TAG_PIXEL_MEASURES_SEQUENCE = DICOM_TAG(0x0028, 0x9110),
+    DICOM_TAG_PLANE_POSITION_SEQUENCE = DICOM_TAG(0x0020, 0x9113),
+    DICOM_TAG_PLANE_ORIENTATION_SEQUENCE = DICOM_TAG(0x0020, 0x9116),
+    DICOM_TAG_PIXEL_VALUE_TRANSFORMATION_SEQUENCE = DICOM_TAG(0x0028, 0x9145),
+    DICOM_TAG_FRAME_CONTENT_SEQUENCE = DICOM_TAG(0x0020, 0x9111),
+};
+
+#define DICOM_SOP_CLASS_ENHANCED_MR_IMAGE "1.2.840.10008.5.1.4.1.1.4.1"
+
+/* The transfer-syntax support matrix: one row per syntax the reader knows (dicom_ts.c). The
+ * reader takes each file's encoding from it, dicom_decode_frame its decoder, and the README's
+ * table is printed from it (dicom_ts_table). */
+typedef enum DicomCodec {
+    DICOM_CODEC_NATIVE = 0,    /* uncompressed, in the data set */
+    DICOM_CODEC_NATIVE_FRAMES, /* uncompressed frames in fragments (1.2.840.10008.1.2.1.98) */
+    DICOM_CODEC_RLE,           /* own: dicom_rle_decode.c (PS3.5 Annex G) */
+    DICOM_CODEC_JPEG_LOSSLESS, /* own: dicom_jpegll.c (ITU T.81 process 14) */
+    DICOM_CODEC_JPEG,          /* libjpeg-turbo: baseline and extended, 8-bit samples */
+    DICOM_CODEC_JPEG_LS,       /* CharLS */
+    DICOM_CODEC_J2K,           /* OpenJPEG */
+    DICOM_CODEC_NONE,          /* refused: the header is read, the pixels are not decoded */
+} DicomCodec;
+
+typedef struct DicomTsInfo {
+    const char *uid;
+    const char *name;    /* PS3.6 table A-1 name */
+    uint8_t explicit_vr; /* data set encoding */
+    uint8_t big_endian;
+    uint8_t deflated;
+    uint8_t encapsulated; /* pixel data in fragments */
+    uint8_t supported;    /* 1: dicom_decode_frame decodes it; 0: refused */
+    DicomCodec codec;
+    const char *decoder; /* who decodes it, or why it is refused */
+} DicomTsInfo;
+
+/* The whole table, *n rows. */
+const DicomTsInfo *dicom_ts_table(size_t *n);
+/* The row of uid (trailing spaces ignored), or NULL for a syntax not in the table. */
+const DicomTsInfo *dicom_ts_find(const char *uid);
+
+typedef struct DicomReadOptions {
+    /* 1: stop at the top-level (7FE0,0010) PixelData, which is neither read nor kept; a fast
+     * header scan (dicom_read_file then reads the file in growing chunks, not all of it). */
+    int stop_before_pixels;
+} DicomReadOptions;
+
+typedef struct DicomFile {
+    char *name;         /* the path, or the name given to dicom_read_mem: for messages */
+    DicomFileForm form; /* as found */
+    DicomDataset *meta; /* the file meta group (0002,xxxx); empty when the file has none */
+    DicomDataset *ds;   /* the data set */
+    char ts_uid[DICOM_UID_MAX + 1]; /* (0002,0010), or the guessed syntax's UID */
+    const DicomTsInfo *ts;          /* its row of the support matrix; NULL for a syntax not in it */
+    int ts_guessed;     /* 1: no TransferSyntaxUID, the encoding was guessed from the bytes */
+    int pixels_skipped; /* 1: stop_before_pixels stopped at PixelData */
+} DicomFile;
+
+/* Parses len bytes (not kept: the DicomFile owns copies of what it holds). name is used in
+ * messages (NULL: "<memory>"); opt NULL means defaults. A syntax that is not in the matrix or is
+ * refused is still parsed, its encoding guessed from the bytes, so a header can be reported. */
+int dicom_read_mem(const void *data, size_t len, const char *name, const DicomReadOptions *opt,
+                   DicomFile **out, Err *e);
+int dicom_read_file(const char *path, const DicomReadOptions *opt, DicomFile **out, Err *e);
+void dicom_file_free(DicomFile *f);
+/* 1 when e holds a read error caused by the data ending early, inside an element, item or
+ * deflate stream (a truncated file: the message ends with "(truncated)"); 0 for other errors.
+ * A buffer that is not DICOM at all says "not a DICOM file". */
+int dicom_error_truncated(const Err *e);
+
+/* Values. Messages name the tag, not the file (the caller prefixes it); an absent tag is
+ * ERR_FORMAT "absent", so test with dicom_find first when a tag is optional. */
+
+/* The text of a string VR (all but the binary VRs) without trailing spaces and NULs (and without
+ * leading spaces for the VRs where they are insignificant: AE CS DA DS DT IS TM UI), into out
+ * of cap bytes, NUL-terminated. Too long for cap: ERR_FORMAT. */
+int dicom_get_string(const DicomDataset *ds, uint32_t tag, char *out, size_t cap, Err *e);
+/* Numeric values: DS and IS parsed from their backslash-separated text; US SS UL SL FL FD SV UV
+ * OF OD read as binary. The first min(max, count) go to out; *n (may be NULL) gets the count.
+ * An unparsable DS/IS value is ERR_FORMAT naming it. */
+int dicom_get_numbers(const DicomDataset *ds, uint32_t tag, double *out, size_t max, size_t *n,
+                      Err *e);
+/* The first value as a double, or as an integer (which must be integral and fit a long). */
+int dicom_get_number(const DicomDataset *ds, uint32_t tag, double *v, Err *e);
+int dicom_get_long(const DicomDataset *ds, uint32_t tag, long *v, Err *e);
+
+/* The image pixel module of a file, checked: Rows, Columns, SamplesPerPixel (1 or 3),
+ * BitsAllocated, BitsStored (1..BitsAllocated), HighBit, PixelRepresentation,
+ * PlanarConfiguration, NumberOfFrames (1 when absent), PhotometricInterpretation. */
+typedef struct DicomImageInfo {
+    uint32_t rows;
+    uint32_t columns;
+    uint32_t frames;
+    unsigned samples_per_pixel;
+    unsigned bits_allocated;
+    unsigned bits_stored;
+    unsigned high_bit;
+    unsigned pixel_representation; /* 1: signed; the uint16 samples hold int16 values */
+    unsigned planar_configuration;
+    char photometric[17];
+} DicomImageInfo;
+
+int dicom_image_info(const DicomFile *f, DicomImageInfo *info, Err *e);
+/* Decodes frame (0-based) into out, which holds count >= rows x columns x samples values (samples
+ * interleaved). A syntax that is refused or unknown is ERR_FORMAT "refused: transfer syntax
+ * <uid> (<name>) ..."; so are BitsAllocated other than 8 and 16, and 12-bit JPEG (.51) with this
+ * 8-bit libjpeg. */
+int dicom_decode_frame(const DicomFile *f, uint32_t frame, uint16_t *out, size_t count, Err *e);
+/* Every frame, into a new buffer (*pixels, frames x rows x columns x samples, mem_free). */
+int dicom_decode_pixels(const DicomFile *f, DicomImageInfo *info, uint16_t **pixels, Err *e);
+
+/* RLE Lossless, the inverse of dicom_rle_encode_frame: decodes one frame's fragment (64-byte
+ * header, then segments) into out, rows x columns x samples x bytes_per_sample bytes laid out as
+ * the encoder takes them (little-endian samples, interleaved or planar). A frame whose segment
+ * count disagrees, an offset out of range or a segment that decodes short is ERR_FORMAT. */
+int dicom_rle_decode_frame(const uint8_t *data, size_t len, uint32_t rows, uint32_t columns,
+                           unsigned samples, unsigned bytes_per_sample, unsigned planar,
+                           uint8_t *out, Err *e);
+
+/* Enhanced multi-frame images (Enhanced MR, 1.2.840.10008.5.1.4.1.1.4.1): what a frame's
+ * functional groups say, looked up in its Per-frame Functional Groups item, then the Shared
+ * Functional Groups item, then (for classic single-frame images) the data set itself. */
+typedef struct DicomFrameGeometry {
+    int has_position;
+    double position[3]; /* ImagePositionPatient (0020,9113)>(0020,0032) */
+    int has_orientation;
+    double orientation[6]; /* ImageOrientationPatient (0020,9116)>(0020,0037) */
+    int has_spacing;
+    double spacing[2]; /* PixelSpacing (0028,9110)>(0028,0030), row then column spacing */
+    int has_thickness;
+    double slice_thickness; /* SliceThickness (0028,9110)>(0018,0050) */
+    int has_rescale;
+    double rescale_slope; /* (0028,9145)>(0028,1053) and >(0028,1052); 1 and 0 when absent */
+    double rescale_intercept;
+} DicomFrameGeometry;
+
+/* frame is 0-based; past the Per-frame sequence's items is ERR_FORMAT. Attributes absent from
+ * every level leave their has_ flag 0; a present but malformed one is ERR_FORMAT. */
+int dicom_frame_geometry(const DicomDataset *ds, uint32_t frame, DicomFrameGeometry *g, Err *e);
+
 #endif
