@@ -72,6 +72,31 @@ const CfgKey onfh_config_keys[] = {
      .doc = "faulty files to add, as a fraction of the clean DICOM files (0 = none)"},
     {"synth.preview", CFG_BOOL, "false",
      .doc = "also write synth_preview.png, a montage to judge realism (onfh synth --preview)"},
+
+    {"ingest.dicom_dir", CFG_STR, "\"raw\"",
+     .doc = "the DICOM tree to ingest (relative paths are taken from the run directory)"},
+    {"ingest.labels_csv", CFG_STR, "\"labels.csv\"",
+     .doc = "slice labels keyed by SOPInstanceUID (null: none; relative to the run directory)"},
+    {"ingest.clinical_csv", CFG_STR, "\"clinical.csv\"",
+     .doc = "clinical rows by patient, hip and visit (null: none; relative to the run directory)"},
+    {"ingest.training_series", CFG_STR, "\"T1\"",
+     .doc = "series whose SeriesDescription matches this extended regex (any case) give training "
+            "slices"},
+    {"ingest.vessel_series", CFG_STR, "\"MRA|TOF|ANGIO\"",
+     .doc = "series whose SeriesDescription matches this regex are kept at native resolution for "
+            "the vessels stage"},
+    {"ingest.grid_size", CFG_INT, "224", CFG_RANGE(16, 2048),
+     .doc = "training slices are resampled to this square grid (pixels), keeping aspect ratio"},
+    {"ingest.clip_low", CFG_NUM, "0.005", CFG_RANGE(0, 0.5),
+     .doc = "per series, intensities are clipped to these quantiles, then z-scored"},
+    {"ingest.clip_high", CFG_NUM, "0.995", CFG_RANGE(0.5, 1), .doc = "upper clipping quantile"},
+    {"ingest.site_key_env", CFG_STR, "\"ONFH_SITE_KEY\"",
+     .doc = "environment variable holding the site key of the patient pseudonyms (HMAC-SHA-256)"},
+    {"ingest.site_key", CFG_STR, NULL,
+     .doc = "the site key itself, for synthetic data only: a real key belongs in the environment, "
+            "since the resolved config is saved in the run directory"},
+    {"ingest.deflate", CFG_INT, "4", CFG_RANGE(0, 9),
+     .doc = "compression level of cohort.h5's image datasets (0: none)"},
 };
 
 const int onfh_config_n_keys = (int)(sizeof onfh_config_keys / sizeof onfh_config_keys[0]);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/dicom/dicom.h"
 #include "lib/util/json.h"
 #include "lib/util/fileio.h"
 #include "lib/util/mem.h"
@@ -31,7 +32,8 @@ static const char *const exit_codes_text =
     "  1  a stage failed (I/O, MPI, unusable input, internal error); the message says which\n"
     "  2  bad command line or config (YAML syntax, unknown or duplicate key, wrong type,\n"
     "     value out of range, missing config file)\n"
-    "  3  the run directory is locked by another run\n";
+    "  3  the run directory is locked by another run\n"
+    "  4  finished, but some inputs were skipped (each stage's report lists them and why)\n";
 
 /* ---------------------------------------------------------------------------------------------
  * Arguments shared by commands that take CONFIG: [--run DIR] [--set KEY=VALUE]... */
@@ -150,6 +152,8 @@ static int cmd_run(int argc, char **argv)
         rc = run_stage(&s, &onfh_stages[i], o.force);
     if (rc == EXIT_OK)
         log_info("run %s: finished; outputs in %s", config_str(&s.cfg, "run.name"), s.run.path);
+    if (rc == EXIT_OK && s.partial)
+        rc = EXIT_PARTIAL;
     session_close(&s);
     mem_free(o.sets);
     rt_exit(rc);
@@ -253,6 +257,23 @@ static int cmd_status(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* `onfh formats`: the transfer-syntax support matrix (lib/dicom/dicom_ts.c), as Markdown. */
+static int cmd_formats(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: onfh formats\n");
+        return EXIT_USAGE;
+    }
+    size_t n;
+    const DicomTsInfo *t = dicom_ts_table(&n);
+    printf("| transfer syntax | UID | read | decoder |\n| --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < n; i++)
+        printf("| %s | %s | %s | %s |\n", t[i].name, t[i].uid, t[i].supported ? "yes" : "refused",
+               t[i].decoder);
+    return EXIT_OK;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const Command commands[] = {
@@ -273,6 +294,8 @@ static const Command commands[] = {
      cmd_config},
     {"status", "DIR", "what each stage of a run directory did, from its manifest", NULL,
      cmd_status},
+    {"formats", "", "the DICOM transfer syntaxes onfh reads, and which it refuses", NULL,
+     cmd_formats},
     {"help", "[COMMAND]", "this text, or a command's", NULL, cmd_help},
 };
 
@@ -340,6 +363,8 @@ static int cmd_stage(const Stage *st, int argc, char **argv)
     Session s;
     open_or_exit(&s, &o);
     rc = run_stage(&s, st, o.force);
+    if (rc == EXIT_OK && s.partial)
+        rc = EXIT_PARTIAL;
     session_close(&s);
     mem_free(o.sets);
     rt_exit(rc);

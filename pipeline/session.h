@@ -27,6 +27,7 @@ typedef struct Session {
     RunDir run;
     char config_hash[65];
     double t_start;
+    int partial; /* a stage skipped some inputs (and said which): exit with EXIT_PARTIAL */
 } Session;
 
 /* Steps 1-2 only (also for `onfh config show`, which needs no run directory). */

@@ -2,12 +2,15 @@
  * its entry function lives in stages/<name>/, and its keys in pipeline/config_keys.c. */
 #include "pipeline/stages.h"
 
+#include "stages/ingest/ingest.h"
 #include "stages/synth/synth.h"
 
 const Stage onfh_stages[] = {
     {"synth", "write the synthetic ONFH cohort as DICOM, with clinical data, labels and truth",
      synth_run, "--preview", "synth.preview=true",
      "also write synth_preview.png, a montage of slices and vessels to judge realism"},
+    {"ingest", "DICOM tree, labels.csv and clinical.csv into cohort.h5 (de-identified)", ingest_run,
+     NULL, NULL, NULL},
     {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 

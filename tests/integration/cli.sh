@@ -23,6 +23,9 @@ for lib in "MPI:" "HDF5:" "libyaml:" "oneDNN:" "cuDNN:" "NCCL:" "commit" "build:
     grep -q "$lib" "$t/version" || missing="$missing $lib"
 done
 [ -z "$missing" ] && ok "--version names commit, flags and every library" || not_ok "--version names commit, flags and every library" "missing:$missing" "$(cat "$t/version")"
+expect_exit "onfh formats exits 0" 0 "$t/formats" "$ONFH" formats
+grep -q '^| RLE Lossless | 1.2.840.10008.1.2.5 | yes |' "$t/formats" && grep -q '^| MPEG2 Main Profile @ Main Level | 1.2.840.10008.1.2.4.100 | refused |' "$t/formats" &&
+    ok "formats prints the support matrix" || not_ok "formats prints the support matrix" "$(head "$t/formats")"
 expect_exit "unknown command exits 2" 2 "$t/unknown" "$ONFH" frobnicate
 grep -q "no command 'frobnicate'" "$t/unknown" && ok "unknown command is named" || not_ok "unknown command is named" "$(cat "$t/unknown")"
 expect_exit "no arguments exits 2" 2 "$t/noargs" "$ONFH"

@@ -1,0 +1,431 @@
+/* h5.c: cohort.h5, written collectively by every rank (layout: data-schema/cohort.md).
+ *
+ * Tables every rank knows whole (patients, studies, series, clinical, slice metadata) are
+ * written by rank 0 inside collective calls. Pixels are written in rounds: in round r each rank
+ * decodes its r-th series (series are owned in contiguous blocks, so a series' training slices
+ * and native voxels are contiguous rows) and all ranks write together, a rank with nothing left
+ * writing no rows. Memory stays at one series per rank whatever the cohort size. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/dicom/dicom.h"
+#include "lib/h5/h5out.h"
+#include "lib/image/resample.h"
+#include "lib/util/mem.h"
+#include "pipeline/runtime.h"
+#include "pipeline/version.h"
+#include "stages/ingest/ingest_internal.h"
+
+#define SCHEMA "onfh-cohort-1"
+
+/* A column of n rows written by rank 0 (collective). */
+static int column(H5Out *o, const char *path, hid_t type, int rank, uint64_t n, uint64_t width,
+                  const void *data, Err *e)
+{
+    uint64_t dims[2] = {n, width};
+    hid_t ds;
+    int rc = h5out_dataset(o, path, type, width > 1 ? 2 : 1, dims, NULL, 0, &ds, e);
+    if (rc)
+        return rc;
+    rc = h5out_write_rows(o, ds, type, 0, rank == 0 ? n : 0, data, e);
+    H5Dclose(ds);
+    return rc;
+}
+
+/* Fixed-length strings: n rows of len bytes from a function of the row. */
+typedef const char *(*RowText)(const Ingest *in, int row);
+
+static int string_column(H5Out *o, const Ingest *in, const char *path, size_t len, int n,
+                         RowText text, Err *e)
+{
+    char *buf = mem_calloc((size_t)(n ? n : 1), len);
+    hid_t t = h5out_string_type(len);
+    int rc = !buf || t < 0 ? err_set(e, ERR_NOMEM, "out of memory for %s", path) : 0;
+    for (int i = 0; !rc && i < n; i++)
+        strncpy(buf + (size_t)i * len, text(in, i), len);
+    /* every rank takes part, even one that failed to allocate: agree first */
+    if (!rt_all_ok(rc == 0)) {
+        mem_free(buf);
+        if (t >= 0)
+            H5Tclose(t);
+        return rc ? rc : err_set(e, ERR_NOMEM, "out of memory on another rank for %s", path);
+    }
+    rc = column(o, path, t, rt_rank(), (uint64_t)n, 1, buf, e);
+    H5Tclose(t);
+    mem_free(buf);
+    return rc;
+}
+
+static const char *pseudonym(const Ingest *in, int i)
+{
+    return in->patients[i].pseudonym;
+}
+static const char *sex(const Ingest *in, int i)
+{
+    return in->patients[i].sex;
+}
+static const char *description(const Ingest *in, int i)
+{
+    return in->recs[in->series[i].files[0]].series_description;
+}
+static const char *manufacturer(const Ingest *in, int i)
+{
+    return in->recs[in->series[i].files[0]].manufacturer;
+}
+static const char *model(const Ingest *in, int i)
+{
+    return in->recs[in->series[i].files[0]].model;
+}
+static const char *syntax(const Ingest *in, int i)
+{
+    return in->recs[in->series[i].files[0]].ts_uid;
+}
+static const char *hip(const Ingest *in, int i)
+{
+    return in->clinical[i].hip;
+}
+static const char *treatment(const Ingest *in, int i)
+{
+    return in->clinical[i].treatment;
+}
+static const char *outcome(const Ingest *in, int i)
+{
+    return in->clinical[i].outcome;
+}
+
+/* Numeric columns of a table, gathered from the structs into one buffer of n x width. */
+static int table_numbers(H5Out *o, const char *path, hid_t type, size_t elem, int n, int width,
+                         void (*fill)(const Ingest *, int, void *), const Ingest *in, Err *e)
+{
+    uint8_t *buf = mem_calloc((size_t)(n ? n : 1) * (size_t)width, elem);
+    int rc = buf ? 0 : err_set(e, ERR_NOMEM, "out of memory for %s", path);
+    for (int i = 0; !rc && i < n; i++)
+        fill(in, i, buf + (size_t)i * width * elem);
+    if (!rt_all_ok(rc == 0)) {
+        mem_free(buf);
+        return rc ? rc : err_set(e, ERR_NOMEM, "out of memory on another rank for %s", path);
+    }
+    rc = column(o, path, type, rt_rank(), (uint64_t)n, (uint64_t)width, buf, e);
+    mem_free(buf);
+    return rc;
+}
+
+#define FILLER(name, T, expr)                                                                      \
+    static void name(const Ingest *in, int i, void *out)                                           \
+    {                                                                                              \
+        *(T *)out = (T)(expr);                                                                     \
+    }
+FILLER(f_age, double, in->patients[i].age_years)
+FILLER(f_n_studies, int32_t, in->patients[i].n_studies)
+FILLER(f_study_patient, int32_t, in->studies[i].patient)
+FILLER(f_study_day, int32_t, in->studies[i].day)
+FILLER(f_study_visit, int32_t, in->studies[i].visit)
+FILLER(f_series_patient, int32_t, in->info[i].patient)
+FILLER(f_series_study, int32_t, in->info[i].study)
+FILLER(f_series_role, int8_t, in->info[i].role)
+FILLER(f_series_qc, uint32_t, in->series[i].qc)
+FILLER(f_series_n, int32_t, in->series[i].n)
+FILLER(f_series_rows, int32_t, in->recs[in->series[i].files[0]].rows)
+FILLER(f_series_columns, int32_t, in->recs[in->series[i].files[0]].columns)
+FILLER(f_series_first, int64_t, in->info[i].first_slice)
+FILLER(f_series_native, int64_t, in->info[i].native)
+FILLER(f_clin_patient, int32_t, in->clinical[i].patient)
+FILLER(f_clin_visit, int32_t, in->clinical[i].visit)
+FILLER(f_clin_day, int32_t, in->clinical[i].day)
+FILLER(f_clin_tday, int32_t, in->clinical[i].treatment_day)
+FILLER(f_clin_before, int8_t, in->clinical[i].treated_before_visit)
+#undef FILLER
+
+static void f_series_spacing(const Ingest *in, int i, void *out)
+{
+    const FileRec *r = &in->recs[in->series[i].files[0]];
+    double *d = out;
+    d[0] = r->spacing[0];
+    d[1] = r->spacing[1];
+    d[2] = in->series[i].spacing_mm;
+}
+
+static void f_series_orientation(const Ingest *in, int i, void *out)
+{
+    memcpy(out, in->recs[in->series[i].files[0]].orientation, 6 * sizeof(double));
+}
+
+static void f_series_origin(const Ingest *in, int i, void *out)
+{
+    memcpy(out, in->recs[in->series[i].files[0]].position, 3 * sizeof(double));
+}
+
+static int write_tables(H5Out *o, const Ingest *in, Err *e)
+{
+    hid_t I8 = H5T_NATIVE_INT8, I32 = H5T_NATIVE_INT32, I64 = H5T_NATIVE_INT64;
+    hid_t U32 = H5T_NATIVE_UINT32, F64 = H5T_NATIVE_DOUBLE;
+    int np = in->n_patients, nst = in->n_studies, ns = in->n_series, nc = in->n_clinical;
+    int rc = 0;
+#define DO(call)                                                                                   \
+    do {                                                                                           \
+        if (!rc)                                                                                   \
+            rc = (call);                                                                           \
+    } while (0)
+    DO(string_column(o, in, "/patients/pseudonym", 16, np, pseudonym, e));
+    DO(string_column(o, in, "/patients/sex", 2, np, sex, e));
+    DO(table_numbers(o, "/patients/age_years", F64, 8, np, 1, f_age, in, e));
+    DO(table_numbers(o, "/patients/n_studies", I32, 4, np, 1, f_n_studies, in, e));
+    DO(table_numbers(o, "/studies/patient", I32, 4, nst, 1, f_study_patient, in, e));
+    DO(table_numbers(o, "/studies/day", I32, 4, nst, 1, f_study_day, in, e));
+    DO(table_numbers(o, "/studies/visit", I32, 4, nst, 1, f_study_visit, in, e));
+    DO(table_numbers(o, "/series/patient", I32, 4, ns, 1, f_series_patient, in, e));
+    DO(table_numbers(o, "/series/study", I32, 4, ns, 1, f_series_study, in, e));
+    DO(table_numbers(o, "/series/role", I8, 1, ns, 1, f_series_role, in, e));
+    DO(table_numbers(o, "/series/qc_flags", U32, 4, ns, 1, f_series_qc, in, e));
+    DO(table_numbers(o, "/series/n_slices", I32, 4, ns, 1, f_series_n, in, e));
+    DO(table_numbers(o, "/series/rows", I32, 4, ns, 1, f_series_rows, in, e));
+    DO(table_numbers(o, "/series/columns", I32, 4, ns, 1, f_series_columns, in, e));
+    DO(table_numbers(o, "/series/spacing_mm", F64, 8, ns, 3, f_series_spacing, in, e));
+    DO(table_numbers(o, "/series/orientation", F64, 8, ns, 6, f_series_orientation, in, e));
+    DO(table_numbers(o, "/series/origin_mm", F64, 8, ns, 3, f_series_origin, in, e));
+    DO(table_numbers(o, "/series/first_slice", I64, 8, ns, 1, f_series_first, in, e));
+    DO(table_numbers(o, "/series/native_offset", I64, 8, ns, 1, f_series_native, in, e));
+    DO(string_column(o, in, "/series/description", 64, ns, description, e));
+    DO(string_column(o, in, "/series/manufacturer", 64, ns, manufacturer, e));
+    DO(string_column(o, in, "/series/model", 64, ns, model, e));
+    DO(string_column(o, in, "/series/transfer_syntax", 64, ns, syntax, e));
+    DO(table_numbers(o, "/clinical/patient", I32, 4, nc, 1, f_clin_patient, in, e));
+    DO(string_column(o, in, "/clinical/hip", 2, nc, hip, e));
+    DO(table_numbers(o, "/clinical/visit", I32, 4, nc, 1, f_clin_visit, in, e));
+    DO(table_numbers(o, "/clinical/days_from_baseline", I32, 4, nc, 1, f_clin_day, in, e));
+    DO(string_column(o, in, "/clinical/treatment", 16, nc, treatment, e));
+    DO(table_numbers(o, "/clinical/treatment_day", I32, 4, nc, 1, f_clin_tday, in, e));
+    DO(table_numbers(o, "/clinical/treated_before_visit", I8, 1, nc, 1, f_clin_before, in, e));
+    DO(string_column(o, in, "/clinical/outcome", 16, nc, outcome, e));
+#undef DO
+    return rc;
+}
+
+/* Per training slice: series, index in series, patient, position along the normal, label. */
+static int write_slice_tables(H5Out *o, const Ingest *in, Err *e)
+{
+    int64_t n = in->n_slices;
+    int32_t *series = mem_calloc((size_t)(n ? n : 1), 4),
+            *index = mem_calloc((size_t)(n ? n : 1), 4);
+    int32_t *patient = mem_calloc((size_t)(n ? n : 1), 4);
+    float *pos = mem_calloc((size_t)(n ? n : 1), 4);
+    int rc = series && index && patient && pos ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    for (int s = 0; !rc && s < in->n_series; s++)
+        for (int i = 0; in->info[s].train && i < in->series[s].n; i++) {
+            int64_t k = in->info[s].first_slice + i;
+            series[k] = s;
+            index[k] = i;
+            patient[k] = in->info[s].patient;
+            pos[k] = (float)in->series[s].along[i];
+        }
+    if (!rt_all_ok(rc == 0))
+        rc = rc ? rc : err_set(e, ERR_NOMEM, "out of memory on another rank");
+    if (!rc)
+        rc = column(o, "/slices/series", H5T_NATIVE_INT32, rt_rank(), (uint64_t)n, 1, series, e);
+    if (!rc)
+        rc = column(o, "/slices/index", H5T_NATIVE_INT32, rt_rank(), (uint64_t)n, 1, index, e);
+    if (!rc)
+        rc = column(o, "/slices/patient", H5T_NATIVE_INT32, rt_rank(), (uint64_t)n, 1, patient, e);
+    if (!rc)
+        rc = column(o, "/slices/position_mm", H5T_NATIVE_FLOAT, rt_rank(), (uint64_t)n, 1, pos, e);
+    if (!rc)
+        rc = column(o, "/slices/label", H5T_NATIVE_INT8, rt_rank(), (uint64_t)n, 1, in->labels, e);
+    mem_free(series);
+    mem_free(index);
+    mem_free(patient);
+    mem_free(pos);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Pixels. */
+
+/* Decodes a series into float values after rescale: n x rows x columns. valid[i] = 0 for a
+ * slice that could not be decoded (zeros, and a report row). */
+static int decode_series(Ingest *in, const Series *s, float *vox, int8_t *valid, Err *e)
+{
+    const FileRec *first = &in->recs[s->files[0]];
+    size_t plane = (size_t)first->rows * first->columns;
+    uint16_t *px = mem_alloc(plane * sizeof *px);
+    if (!px)
+        return err_set(e, ERR_NOMEM, "out of memory decoding a series");
+    for (int i = 0; i < s->n; i++) {
+        const FileRec *r = &in->recs[s->files[i]];
+        DicomFile *f = NULL;
+        DicomImageInfo info = {0};
+        Err de = {0};
+        int rc = dicom_read_file(r->path, NULL, &f, &de);
+        if (!rc)
+            rc = dicom_image_info(f, &info, &de);
+        if (!rc)
+            rc = dicom_decode_frame(f, 0, px, plane, &de);
+        valid[i] = rc == 0;
+        for (size_t k = 0; k < plane; k++) {
+            double stored = info.pixel_representation ? (double)(int16_t)px[k] : (double)px[k];
+            vox[i * plane + k] = rc ? 0.0f : (float)(stored * r->slope + r->intercept);
+        }
+        if (rc == ERR_NOMEM) {
+            dicom_file_free(f);
+            mem_free(px);
+            *e = de;
+            return rc;
+        }
+        if (rc) {
+            char safe[1024];
+            ingest_safe_path(in, r->path, safe, sizeof safe);
+            ingest_report_row(in, safe, "undecodable", de.msg);
+            in->n_skipped++;
+        }
+        dicom_file_free(f);
+    }
+    mem_free(px);
+    return 0;
+}
+
+int ingest_write_h5(Ingest *in, const char *path, const char *inputs_hash, Err *e)
+{
+    H5Out o;
+    int rc = h5out_create(&o, path, MPI_COMM_WORLD, e);
+    if (rc)
+        return rc;
+    Versions v;
+    versions_get(&v);
+    static const char *const groups[] = {"/patients", "/studies", "/series",
+                                         "/slices",   "/native",  "/clinical"};
+    for (size_t g = 0; !rc && g < sizeof groups / sizeof *groups; g++)
+        rc = h5out_group(&o, groups[g], e);
+    const Config *cfg = &in->s->cfg;
+    double clip[2] = {config_num(cfg, "ingest.clip_low"), config_num(cfg, "ingest.clip_high")};
+    if (!rc)
+        rc = h5out_attr_string(o.file, "schema", SCHEMA, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "onfh_version", v.onfh, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "onfh_commit", v.commit, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "config_sha256", in->s->config_hash, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "inputs_sha256", inputs_hash, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "hdf5_version", v.hdf5, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "mpi_version", v.mpi, e);
+    if (!rc)
+        rc = h5out_attr_string(o.file, "pseudonym", "HMAC-SHA-256(site key, PatientID), 16 hex", e);
+    if (!rc)
+        rc = h5out_attr_int(o.file, "grid_size", in->grid, e);
+    if (!rc)
+        rc = h5out_attr_doubles(o.file, "clip_quantiles", clip, 2, e);
+    if (!rc)
+        rc = write_tables(&o, in, e);
+    if (!rc)
+        rc = write_slice_tables(&o, in, e);
+
+    /* Pixel datasets: training images (N, G, G) and every vessel series' voxels, one after the
+     * other in /native/voxels (offsets in /series/native_offset). */
+    uint64_t g = (uint64_t)in->grid, n = (uint64_t)in->n_slices, nv = 0;
+    for (int s = 0; s < in->n_series; s++)
+        if (in->info[s].native >= 0)
+            nv = (uint64_t)in->info[s].native + (uint64_t)in->series[s].n *
+                                                    in->recs[in->series[s].files[0]].rows *
+                                                    in->recs[in->series[s].files[0]].columns;
+    int deflate = (int)config_int(cfg, "ingest.deflate");
+    uint64_t dims[3] = {n, g, g}, chunk[3] = {1, g, g}, vdims[1] = {nv}, vchunk[1] = {1u << 16};
+    hid_t image = -1, voxels = -1, valid_ds = -1;
+    if (!rc)
+        rc = h5out_dataset(&o, "/slices/image", H5T_NATIVE_FLOAT, 3, dims, chunk, deflate, &image,
+                           e);
+    /* Chunked like everything written in rounds: a contiguous int8 dataset written by several
+     * ranks in turn lost its first byte under Open MPI's MPI-IO (h5diff caught it). */
+    uint64_t vchunk1[1] = {4096};
+    if (!rc)
+        rc = h5out_dataset(&o, "/slices/valid", H5T_NATIVE_INT8, 1, dims, vchunk1, deflate,
+                           &valid_ds, e);
+    if (!rc)
+        rc = h5out_dataset(&o, "/native/voxels", H5T_NATIVE_FLOAT, 1, vdims, vchunk, deflate,
+                           &voxels, e);
+
+    /* Rounds: each rank's owned series in order. */
+    int mine = 0, rounds = 0;
+    for (int s = 0; s < in->n_series; s++)
+        mine += in->info[s].owner == rt_rank();
+    rounds = mine;
+    if (rt_mpi_active() && rt_size() > 1)
+        MPI_Allreduce(&mine, &rounds, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int next = 0;
+    for (int round = 0; round < rounds; round++) {
+        while (next < in->n_series && in->info[next].owner != rt_rank())
+            next++;
+        int s = next < in->n_series ? next++ : -1;
+        float *vox = NULL, *grid = NULL;
+        int8_t *valid = NULL;
+        uint64_t img_first = 0, img_n = 0, vox_first = 0, vox_n = 0;
+        int lrc = rc;
+        if (!lrc && s >= 0 && (in->info[s].train || in->info[s].native >= 0)) {
+            const Series *se = &in->series[s];
+            const FileRec *fr = &in->recs[se->files[0]];
+            size_t plane = (size_t)fr->rows * fr->columns;
+            vox = mem_alloc((size_t)se->n * plane * sizeof *vox);
+            valid = mem_alloc((size_t)se->n);
+            if (!vox || !valid)
+                lrc = err_set(e, ERR_NOMEM, "out of memory for a series of %d slices", se->n);
+            if (!lrc)
+                lrc = decode_series(in, se, vox, valid, e);
+            if (!lrc && in->info[s].native >= 0) {
+                vox_first = (uint64_t)in->info[s].native;
+                vox_n = (uint64_t)se->n * plane;
+            }
+            if (!lrc && in->info[s].train) {
+                /* Per series: clip to quantiles, z-score, then resample each slice. */
+                size_t total = (size_t)se->n * plane;
+                float *norm = mem_alloc(total * sizeof *norm), *scratch = mem_alloc(total * 4);
+                grid = mem_alloc((size_t)se->n * g * g * sizeof *grid);
+                if (!norm || !scratch || !grid) {
+                    lrc = err_set(e, ERR_NOMEM, "out of memory normalising a series");
+                } else {
+                    double lo, hi, mean, sd;
+                    memcpy(norm, vox, total * sizeof *norm);
+                    percentiles(norm, total, clip[0], clip[1], scratch, &lo, &hi);
+                    clip_zscore(norm, total, lo, hi, &mean, &sd);
+                    float fill = sd > 0 ? (float)((lo - mean) / sd) : 0.0f;
+                    for (int i = 0; i < se->n; i++)
+                        resample_square(norm + i * plane, (int)fr->rows, (int)fr->columns,
+                                        fr->spacing, (int)g, fill, grid + (size_t)i * g * g);
+                    img_first = (uint64_t)in->info[s].first_slice;
+                    img_n = (uint64_t)se->n;
+                }
+                mem_free(norm);
+                mem_free(scratch);
+            }
+        }
+        /* Every rank writes (perhaps nothing) to each dataset, once agreed nobody failed. */
+        if (!rt_all_ok(lrc == 0)) {
+            rc = lrc ? lrc : err_set(e, ERR_IO, "another rank failed while decoding");
+            mem_free(vox);
+            mem_free(grid);
+            mem_free(valid);
+            break;
+        }
+        rc = h5out_write_rows(&o, image, H5T_NATIVE_FLOAT, img_first, img_n, grid, e);
+        if (!rc)
+            rc = h5out_write_rows(&o, valid_ds, H5T_NATIVE_INT8, img_first, img_n, valid, e);
+        if (!rc)
+            rc = h5out_write_rows(&o, voxels, H5T_NATIVE_FLOAT, vox_first, vox_n, vox, e);
+        mem_free(vox);
+        mem_free(grid);
+        mem_free(valid);
+        if (!rt_all_ok(rc == 0)) {
+            rc = rc ? rc : err_set(e, ERR_IO, "another rank failed writing %s", path);
+            break;
+        }
+    }
+    if (image >= 0)
+        H5Dclose(image);
+    if (valid_ds >= 0)
+        H5Dclose(valid_ds);
+    if (voxels >= 0)
+        H5Dclose(voxels);
+    int crc = h5out_close(&o, e);
+    return rc ? rc : crc;
+}
