@@ -138,7 +138,7 @@ FORMAT_FILES := $(sort $(shell find lib pipeline stages tests bench tools -name 
 
 BANNER := onfh $(VERSION) [$(VARIANT)] | mpi: $(MPI_DESC) | hdf5: $(HDF5_DESC) | yaml: $(if $(filter 1,$(HAVE_YAML)),$(call pc,--modversion,yaml-0.1),missing) | onednn: $(DNNL_DESC) | cuda: $(CUDA_DESC) | GPU=$(GPU)
 
-.PHONY: all deps run test check unit-tests bench format format-check install clean banner need-required
+.PHONY: all deps run test check unit-tests bench fuzz format format-check install clean banner need-required
 .DEFAULT_GOAL := all
 
 all: banner need-required $(ONFH) $(if $(filter rel,$(VARIANT)),bin/onfh)
@@ -240,6 +240,22 @@ bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@bench/run.sh $(BUILD)
+
+# libFuzzer on the DICOM reader: FUZZ_SECONDS (600) from a corpus of synthetic and fixture
+# files; a crash leaves its input in build/fuzz/ (copy it to tests/fixtures/dicom/fuzz/).
+FUZZ_SECONDS ?= 600
+FUZZ_SRC := tests/fuzz/fuzz_dicom_read.c $(wildcard lib/dicom/*.c) $(wildcard lib/util/*.c)
+fuzz:
+	@tools/deps.sh test
+	@mkdir -p build/fuzz/corpus
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(DICOM_CFLAGS) \
+	  $(HDF5_CFLAGS) -o build/fuzz/fuzz_dicom_read $(FUZZ_SRC) $(DICOM_LIBS) -lz -lm -lmpi \
+	  $(filter -L%,$(HDF5_LIBS))
+	@cp tests/fixtures/dicom/*.dcm build/fuzz/corpus/ 2>/dev/null || true
+	@if [ -d runs/default/raw ]; then find runs/default/raw -type f | head -200 | \
+	  while read -r f; do cp "$$f" build/fuzz/corpus/$$(echo "$$f" | sha256sum | cut -c1-16); done; fi
+	cd build/fuzz && ./fuzz_dicom_read -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
+	  -timeout=10 -rss_limit_mb=2048 corpus
 
 format:
 	$(CLANG_FORMAT) -i $(FORMAT_FILES)
