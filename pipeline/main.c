@@ -11,6 +11,7 @@
 #include "lib/util/mem.h"
 #include "pipeline/config_keys.h"
 #include "pipeline/runtime.h"
+#include "pipeline/schema.h"
 #include "pipeline/session.h"
 #include "pipeline/stages.h"
 #include "pipeline/version.h"
@@ -274,6 +275,28 @@ static int cmd_formats(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* `onfh schema check FILE`: a file against its declared layout; exit 1 on any problem. */
+static int cmd_schema(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "check")) {
+        fprintf(stderr, "usage: onfh schema check FILE\n");
+        return EXIT_USAGE;
+    }
+    char *report;
+    int n;
+    Err e = {0};
+    if (schema_check(argv[2], &report, &n, &e)) {
+        fprintf(stderr, "onfh schema check: %s\n", e.msg);
+        return EXIT_FAILURE_RUN;
+    }
+    if (n)
+        fputs(report, stderr);
+    else
+        printf("%s: matches its schema\n", argv[2]);
+    mem_free(report);
+    return n ? EXIT_FAILURE_RUN : EXIT_OK;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const Command commands[] = {
@@ -294,6 +317,8 @@ static const Command commands[] = {
      cmd_config},
     {"status", "DIR", "what each stage of a run directory did, from its manifest", NULL,
      cmd_status},
+    {"schema", "check FILE", "check an HDF5 file onfh wrote against its documented layout", NULL,
+     cmd_schema},
     {"formats", "", "the DICOM transfer syntaxes onfh reads, and which it refuses", NULL,
      cmd_formats},
     {"help", "[COMMAND]", "this text, or a command's", NULL, cmd_help},

@@ -39,6 +39,29 @@ else
     ok "# SKIP h5py or pydicom not installed"
 fi
 
+# onfh schema check: the file matches data-schema/cohort.md; a damaged copy does not
+expect_exit "schema check of cohort.h5: exit 0" 0 "$t/schema.out" "$ONFH" schema check "$one/cohort.h5"
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    cp "$one/cohort.h5" "$t/damaged.h5"
+    /usr/bin/python3 - "$t/damaged.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f["/slices/label"][3] = 7        # a code out of range
+    del f["/clinical/hip"]           # a missing column
+    f["/series/patient"][0] = 9999   # an index out of its table
+PY
+    expect_exit "schema check of a damaged copy: exit 1" 1 "$t/damaged.out" "$ONFH" schema check "$t/damaged.h5"
+    if grep -q '/slices/label\[3\] = 7: expected -1..1' "$t/damaged.out" &&
+        grep -q '/clinical/hip: missing' "$t/damaged.out" &&
+        grep -q '/series/patient\[0\] = 9999: not a row of /patients' "$t/damaged.out"; then
+        ok "schema check names each problem"
+    else
+        not_ok "schema check names each problem" "$(cat "$t/damaged.out")"
+    fi
+else
+    ok "# SKIP h5py not installed"
+fi
+
 # finished and unchanged: skipped; a new grid size: ingest runs again, synth does not
 expect_exit "ingest again: exit 0" 0 "$t/again.out" "$ONFH" ingest "$fx/synth_small.yaml" --run "$one"
 grep -q 'ingest: skipped: finished before' "$t/again.out" && ok "an unchanged ingest is skipped" || not_ok "an unchanged ingest is skipped" "$(cat "$t/again.out")"
