@@ -29,3 +29,35 @@ if /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
     rate=$(/usr/bin/python3 bench/peer_pydicom_write.py 2000 128 "$tmp/peer")
     echo "peer: pydicom writing 128x128 MR slices, no rendering, 1 process: $rate slices/s"
 fi
+
+# ingest: the default cohort's DICOM tree into cohort.h5, on 1 and on every core, beside a
+# pydicom + scipy + h5py script doing the same work and dcm2niix converting the same tree.
+# Peak memory is the largest resident set of one process (GNU time).
+if [ ! -d runs/default/raw ]; then
+    mpirun -np "$cores" "$build/onfh" synth configs/default.yaml >/dev/null 2>&1
+fi
+mb=$(du -sm runs/default/raw | cut -f1)
+for np in 1 "$cores"; do
+    rm -rf "$tmp/ingest"
+    mkdir -p "$tmp/ingest"
+    ln -s "$PWD/runs/default/raw" "$tmp/ingest/raw"
+    cp runs/default/labels.csv runs/default/clinical.csv "$tmp/ingest/"
+    start=$(date +%s.%N)
+    /usr/bin/time -f '%M' -o "$tmp/rss" mpirun -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" >"$tmp/ingest.log" 2>&1
+    secs=$(echo "$(date +%s.%N) - $start" | bc)
+    files=$(grep -o '"files": [0-9]*' "$tmp/ingest/ingest_report.json" | grep -o '[0-9]*$')
+    printf 'onfh ingest, %d rank(s): %d files (%d MiB) in %.1f s: %.0f files/s, %.1f MiB/s; peak RSS of mpirun+ranks %s KiB\n' \
+        "$np" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(cat "$tmp/rss")"
+done
+if /usr/bin/python3 -c 'import pydicom, h5py, scipy' 2>/dev/null; then
+    read -r files slices secs < <(/usr/bin/time -f '%M' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py runs/default/raw "$tmp/peer.h5" 128)
+    printf 'peer: pydicom + scipy + h5py, 1 process: %d files in %.1f s: %.0f files/s, %.1f MiB/s; peak RSS %s KiB\n' \
+        "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(cat "$tmp/rss")"
+fi
+if command -v dcm2niix >/dev/null; then
+    mkdir -p "$tmp/nii"
+    start=$(date +%s.%N)
+    dcm2niix -z n -o "$tmp/nii" runs/default/raw >/dev/null 2>&1
+    secs=$(echo "$(date +%s.%N) - $start" | bc)
+    printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s\n' "$secs" "$(echo "$mb / $secs" | bc -l)"
+fi

@@ -2,7 +2,6 @@
 #include "lib/image/resample.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Bilinear sample at continuous pixel coordinates (y, x) (pixel centres at integers); outside
@@ -47,10 +46,46 @@ double resample_square(const float *in, int rows, int columns, const double spac
     return px;
 }
 
-static int cmp_float(const void *a, const void *b)
+/* The k-th smallest of a[0..n) (0-based), leaving a partitioned around it: a[0..k) <= a[k] <=
+ * a[k+1..n). Iterative quickselect with a three-way partition (MRI has runs of equal values:
+ * background zeros) and a median-of-three pivot; O(n) expected, where sorting a series' millions
+ * of voxels was most of ingest's time. */
+static float select_kth(float *a, size_t n, size_t k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n; /* a[lo..hi) holds the answer */
+    while (hi - lo > 1) {
+        float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi - 1];
+        float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t lt = lo, i = lo, gt = hi; /* [lo,lt) < pivot, [lt,i) == pivot, [gt,hi) > pivot */
+        while (i < gt) {
+            float v = a[i];
+            if (v < pivot) {
+                a[i++] = a[lt];
+                a[lt++] = v;
+            } else if (v > pivot) {
+                a[i] = a[--gt];
+                a[gt] = v;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return pivot;
+    }
+    return a[k];
+}
+
+/* The smallest of a[from..n). */
+static float min_from(const float *a, size_t from, size_t n)
+{
+    float m = a[from];
+    for (size_t i = from + 1; i < n; i++)
+        m = a[i] < m ? a[i] : m;
+    return m;
 }
 
 void percentiles(const float *x, size_t n, double lo, double hi, float *scratch, double *vlo,
@@ -61,13 +96,15 @@ void percentiles(const float *x, size_t n, double lo, double hi, float *scratch,
         return;
     }
     memcpy(scratch, x, n * sizeof *x);
-    qsort(scratch, n, sizeof *scratch, cmp_float);
     double q[2] = {lo, hi}, *v[2] = {vlo, vhi};
     for (int k = 0; k < 2; k++) {
+        /* numpy's default: linear interpolation between the order statistics around q (n-1) */
         double pos = q[k] * (double)(n - 1);
         size_t i = (size_t)floor(pos);
         double f = pos - (double)i;
-        *v[k] = i + 1 < n ? scratch[i] + f * (scratch[i + 1] - scratch[i]) : scratch[n - 1];
+        float a = select_kth(scratch, n, i);
+        float b = i + 1 < n ? min_from(scratch, i + 1, n) : a;
+        *v[k] = a + f * (b - a);
     }
 }
 

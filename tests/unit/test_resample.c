@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -101,6 +102,42 @@ static void test_percentiles_and_zscore(void **state)
     assert_true(flat[0] == 0 && sd == 0);
 }
 
+/* Selection gives what sorting gives, on data with many ties (like MRI background). */
+static int cmp(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_percentiles_match_sorting(void **state)
+{
+    (void)state;
+    enum { N = 5001 };
+    static float x[N], sorted[N], scratch[N];
+    unsigned seed = 7;
+    for (int trial = 0; trial < 20; trial++) {
+        int n = 1 + trial * 250;
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            x[i] = (seed >> 16) % 4 == 0 ? 0.0f : (float)((seed >> 8) % 1000) / 10.0f;
+        }
+        memcpy(sorted, x, (size_t)n * sizeof *x);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp);
+        const double qs[4][2] = {{0.005, 0.995}, {0, 1}, {0.25, 0.75}, {0.5, 0.5}};
+        for (int k = 0; k < 4; k++) {
+            double lo, hi;
+            percentiles(x, (size_t)n, qs[k][0], qs[k][1], scratch, &lo, &hi);
+            for (int side = 0; side < 2; side++) {
+                double pos = qs[k][side] * (n - 1), f = pos - floor(pos);
+                size_t i = (size_t)floor(pos);
+                double want =
+                    sorted[i] + f * ((i + 1 < (size_t)n ? sorted[i + 1] : sorted[i]) - sorted[i]);
+                assert_true(fabs((side ? hi : lo) - want) < 1e-6);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +145,7 @@ int main(void)
         cmocka_unit_test(test_constant_and_aspect),
         cmocka_unit_test(test_block_average),
         cmocka_unit_test(test_percentiles_and_zscore),
+        cmocka_unit_test(test_percentiles_match_sorting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
