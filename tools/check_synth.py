@@ -8,7 +8,6 @@ geometry (ImagePositionPatient y of coronal slices, orientation, spacing) matche
 PatientID and series are consistent. labels.csv names only baseline T1 slices that exist.
 For every fault file: pydicom fails where truth says ingest must skip it. Prints TAP lines.
 Run with Debian's /usr/bin/python3 (python3-pydicom, python3-numpy)."""
-import csv
 import hashlib
 import os
 import sys
@@ -16,22 +15,15 @@ import sys
 import numpy as np
 import pydicom
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import oracle  # noqa: E402
+from oracle import tap  # noqa: E402
+
 run = sys.argv[1]
-n = 0
-
-
-def tap(ok, what, detail=""):
-    global n
-    n += 1
-    print(("ok" if ok else "not ok") + f" {n} - {what}")
-    if not ok and detail:
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
 
 
 def table(name):
-    with open(os.path.join(run, name), newline="") as f:
-        return list(csv.DictReader(f))
+    return oracle.table(run, name)
 
 
 slices = {r["sop_instance_uid"]: r for r in table("truth/slices.csv")}
@@ -115,4 +107,4 @@ for f in faults:
     except Exception:  # noqa: BLE001 - failing is the expected outcome
         pass
 tap(not refused, "pydicom fails on every file truth says to skip", "\n".join(refused))
-print(f"1..{n}")
+oracle.plan()
