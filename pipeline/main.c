@@ -120,7 +120,9 @@ static int run_stage(Session *s, const Stage *st, int force)
     double t0 = progress_now();
     log_info("%s: started on %d rank(s)%s%s", st->name, rt_size(), force ? "" : ": ",
              force ? "" : why);
+    s->stage_partial = 0;
     int rc = st->run(s, &e);
+    s->partial |= s->stage_partial;
     if (rc && !e.code)
         err_set(&e, rc, "failed without a message (a bug in onfh)");
     if (rt_agree(&e)) {

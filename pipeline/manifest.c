@@ -180,6 +180,8 @@ static int write_stage(JsonWriter *w, const char *rundir, const StageRecord *r, 
     json_number(w, r->wall_s);
     json_key(w, "ranks");
     json_int(w, r->ranks);
+    json_key(w, "partial");
+    json_bool(w, r->partial);
     json_key(w, "config_sha256");
     json_string(w, r->config_hash);
     json_key(w, "section_sha256");
@@ -289,7 +291,7 @@ int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e)
 }
 
 int manifest_stage_current(const char *rundir, const char *stage, const char *section_hash,
-                           char *why, size_t why_cap)
+                           char *why, size_t why_cap, int *partial)
 {
     char path[4200], *text = NULL;
     size_t len;
@@ -328,6 +330,9 @@ int manifest_stage_current(const char *rundir, const char *stage, const char *se
     }
     current = 1;
     snprintf(why, why_cap, "finished before with the same config and outputs");
+    const JsonValue *p = json_get(entry, "partial");
+    if (partial)
+        *partial = p && p->type == JSON_BOOL && p->boolean;
 out:
     mem_free(text);
     json_value_free(m);

@@ -31,6 +31,7 @@ typedef struct StageRecord {
     const char *section_hash; /* of the stage's config section: what decides a re-run */
     int ranks;
     double wall_s;
+    int partial; /* some inputs were skipped (the stage's report says which) */
 } StageRecord;
 
 /* Sets the run-level fields (name, config hash, versions), keeping stage entries. */
@@ -40,9 +41,10 @@ int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e);
 
 /* 1 when the manifest has an entry for stage with this section hash and every output it lists
  * still has its recorded SHA-256 (so the stage need not run again), else 0. A missing or
- * unreadable manifest counts as not current; *why receives a short reason for the log. */
+ * unreadable manifest counts as not current; *why receives a short reason for the log, and
+ * *partial (may be NULL) whether that run skipped inputs, so a skip repeats its exit code. */
 int manifest_stage_current(const char *rundir, const char *stage, const char *section_hash,
-                           char *why, size_t why_cap);
+                           char *why, size_t why_cap, int *partial);
 
 /* SHA-256 of a file, or of a directory tree as described above; files counts the files. */
 int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t *files, Err *e);

@@ -180,20 +180,23 @@ int session_section_hash(const Session *s, const char *stage, char hex[65], Err 
     return 0;
 }
 
-int session_stage_current(const Session *s, const char *stage, char *why, size_t why_cap)
+int session_stage_current(Session *s, const char *stage, char *why, size_t why_cap)
 {
-    int current = 0;
+    int current = 0, partial = 0;
     char hex[65];
     Err e = {0};
     if (rt_rank() == 0) {
         if (session_section_hash(s, stage, hex, &e) == 0)
-            current = manifest_stage_current(s->run.path, stage, hex, why, why_cap);
+            current = manifest_stage_current(s->run.path, stage, hex, why, why_cap, &partial);
         else
             snprintf(why, why_cap, "%s", e.msg);
     }
+    int both[2] = {current, partial};
     if (rt_mpi_active() && rt_size() > 1)
-        MPI_Bcast(&current, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    return current;
+        MPI_Bcast(both, 2, MPI_INT, 0, MPI_COMM_WORLD);
+    if (both[0] && both[1])
+        s->partial = 1;
+    return both[0];
 }
 
 int session_record_stage(const Session *s, const char *stage, const char *const *inputs,
@@ -207,6 +210,6 @@ int session_record_stage(const Session *s, const char *stage, const char *const 
     if (rc)
         return rc;
     StageRecord rec = {stage,          inputs, n_inputs,  outputs, n_outputs,
-                       s->config_hash, hex,    rt_size(), wall_s};
+                       s->config_hash, hex,    rt_size(), wall_s,  s->stage_partial};
     return manifest_record_stage(s->run.path, &rec, e);
 }

@@ -27,7 +27,9 @@ typedef struct Session {
     RunDir run;
     char config_hash[65];
     double t_start;
-    int partial; /* a stage skipped some inputs (and said which): exit with EXIT_PARTIAL */
+    int partial;       /* a stage skipped some inputs (and said which): exit with EXIT_PARTIAL */
+    int stage_partial; /* the stage now running skipped inputs: it sets this, run_stage folds it
+                          into partial, and its manifest entry records it */
 } Session;
 
 /* Steps 1-2 only (also for `onfh config show`, which needs no run directory). */
@@ -36,8 +38,9 @@ int session_open(Session *s, const Options *o, Err *e);
 /* SHA-256 deciding whether a stage must run again: of run.seed and the stage's config section. */
 int session_section_hash(const Session *s, const char *stage, char hex[65], Err *e);
 /* Collective: 1 on every rank when rank 0 finds the stage's manifest entry current (see
- * manifest_stage_current); why gets the reason either way. */
-int session_stage_current(const Session *s, const char *stage, char *why, size_t why_cap);
+ * manifest_stage_current); why gets the reason either way. A current entry that skipped inputs
+ * sets s->partial, as the run that wrote it did. */
+int session_stage_current(Session *s, const char *stage, char *why, size_t why_cap);
 /* Rank 0: records the stage's manifest entry (hashing inputs and outputs, paths relative to
  * the run directory); other ranks return 0. */
 int session_record_stage(const Session *s, const char *stage, const char *const *inputs,

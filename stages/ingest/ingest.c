@@ -423,7 +423,7 @@ int ingest_run(Session *s, Err *e)
     rc = write_reports(&in, csv, json, e);
     if (rt_agree(e))
         goto out;
-    s->partial |= in.n_skipped > 0 || in.n_problems > 0;
+    s->stage_partial = in.n_skipped > 0 || in.n_problems > 0;
     /* Inputs relative to the run directory when inside it, as the manifest prefers. */
     const char *rel[3];
     int n_in = 0;

@@ -63,7 +63,7 @@ else
 fi
 
 # finished and unchanged: skipped; a new grid size: ingest runs again, synth does not
-expect_exit "ingest again: exit 0" 0 "$t/again.out" "$ONFH" ingest "$fx/synth_small.yaml" --run "$one"
+expect_exit "ingest again: skipped, and still exit 4 (its inputs were skipped)" 4 "$t/again.out" "$ONFH" ingest "$fx/synth_small.yaml" --run "$one"
 grep -q 'ingest: skipped: finished before' "$t/again.out" && ok "an unchanged ingest is skipped" || not_ok "an unchanged ingest is skipped" "$(cat "$t/again.out")"
 expect_exit "run with a new grid: exit 4" 4 "$t/grid.out" "$ONFH" run "$fx/synth_small.yaml" --run "$one" --set ingest.grid_size=32
 grep -q 'synth: skipped' "$t/grid.out" && grep -q 'ingest: started on 1 rank(s): its config changed' "$t/grid.out" &&

@@ -164,9 +164,9 @@ static void test_manifest(void **state)
     put(dir, "out.h5", "data");
     assert_int_equal(manifest_update_run(dir, "m", "c0ffee", &e), 0);
     const char *ins[] = {"in.csv"}, *outs[] = {"out.h5"};
-    StageRecord rec = {"synth", ins, 1, outs, 1, "c0ffee", "5ec7", 3, 1.5};
+    StageRecord rec = {"synth", ins, 1, outs, 1, "c0ffee", "5ec7", 3, 1.5, 0};
     assert_int_equal(manifest_record_stage(dir, &rec, &e), 0);
-    StageRecord rec2 = {"ingest", outs, 1, NULL, 0, "c0ffee", "abcd", 2, 0.25};
+    StageRecord rec2 = {"ingest", outs, 1, NULL, 0, "c0ffee", "abcd", 2, 0.25, 1};
     assert_int_equal(manifest_record_stage(dir, &rec2, &e), 0);
     rec.ranks = 4; /* synth again: replaced, ingest kept */
     assert_int_equal(manifest_record_stage(dir, &rec, &e), 0);
@@ -193,7 +193,7 @@ static void test_manifest(void **state)
 
     /* a stage whose output is missing is an error, and the manifest is left as it was */
     const char *gone[] = {"never_written.h5"};
-    StageRecord bad = {"evaluate", NULL, 0, gone, 1, "c0ffee", "1", 1, 1};
+    StageRecord bad = {"evaluate", NULL, 0, gone, 1, "c0ffee", "1", 1, 1, 0};
     assert_int_equal(manifest_record_stage(dir, &bad, &e), ERR_IO);
     assert_non_null(strstr(e.msg, "never_written.h5"));
     m = read_manifest(dir);
@@ -202,13 +202,17 @@ static void test_manifest(void **state)
 
     /* current: same section hash and untouched outputs; anything else says why not */
     char why[256];
-    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why), 1);
-    assert_int_equal(manifest_stage_current(dir, "synth", "5ec8", why, sizeof why), 0);
+    int partial = -1;
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why, &partial), 1);
+    assert_int_equal(partial, 0);
+    assert_int_equal(manifest_stage_current(dir, "ingest", "abcd", why, sizeof why, &partial), 1);
+    assert_int_equal(partial, 1); /* a stage that skipped inputs says so again when skipped */
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec8", why, sizeof why, NULL), 0);
     assert_string_equal(why, "its config changed since it last ran");
-    assert_int_equal(manifest_stage_current(dir, "train", "5ec7", why, sizeof why), 0);
+    assert_int_equal(manifest_stage_current(dir, "train", "5ec7", why, sizeof why, NULL), 0);
     assert_string_equal(why, "no record of a finished train");
     put(dir, "out.h5", "DATA");
-    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why), 0);
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why, NULL), 0);
     assert_string_equal(why, "its output out.h5 changed or is missing");
 
     /* not a manifest: refused, not overwritten */
