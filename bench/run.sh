@@ -43,16 +43,20 @@ for np in 1 "$cores"; do
     ln -s "$PWD/runs/default/raw" "$tmp/ingest/raw"
     cp runs/default/labels.csv runs/default/clinical.csv "$tmp/ingest/"
     start=$(date +%s.%N)
-    /usr/bin/time -f '%M' -o "$tmp/rss" mpirun -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" >"$tmp/ingest.log" 2>&1
+    # exit 4 is expected: the default cohort plants faults for ingest to skip
+    rc=0
+    /usr/bin/time -f '%M' -o "$tmp/rss" mpirun -q -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" >"$tmp/ingest.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || { cat "$tmp/ingest.log"; exit 1; }
     secs=$(echo "$(date +%s.%N) - $start" | bc)
     files=$(grep -o '"files": [0-9]*' "$tmp/ingest/ingest_report.json" | grep -o '[0-9]*$')
     printf 'onfh ingest, %d rank(s): %d files (%d MiB) in %.1f s: %.0f files/s, %.1f MiB/s; peak RSS of mpirun+ranks %s KiB\n' \
-        "$np" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(cat "$tmp/rss")"
+        "$np" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(tail -n 1 "$tmp/rss")"
 done
 if /usr/bin/python3 -c 'import pydicom, h5py, scipy' 2>/dev/null; then
-    read -r files slices secs < <(/usr/bin/time -f '%M' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py runs/default/raw "$tmp/peer.h5" 128)
+    /usr/bin/time -f '%M' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py runs/default/raw "$tmp/peer.h5" 128 >"$tmp/peer.out"
+    read -r files slices secs <"$tmp/peer.out"
     printf 'peer: pydicom + scipy + h5py, 1 process: %d files in %.1f s: %.0f files/s, %.1f MiB/s; peak RSS %s KiB\n' \
-        "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(cat "$tmp/rss")"
+        "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(tail -n 1 "$tmp/rss")"
 fi
 if command -v dcm2niix >/dev/null; then
     mkdir -p "$tmp/nii"

@@ -311,21 +311,27 @@ int manifest_stage_current(const char *rundir, const char *stage, const char *se
         snprintf(why, why_cap, "its config changed since it last ran");
         goto out;
     }
-    const JsonValue *outs = json_get(entry, "outputs");
-    for (size_t i = 0; outs && outs->type == JSON_ARRAY && i < outs->n; i++) {
-        const char *p = json_get_string(&outs->items[i], "path");
-        const char *want = json_get_string(&outs->items[i], "sha256");
-        char full[8192], hex[65];
-        uint64_t bytes, files;
-        if (!p || !want)
-            goto out;
-        if (p[0] == '/')
-            snprintf(full, sizeof full, "%s", p);
-        else
-            snprintf(full, sizeof full, "%s/%s", rundir, p);
-        if (manifest_hash_path(full, hex, &bytes, &files, &e) || strcmp(hex, want)) {
-            snprintf(why, why_cap, "its output %s changed or is missing", p);
-            goto out;
+    /* Inputs first (what it read must be what it read then), then outputs (what it wrote must
+     * still be there, untouched). */
+    static const char *const lists[2] = {"inputs", "outputs"};
+    for (int l = 0; l < 2; l++) {
+        const JsonValue *files_list = json_get(entry, lists[l]);
+        for (size_t i = 0; files_list && files_list->type == JSON_ARRAY && i < files_list->n; i++) {
+            const char *p = json_get_string(&files_list->items[i], "path");
+            const char *want = json_get_string(&files_list->items[i], "sha256");
+            char full[8192], hex[65];
+            uint64_t bytes, files;
+            if (!p || !want)
+                goto out;
+            if (p[0] == '/')
+                snprintf(full, sizeof full, "%s", p);
+            else
+                snprintf(full, sizeof full, "%s/%s", rundir, p);
+            if (manifest_hash_path(full, hex, &bytes, &files, &e) || strcmp(hex, want)) {
+                snprintf(why, why_cap, "its %s %s changed or is missing", l ? "output" : "input",
+                         p);
+                goto out;
+            }
         }
     }
     current = 1;

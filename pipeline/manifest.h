@@ -39,8 +39,8 @@ int manifest_update_run(const char *rundir, const char *run_name, const char *co
 /* Adds or replaces one stage's entry, hashing its inputs and outputs now. */
 int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e);
 
-/* 1 when the manifest has an entry for stage with this section hash and every output it lists
- * still has its recorded SHA-256 (so the stage need not run again), else 0. A missing or
+/* 1 when the manifest has an entry for stage with this section hash and every input and output
+ * it lists still has its recorded SHA-256 (so the stage need not run again), else 0. A missing or
  * unreadable manifest counts as not current; *why receives a short reason for the log, and
  * *partial (may be NULL) whether that run skipped inputs, so a skip repeats its exit code. */
 int manifest_stage_current(const char *rundir, const char *stage, const char *section_hash,

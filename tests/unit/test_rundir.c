@@ -211,6 +211,10 @@ static void test_manifest(void **state)
     assert_string_equal(why, "its config changed since it last ran");
     assert_int_equal(manifest_stage_current(dir, "train", "5ec7", why, sizeof why, NULL), 0);
     assert_string_equal(why, "no record of a finished train");
+    put(dir, "in.csv", "a,b,c\n");
+    assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why, NULL), 0);
+    assert_string_equal(why, "its input in.csv changed or is missing");
+    put(dir, "in.csv", "a,b\n");
     put(dir, "out.h5", "DATA");
     assert_int_equal(manifest_stage_current(dir, "synth", "5ec7", why, sizeof why, NULL), 0);
     assert_string_equal(why, "its output out.h5 changed or is missing");
