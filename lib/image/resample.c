@@ -4,20 +4,36 @@
 #include <math.h>
 #include <string.h>
 
-/* Bilinear sample at continuous pixel coordinates (y, x) (pixel centres at integers); outside
- * the image (beyond half a pixel) gives fill. */
-static float bilinear(const float *in, int rows, int columns, double y, double x, float fill)
+#include "lib/util/mem.h"
+
+/* One axis of the resampling. Output pixel o is sampled at k points across its footprint; the
+ * linear interpolation at each point reads input samples i0 and i1 with weights w0 and w1, or
+ * the point lies beyond the input's edge (more than half a pixel out) and gets the fill. */
+typedef struct Tap {
+    int i0;
+    int i1;
+    float w0;
+    float w1;
+    int valid;
+} Tap;
+
+/* taps[o * k + s] for o < size, s < k: input of n samples of `spacing` mm, centred in a field of
+ * fov mm cut into size output pixels of px mm. */
+static void axis_taps(int n, double spacing, double fov, double px, int size, int k, Tap *taps)
 {
-    if (y < -0.5 || x < -0.5 || y > rows - 0.5 || x > columns - 0.5)
-        return fill;
-    y = y < 0 ? 0 : y > rows - 1 ? rows - 1 : y;
-    x = x < 0 ? 0 : x > columns - 1 ? columns - 1 : x;
-    int y0 = (int)y, x0 = (int)x;
-    int y1 = y0 + 1 < rows ? y0 + 1 : y0, x1 = x0 + 1 < columns ? x0 + 1 : x0;
-    double fy = y - y0, fx = x - x0;
-    double top = in[(size_t)y0 * columns + x0] * (1 - fx) + in[(size_t)y0 * columns + x1] * fx;
-    double bot = in[(size_t)y1 * columns + x0] * (1 - fx) + in[(size_t)y1 * columns + x1] * fx;
-    return (float)(top * (1 - fy) + bot * fy);
+    double extent = n * spacing;
+    for (int o = 0; o < size; o++)
+        for (int s = 0; s < k; s++) {
+            double mm = (o + (s + 0.5) / k) * px - 0.5 * fov;
+            double t = (mm + 0.5 * extent) / spacing - 0.5; /* input pixel coordinate */
+            Tap *tp = &taps[o * k + s];
+            tp->valid = t >= -0.5 && t <= n - 0.5;
+            t = t < 0 ? 0 : t > n - 1 ? n - 1 : t;
+            tp->i0 = (int)t;
+            tp->i1 = tp->i0 + 1 < n ? tp->i0 + 1 : tp->i0;
+            tp->w1 = (float)(t - tp->i0);
+            tp->w0 = 1.0f - tp->w1;
+        }
 }
 
 double resample_square(const float *in, int rows, int columns, const double spacing[2], int size,
@@ -29,20 +45,54 @@ double resample_square(const float *in, int rows, int columns, const double spac
     int ky = (int)ceil(px / spacing[0] - 1e-9), kx = (int)ceil(px / spacing[1] - 1e-9);
     ky = ky < 1 ? 1 : ky;
     kx = kx < 1 ? 1 : kx;
+    /* Bilinear interpolation is separable, and so is the mean over a k x k grid of samples:
+     * first every input row is sampled across (h: rows x size, the sum over the valid x
+     * samples), then h down each column. A sample outside the input in x or in y is the fill. */
+    Tap *tx = mem_alloc((size_t)size * kx * sizeof *tx);
+    Tap *ty = mem_alloc((size_t)size * ky * sizeof *ty);
+    float *h = mem_alloc((size_t)rows * size * sizeof *h);
+    int *nvx = mem_alloc((size_t)size * sizeof *nvx);
+    if (!tx || !ty || !h || !nvx) {
+        px = -1;
+        goto out;
+    }
+    axis_taps(columns, spacing[1], fov, px, size, kx, tx);
+    axis_taps(rows, spacing[0], fov, px, size, ky, ty);
+    for (int c = 0; c < size; c++) {
+        nvx[c] = 0;
+        for (int s = 0; s < kx; s++)
+            nvx[c] += tx[c * kx + s].valid;
+    }
+    for (int r = 0; r < rows; r++) {
+        const float *row = in + (size_t)r * columns;
+        for (int c = 0; c < size; c++) {
+            float acc = 0;
+            for (int s = 0; s < kx; s++) {
+                const Tap *t = &tx[c * kx + s];
+                if (t->valid)
+                    acc += row[t->i0] * t->w0 + row[t->i1] * t->w1;
+            }
+            h[(size_t)r * size + c] = acc;
+        }
+    }
     for (int r = 0; r < size; r++)
         for (int c = 0; c < size; c++) {
-            /* Output pixel centre in mm from the field's centre, then input pixel coordinates. */
             double acc = 0;
-            for (int sy = 0; sy < ky; sy++)
-                for (int sx = 0; sx < kx; sx++) {
-                    double my = (r + (sy + 0.5) / ky) * px - 0.5 * fov;
-                    double mx = (c + (sx + 0.5) / kx) * px - 0.5 * fov;
-                    double y = (my + 0.5 * height) / spacing[0] - 0.5;
-                    double x = (mx + 0.5 * width) / spacing[1] - 0.5;
-                    acc += bilinear(in, rows, columns, y, x, fill);
-                }
-            out[(size_t)r * size + c] = (float)(acc / (ky * kx));
+            for (int s = 0; s < ky; s++) {
+                const Tap *t = &ty[r * ky + s];
+                if (t->valid)
+                    acc += h[(size_t)t->i0 * size + c] * t->w0 +
+                           h[(size_t)t->i1 * size + c] * t->w1 + (double)(kx - nvx[c]) * fill;
+                else
+                    acc += (double)kx * fill;
+            }
+            out[(size_t)r * size + c] = (float)(acc / (kx * ky));
         }
+out:
+    mem_free(tx);
+    mem_free(ty);
+    mem_free(h);
+    mem_free(nvx);
     return px;
 }
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 /* in: rows x columns, row-major; spacing[0] between rows, spacing[1] between columns (mm).
- * out: size x size. Returns the output pixel size in mm. */
+ * out: size x size. Returns the output pixel size in mm, or -1 when out of memory. */
 double resample_square(const float *in, int rows, int columns, const double spacing[2], int size,
                        float fill, float *out);
 

@@ -389,9 +389,11 @@ int ingest_write_h5(Ingest *in, const char *path, const char *inputs_hash, Err *
                     percentiles(norm, total, clip[0], clip[1], scratch, &lo, &hi);
                     clip_zscore(norm, total, lo, hi, &mean, &sd);
                     float fill = sd > 0 ? (float)((lo - mean) / sd) : 0.0f;
-                    for (int i = 0; i < se->n; i++)
-                        resample_square(norm + i * plane, (int)fr->rows, (int)fr->columns,
-                                        fr->spacing, (int)g, fill, grid + (size_t)i * g * g);
+                    for (int i = 0; i < se->n && !lrc; i++)
+                        if (resample_square(norm + i * plane, (int)fr->rows, (int)fr->columns,
+                                            fr->spacing, (int)g, fill,
+                                            grid + (size_t)i * g * g) < 0)
+                            lrc = err_set(e, ERR_NOMEM, "out of memory resampling a slice");
                     img_first = (uint64_t)in->info[s].first_slice;
                     img_n = (uint64_t)se->n;
                 }
