@@ -374,9 +374,11 @@ static int cmd_help(int argc, char **argv)
 static int cmd_stage(const Stage *st, int argc, char **argv)
 {
     char help_text[512];
-    snprintf(help_text, sizeof help_text,
-             "  --run DIR, --set KEY=VALUE, --force   as for onfh run\n%s%-18s %s\n",
-             st->flag ? "  " : "", st->flag ? st->flag : "", st->flag ? st->flag_doc : "");
+    int n = snprintf(help_text, sizeof help_text,
+                     "  --run DIR, --set KEY=VALUE, --force   as for onfh run\n");
+    if (st->flag)
+        snprintf(help_text + n, sizeof help_text - (size_t)n, "  %-18s %s\n", st->flag,
+                 st->flag_doc);
     Command c = {st->name, "CONFIG [--run DIR] [--set KEY=VALUE]... [--force]", st->summary,
                  help_text, NULL};
     Options o;

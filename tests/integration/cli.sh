@@ -17,6 +17,8 @@ else
 fi
 expect_exit "onfh run --help exits 0" 0 "$t/runhelp" "$ONFH" run --help
 grep -q -- '--set KEY=VALUE' "$t/runhelp" && ok "run --help documents --set" || not_ok "run --help documents --set" "$(cat "$t/runhelp")"
+expect_exit "onfh synth --help exits 0" 0 "$t/synthhelp" "$ONFH" synth --help
+grep -q -- '--preview .*montage' "$t/synthhelp" && ok "a stage's --help documents its own flag" || not_ok "a stage's --help documents its own flag" "$(cat "$t/synthhelp")"
 expect_exit "onfh --version exits 0" 0 "$t/version" "$ONFH" --version
 missing=""
 for lib in "MPI:" "HDF5:" "libyaml:" "oneDNN:" "cuDNN:" "NCCL:" "commit" "build:"; do
