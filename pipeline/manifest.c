@@ -67,12 +67,99 @@ static int list_files(const char *root, const char *rel, char ***list, size_t *n
     return rc;
 }
 
+/* Hashes computed by this process, so a tree that one command hashes twice (ingest's
+ * inputs_sha256 and its manifest entry, a skip check and the next stage's inputs) is read
+ * once. An entry holds a signature of what stat says about every file (relative path, device,
+ * inode, size, modification time to the nanosecond): a changed, added, removed or replaced
+ * file changes it, and the tree is read again. Stat-ing a tree costs milliseconds where reading
+ * it costs seconds. */
+typedef struct HashMemo {
+    char path[4096];
+    char signature[65];
+    char hex[65];
+    uint64_t bytes;
+    uint64_t files;
+} HashMemo;
+
+static HashMemo memo[8];
+static int memo_next;
+
+static void feed_stat(Sha256 *s, const char *rel, const struct stat *st)
+{
+    int64_t v[5] = {(int64_t)st->st_dev, (int64_t)st->st_ino, (int64_t)st->st_size,
+                    (int64_t)st->st_mtim.tv_sec, (int64_t)st->st_mtim.tv_nsec};
+    sha256_update(s, rel, strlen(rel) + 1);
+    sha256_update(s, v, sizeof v);
+}
+
+static int tree_signature(const char *path, const struct stat *st, char sig[65], Err *e)
+{
+    Sha256 s;
+    sha256_init(&s);
+    int rc = 0;
+    if (!S_ISDIR(st->st_mode)) {
+        feed_stat(&s, "", st);
+    } else {
+        char **list = NULL;
+        size_t n = 0, cap = 0;
+        rc = list_files(path, "", &list, &n, &cap, e);
+        if (!rc)
+            qsort(list, n, sizeof *list, cmp_str);
+        for (size_t i = 0; !rc && i < n; i++) {
+            char full[8192];
+            struct stat fs;
+            snprintf(full, sizeof full, "%s/%s", path, list[i]);
+            if (stat(full, &fs) != 0)
+                rc = err_set(e, ERR_IO, "%s: cannot stat", full);
+            else
+                feed_stat(&s, list[i], &fs);
+        }
+        for (size_t i = 0; i < n; i++)
+            mem_free(list[i]);
+        mem_free(list);
+    }
+    uint8_t d[32];
+    sha256_final(&s, d);
+    sha256_to_hex(d, sig);
+    return rc;
+}
+
+static int hash_path(const char *path, const struct stat *st, char hex[65], uint64_t *bytes,
+                     uint64_t *files, Err *e);
+
 int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t *files, Err *e)
 {
     struct stat st;
+    char sig[65];
     if (stat(path, &st) != 0)
         return err_set(e, ERR_IO, "%s: does not exist", path);
-    if (!S_ISDIR(st.st_mode)) {
+    int rc = tree_signature(path, &st, sig, e);
+    if (rc)
+        return rc;
+    for (int i = 0; i < 8; i++)
+        if (!strcmp(memo[i].path, path) && !strcmp(memo[i].signature, sig)) {
+            memcpy(hex, memo[i].hex, 65);
+            *bytes = memo[i].bytes;
+            *files = memo[i].files;
+            return 0;
+        }
+    rc = hash_path(path, &st, hex, bytes, files, e);
+    if (!rc) {
+        HashMemo *m = &memo[memo_next];
+        memo_next = (memo_next + 1) % 8;
+        snprintf(m->path, sizeof m->path, "%s", path);
+        memcpy(m->signature, sig, 65);
+        memcpy(m->hex, hex, 65);
+        m->bytes = *bytes;
+        m->files = *files;
+    }
+    return rc;
+}
+
+static int hash_path(const char *path, const struct stat *st, char hex[65], uint64_t *bytes,
+                     uint64_t *files, Err *e)
+{
+    if (!S_ISDIR(st->st_mode)) {
         *files = 1;
         return sha256_file(path, hex, bytes, e);
     }

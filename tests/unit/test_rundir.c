@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -135,6 +136,20 @@ static void test_tree_hash(void **state)
     put(b, "sub/x.txt", "eX");
     assert_int_equal(manifest_hash_path(b, hb, &bytes, &files, &e), 0);
     assert_string_not_equal(ha, hb);
+    /* Hashes are remembered within a process; an in-place edit (same inode, same size) must
+     * still be seen: the modification time is part of what is remembered. */
+    char again[65], edited[65], xp[4300];
+    assert_int_equal(manifest_hash_path(b, again, &bytes, &files, &e), 0);
+    assert_string_equal(again, hb);
+    snprintf(xp, sizeof xp, "%s/sub/x.txt", b);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    FILE *f = fopen(xp, "r+");
+    assert_non_null(f);
+    fputc('E', f);
+    fclose(f);
+    assert_int_equal(manifest_hash_path(b, edited, &bytes, &files, &e), 0);
+    assert_string_not_equal(edited, hb);
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/nothing", tmp);
     assert_int_equal(manifest_hash_path(missing, hb, &bytes, &files, &e), ERR_IO);
