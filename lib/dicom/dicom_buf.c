@@ -87,3 +87,15 @@ void dicom__buf_free(DicomBuf *b)
     mem_free(b->data);
     memset(b, 0, sizeof *b);
 }
+
+void *dicom__zalloc(void *opaque, unsigned items, unsigned size)
+{
+    (void)opaque;
+    return mem_alloc((size_t)items * size);
+}
+
+void dicom__zfree(void *opaque, void *p)
+{
+    (void)opaque;
+    mem_free(p);
+}

@@ -75,6 +75,12 @@ void dicom__buf_u32(DicomBuf *b, uint32_t v, int big);
 void dicom__buf_patch_u32(DicomBuf *b, size_t pos, uint32_t v, int big);
 void dicom__buf_free(DicomBuf *b);
 
+/* zlib's allocator hooks, through lib/util/mem.h so allocation-failure tests reach zlib's own
+ * buffers too (the types match zlib's alloc_func and free_func: voidpf is void *, uInt unsigned).
+ */
+void *dicom__zalloc(void *opaque, unsigned items, unsigned size);
+void dicom__zfree(void *opaque, void *p);
+
 static inline uint16_t dicom__le16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));

@@ -508,23 +508,11 @@ static int guess_encoding(Rd *r, int *explicit_vr, int *big, int bare)
     return ERR_OK;
 }
 
-static voidpf zalloc_mem(voidpf opaque, uInt items, uInt size)
-{
-    (void)opaque;
-    return mem_alloc((size_t)items * size);
-}
-
-static void zfree_mem(voidpf opaque, voidpf p)
-{
-    (void)opaque;
-    mem_free(p);
-}
-
 /* Raw-inflates buf[pos..len) (PS3.5 A.5: deflate without zlib header) into *out. */
 static int inflate_rest(Rd *r, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
-    z_stream zs = {.zalloc = zalloc_mem, .zfree = zfree_mem};
+    z_stream zs = {.zalloc = dicom__zalloc, .zfree = dicom__zfree};
     int zrc = inflateInit2(&zs, -MAX_WBITS);
     if (zrc != Z_OK)
         return zrc == Z_MEM_ERROR ? nomem(r, 0, sizeof zs)

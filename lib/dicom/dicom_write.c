@@ -433,24 +433,12 @@ out:
 // ---------------------------------------------------------------------------------------------
 // Deflate
 
-static voidpf zalloc_mem(voidpf opaque, uInt items, uInt size)
-{
-    (void)opaque;
-    return mem_alloc((size_t)items * size);
-}
-
-static void zfree_mem(voidpf opaque, voidpf p)
-{
-    (void)opaque;
-    mem_free(p);
-}
-
 /* Appends raw deflate of in[0..n) to out, padded to even length. */
 static int put_deflated(DicomBuf *out, const uint8_t *in, size_t n, Err *e)
 {
     if (n > UINT_MAX)
         return err_set(e, ERR_FORMAT, "dicom: deflate: data set of %zu bytes is too large", n);
-    z_stream zs = {.zalloc = zalloc_mem, .zfree = zfree_mem};
+    z_stream zs = {.zalloc = dicom__zalloc, .zfree = dicom__zfree};
     /* Negative windowBits: raw deflate (RFC 1951), no zlib header or Adler-32 (PS3.5 A.5). */
     int zrc =
         deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
