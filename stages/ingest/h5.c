@@ -354,6 +354,8 @@ int ingest_write_h5(Ingest *in, const char *path, const char *inputs_hash, Err *
     if (!rc)
         rc = h5out_attr_string(o.file, "schema", SCHEMA, e);
     if (!rc)
+        rc = h5out_attr_string(o.file, "run", config_str(cfg, "run.name"), e);
+    if (!rc)
         rc = h5out_attr_string(o.file, "onfh_version", v.onfh, e);
     if (!rc)
         rc = h5out_attr_string(o.file, "onfh_commit", v.commit, e);
