@@ -37,4 +37,7 @@ relay() {
         fi
     done < <(sed -n -E 's/^ok [0-9]+ - /ok /p; s/^not ok [0-9]+ - /not_ok /p' "$1")
 }
+# mpi NP COMMAND...: COMMAND on NP ranks under mpirun, passing the sanitizer settings, never
+# hanging a test run for more than 5 minutes.
+mpi() { timeout 300 mpirun -x ASAN_OPTIONS -x UBSAN_OPTIONS -np "$@"; }
 done_testing() { echo "1..$n_tap"; }

@@ -9,7 +9,6 @@ fx=$ONFH_ROOT/tests/fixtures/configs
 t=$ONFH_TEST_TMP/ingest
 mkdir -p "$t"
 export ASAN_OPTIONS=detect_leaks=0 # Open MPI's own leaks (toolchain.md)
-mpi() { timeout 300 mpirun -x ASAN_OPTIONS -x UBSAN_OPTIONS -np "$@"; }
 
 one=$t/one
 three=$t/three

@@ -7,7 +7,6 @@ fx=$ONFH_ROOT/tests/fixtures/configs
 t=$ONFH_TEST_TMP/mpi
 mkdir -p "$t"
 export ASAN_OPTIONS=detect_leaks=0 # Open MPI's own leaks (toolchain.md)
-mpi() { timeout 60 mpirun -x ASAN_OPTIONS -x UBSAN_OPTIONS -np "$@"; }
 
 for np in 2 3; do
     mkdir -p "$t/logs$np"
