@@ -3,8 +3,14 @@
  * The graph calls ops only through an NnBackend, so ref (plain C, the oracle, lib/nn/ref),
  * dnnl (oneDNN) and cuda (cuDNN) are interchangeable and the fast ones are tested against ref.
  * Descriptors (ops.h) carry the sizes; the graph checked them with nn_*_setup, so kernels never
- * fail and return nothing. All pointers are float32 in the layouts named below (PyTorch's:
- * NCHW activations, OIHW conv weights, (out, in) linear weights), on the backend's device.
+ * fail and return nothing. All pointers are float32, on the backend's device. Parameters are
+ * always in PyTorch's layouts (OIHW conv weights, (out, in) linear weights), so one ParamStore
+ * serves every backend. Activations written (N,C,H,W) below are in the backend's own layout
+ * (`layout`): NCHW for ref, NHWC (channels last, what oneDNN's fast kernels want) for dnnl. The
+ * graph never looks inside an activation; it converts the network input with to_layout and
+ * the few tensors it reads back (logits are (N,K), the same in both) with from_layout. Ops on
+ * (n) elements are layout-blind; dropout is only applied to (N,F) feature tensors, where the
+ * layouts coincide, so its masks agree across backends.
  *
  * THE ACCUMULATE CONTRACT. Every backward ADDS into its gradient outputs (dx += ..., dw += ...,
  * never dx = ...). A tensor read by several ops (a residual input, a DenseNet feature map) then
@@ -25,8 +31,15 @@
 
 #include "lib/nn/ops.h"
 
+typedef enum NnLayout { NN_LAYOUT_NCHW, NN_LAYOUT_NHWC } NnLayout;
+
 typedef struct NnBackend {
     const char *name;
+    NnLayout layout; /* of activations */
+
+    /* x: (N,C,HW) plain NCHW -> y: the same tensor in `layout`, and back. y != x. */
+    void (*to_layout)(int n, int c, int hw, const float *x, float *y);
+    void (*from_layout)(int n, int c, int hw, const float *x, float *y);
 
     // --- convolution -------------------------------------------------------------------------
     /* Bytes of scratch memory conv2d_forward / conv2d_backward need for descriptor c; the

@@ -8,6 +8,9 @@
 
 static const NnBackend ref_backend = {
     .name = "ref",
+    .layout = NN_LAYOUT_NCHW,
+    .to_layout = ref_copy_layout,
+    .from_layout = ref_copy_layout,
     .conv2d_workspace = ref_conv2d_workspace,
     .conv2d_forward = ref_conv2d_forward,
     .conv2d_backward = ref_conv2d_backward,

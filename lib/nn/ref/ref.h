@@ -55,6 +55,7 @@ void ref_linear_backward(int n, int in, int out, const float *x, const float *w,
                          float *dx, float *dw, float *db);
 
 /* misc.c */
+void ref_copy_layout(int n, int c, int hw, const float *x, float *y);
 void ref_add_forward(size_t n, const float *a, const float *b, float *y);
 void ref_add_backward(size_t n, const float *dy, float *da, float *db);
 void ref_chanmul_forward(int n, int c, int hw, const float *x, const float *s, float *y);
