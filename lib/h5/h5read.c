@@ -158,8 +158,9 @@ static int open_attr(hid_t loc, const char *path, const char *name, hid_t *attr,
     return 0;
 }
 
+/* Reads attribute name, which must hold exactly `want` values, as mem_type. */
 static int read_attr(hid_t loc, const char *path, const char *name, hid_t mem_type, void *out,
-                     Err *e)
+                     hssize_t want, Err *e)
 {
     char fname[512];
     hid_t attr;
@@ -169,9 +170,10 @@ static int read_attr(hid_t loc, const char *path, const char *name, hid_t mem_ty
     hid_t space = H5Aget_space(attr);
     hssize_t count = H5Sget_simple_extent_npoints(space);
     H5Sclose(space);
-    if (count != 1)
-        rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' is not a scalar",
-                     file_name(loc, fname, sizeof fname), name, path);
+    if (count != want)
+        rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' has %lld values, expected %lld",
+                     file_name(loc, fname, sizeof fname), name, path, (long long)count,
+                     (long long)want);
     else if (H5Aread(attr, mem_type, out) < 0)
         rc = err_set(e, ERR_FORMAT, "%s: attribute '%s' on '%s' is not numeric",
                      file_name(loc, fname, sizeof fname), name, path);
@@ -181,12 +183,17 @@ static int read_attr(hid_t loc, const char *path, const char *name, hid_t mem_ty
 
 int h5_attr_double(hid_t loc, const char *path, const char *name, double *out, Err *e)
 {
-    return read_attr(loc, path, name, H5T_NATIVE_DOUBLE, out, e);
+    return read_attr(loc, path, name, H5T_NATIVE_DOUBLE, out, 1, e);
+}
+
+int h5_attr_doubles(hid_t loc, const char *path, const char *name, double *out, int n, Err *e)
+{
+    return read_attr(loc, path, name, H5T_NATIVE_DOUBLE, out, n, e);
 }
 
 int h5_attr_long(hid_t loc, const char *path, const char *name, long *out, Err *e)
 {
-    return read_attr(loc, path, name, H5T_NATIVE_LONG, out, e);
+    return read_attr(loc, path, name, H5T_NATIVE_LONG, out, 1, e);
 }
 
 int h5_attr_string(hid_t loc, const char *path, const char *name, char *buf, size_t size, Err *e)

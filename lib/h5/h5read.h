@@ -38,6 +38,8 @@ void h5_array_free(H5Array *a);
 
 /* Reads scalar numeric attribute `name` of the object at path (relative to loc; "." for loc). */
 int h5_attr_double(hid_t loc, const char *path, const char *name, double *out, Err *e);
+/* Reads a numeric attribute of exactly n values. */
+int h5_attr_doubles(hid_t loc, const char *path, const char *name, double *out, int n, Err *e);
 int h5_attr_long(hid_t loc, const char *path, const char *name, long *out, Err *e);
 /* Reads string attribute `name` (fixed or variable length) into buf; too long is an error. */
 int h5_attr_string(hid_t loc, const char *path, const char *name, char *buf, size_t size, Err *e);

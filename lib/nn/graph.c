@@ -1,0 +1,903 @@
+/* graph.c: building a static graph, planning its memory, and running it (see graph.h). */
+#include "lib/nn/graph.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/util/mem.h"
+#include "lib/util/philox.h"
+
+#define ALIGN_FLOATS 16 /* 64 bytes: each arena buffer starts on a cache line */
+
+void nn_graph_init(NnGraph *g, const NnBackend *be, int batch)
+{
+    memset(g, 0, sizeof *g);
+    g->be = be;
+    g->batch = batch;
+    g->input = g->output = -1;
+    g->conv_init = NN_INIT_KAIMING_FAN_OUT;
+    g->linear_init = NN_INIT_TORCH_DEFAULT;
+    nn_store_init(&g->store);
+}
+
+void nn_graph_free(NnGraph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        NnNode *nd = &g->nodes[i];
+        mem_free(nd->in);
+        mem_free(nd->chans);
+        mem_free(nd->save_mean);
+        mem_free(nd->save_invstd);
+        mem_free(nd->argmax);
+    }
+    mem_free(g->nodes);
+    mem_free(g->values);
+    mem_free(g->arena);
+    mem_free(g->workspace);
+    mem_free(g->probs);
+    mem_free(g->targets);
+    mem_free(g->class_weight);
+    mem_free(g->ptrs);
+    nn_store_free(&g->store);
+    const NnBackend *be = g->be;
+    int batch = g->batch;
+    nn_graph_init(g, be, batch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building
+
+/* Records the first error; every builder returns -1 from then on. */
+__attribute__((format(printf, 2, 3))) static int fail(NnGraph *g, const char *fmt, ...)
+{
+    if (!g->failed) {
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        err_set(&g->err, ERR_CONFIG, "%s", msg);
+        g->failed = 1;
+    }
+    return -1;
+}
+
+static int check_value(NnGraph *g, int x)
+{
+    if (g->failed)
+        return -1;
+    if (x < 0 || x >= g->n_values)
+        return fail(g, "graph: %s: no such value", "input id");
+    return 0;
+}
+
+static int new_value(NnGraph *g, int n, int c, int h, int w)
+{
+    if (g->n_values == g->cap_values) {
+        int cap = g->cap_values ? 2 * g->cap_values : 64;
+        NnValue *v = mem_realloc(g->values, (size_t)cap * sizeof *v);
+        if (!v)
+            return fail(g, "graph: %s", "out of memory");
+        g->values = v;
+        g->cap_values = cap;
+    }
+    NnValue *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->n = n, v->c = c, v->h = h, v->w = w;
+    v->numel = (size_t)n * c * h * w;
+    v->producer = g->n_nodes; /* the node about to be appended; the input fixes this up */
+    v->last_consumer = -1;
+    v->off = v->goff = SIZE_MAX;
+    g->output = g->n_values;
+    return g->n_values++;
+}
+
+/* Appends a node reading n_in values; its outputs are added by the caller. */
+static NnNode *new_node(NnGraph *g, NnOpKind kind, int n_in, const int *in)
+{
+    if (g->failed)
+        return NULL;
+    for (int i = 0; i < n_in; i++)
+        if (check_value(g, in[i]) < 0)
+            return NULL;
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 64;
+        NnNode *nd = mem_realloc(g->nodes, (size_t)cap * sizeof *nd);
+        if (!nd) {
+            fail(g, "graph: %s", "out of memory");
+            return NULL;
+        }
+        g->nodes = nd;
+        g->cap_nodes = cap;
+    }
+    NnNode *nd = &g->nodes[g->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    nd->weight = nd->bias = nd->run_mean = nd->run_var = nd->n_tracked = -1;
+    nd->in = mem_alloc((size_t)(n_in ? n_in : 1) * sizeof(int));
+    if (!nd->in) {
+        fail(g, "graph: %s", "out of memory");
+        return NULL;
+    }
+    memcpy(nd->in, in, (size_t)n_in * sizeof(int));
+    nd->n_in = n_in;
+    g->n_nodes++; /* counted now so that nn_graph_free releases nd->in on any later error */
+    return nd;
+}
+
+/* The node's single output; the node was appended last, so its index is n_nodes - 1. */
+static int add_output(NnGraph *g, NnNode *nd, int n, int c, int h, int w)
+{
+    g->n_nodes--; /* new_value stamps producer = n_nodes */
+    int id = new_value(g, n, c, h, w);
+    g->n_nodes++;
+    if (id >= 0)
+        nd = &g->nodes[g->n_nodes - 1], nd->out[nd->n_out++] = id;
+    return id;
+}
+
+static int add_param(NnGraph *g, int kind, const char *name, const char *suffix, int ndim,
+                     const int *shape, int decay)
+{
+    if (g->failed)
+        return -1;
+    char full[NN_NAME_MAX + 32];
+    snprintf(full, sizeof full, "%s.%s", name, suffix);
+    Err e = {0};
+    if (nn_store_add(&g->store, kind, full, ndim, shape, decay, &e) < 0) {
+        if (!g->failed) {
+            g->err = e;
+            g->failed = 1;
+        }
+        return -1;
+    }
+    return g->store.n_views - 1;
+}
+
+int nn_graph_input(NnGraph *g, int c, int h, int w)
+{
+    if (g->failed)
+        return -1;
+    if (g->input >= 0)
+        return fail(g, "graph: %s", "a second input");
+    int id = new_value(g, g->batch, c, h, w);
+    if (id < 0)
+        return -1;
+    g->values[id].producer = -1;
+    g->input = id;
+    return id;
+}
+
+int nn_graph_conv(NnGraph *g, const char *name, int x, int c_out, int k, int stride, int pad,
+                  int dil, int groups, int bias)
+{
+    NnNode *nd = new_node(g, NN_OP_CONV, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    NnConv2d c = {.n = v->n,
+                  .c_in = v->c,
+                  .h_in = v->h,
+                  .w_in = v->w,
+                  .c_out = c_out,
+                  .kh = k,
+                  .kw = k,
+                  .stride_h = stride,
+                  .stride_w = stride,
+                  .pad_h = pad,
+                  .pad_w = pad,
+                  .dil_h = dil,
+                  .dil_w = dil,
+                  .groups = groups};
+    Err e = {0};
+    if (nn_conv2d_setup(&c, &e) < 0) {
+        err_prefix(&e, "%s", name);
+        g->err = e, g->failed = 1;
+        return -1;
+    }
+    nd->u.conv = c;
+    nd->init = g->conv_init;
+    int ws[4] = {c_out, c.c_in / groups, k, k};
+    nd->weight = add_param(g, NN_PARAM, name, "weight", 4, ws, 1);
+    if (bias)
+        nd->bias = add_param(g, NN_PARAM, name, "bias", 1, &c_out, 0);
+    return add_output(g, nd, c.n, c_out, c.h_out, c.w_out);
+}
+
+int nn_graph_bn(NnGraph *g, const char *name, int x, float eps, float momentum)
+{
+    NnNode *nd = new_node(g, NN_OP_BN, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    nd->u.bn =
+        (NnBatchNorm){.n = v->n, .c = v->c, .h = v->h, .w = v->w, .eps = eps, .momentum = momentum};
+    int c = v->c, n = v->n, h = v->h, w = v->w;
+    nd->weight = add_param(g, NN_PARAM, name, "weight", 1, &c, 0);
+    nd->bias = add_param(g, NN_PARAM, name, "bias", 1, &c, 0);
+    nd->run_mean = add_param(g, NN_BUFFER, name, "running_mean", 1, &c, 0);
+    nd->run_var = add_param(g, NN_BUFFER, name, "running_var", 1, &c, 0);
+    nd->n_tracked = add_param(g, NN_COUNTER, name, "num_batches_tracked", 0, NULL, 0);
+    nd->save_mean = mem_calloc((size_t)c, sizeof(float));
+    nd->save_invstd = mem_calloc((size_t)c, sizeof(float));
+    if (!nd->save_mean || !nd->save_invstd)
+        return fail(g, "graph: %s", "out of memory");
+    return add_output(g, nd, n, c, h, w);
+}
+
+int nn_graph_act(NnGraph *g, int x, NnAct a)
+{
+    NnNode *nd = new_node(g, NN_OP_ACT, 1, &x);
+    if (!nd)
+        return -1;
+    nd->u.act = a;
+    const NnValue *v = &g->values[x];
+    return add_output(g, nd, v->n, v->c, v->h, v->w);
+}
+
+static int pool(NnGraph *g, NnOpKind kind, int x, int k, int stride, int pad, int ceil_mode,
+                int cip)
+{
+    NnNode *nd = new_node(g, kind, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    NnPool2d p = {.n = v->n,
+                  .c = v->c,
+                  .h_in = v->h,
+                  .w_in = v->w,
+                  .kh = k,
+                  .kw = k,
+                  .stride_h = stride,
+                  .stride_w = stride,
+                  .pad_h = pad,
+                  .pad_w = pad,
+                  .ceil_mode = ceil_mode,
+                  .count_include_pad = cip};
+    Err e = {0};
+    if (nn_pool2d_setup(&p, &e) < 0) {
+        g->err = e, g->failed = 1;
+        return -1;
+    }
+    nd->u.pool = p;
+    if (kind == NN_OP_MAXPOOL) {
+        nd->argmax = mem_alloc((size_t)p.n * p.c * p.h_out * p.w_out * sizeof(int32_t));
+        if (!nd->argmax)
+            return fail(g, "graph: %s", "out of memory");
+    }
+    return add_output(g, nd, p.n, p.c, p.h_out, p.w_out);
+}
+
+int nn_graph_maxpool(NnGraph *g, int x, int k, int stride, int pad, int ceil_mode)
+{
+    return pool(g, NN_OP_MAXPOOL, x, k, stride, pad, ceil_mode, 1);
+}
+
+int nn_graph_avgpool(NnGraph *g, int x, int k, int stride, int pad, int ceil_mode,
+                     int count_include_pad)
+{
+    return pool(g, NN_OP_AVGPOOL, x, k, stride, pad, ceil_mode, count_include_pad);
+}
+
+int nn_graph_adaptive_avgpool(NnGraph *g, int x, int h_out, int w_out)
+{
+    NnNode *nd = new_node(g, NN_OP_ADAPTIVE, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    NnAdaptivePool p = {
+        .n = v->n, .c = v->c, .h_in = v->h, .w_in = v->w, .h_out = h_out, .w_out = w_out};
+    Err e = {0};
+    if (nn_adaptive_pool_setup(&p, &e) < 0) {
+        g->err = e, g->failed = 1;
+        return -1;
+    }
+    nd->u.ap = p;
+    return add_output(g, nd, p.n, p.c, h_out, w_out);
+}
+
+int nn_graph_linear(NnGraph *g, const char *name, int x, int out, int bias)
+{
+    NnNode *nd = new_node(g, NN_OP_LINEAR, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    /* Flattening (N,C,H,W) is torch.flatten's NCHW order; in a channels-last backend that is
+     * a different order unless H = W = 1, which is all the models here need. */
+    if (v->h * v->w != 1 && g->be->layout != NN_LAYOUT_NCHW)
+        return fail(g, "graph: %s: linear over a spatial map needs an NCHW backend", name);
+    int in = v->c * v->h * v->w;
+    nd->u.lin.in = in, nd->u.lin.out = out;
+    nd->init = g->linear_init;
+    int ws[2] = {out, in};
+    nd->weight = add_param(g, NN_PARAM, name, "weight", 2, ws, 1);
+    if (bias)
+        nd->bias = add_param(g, NN_PARAM, name, "bias", 1, &out, 0);
+    return add_output(g, nd, v->n, out, 1, 1);
+}
+
+static int same_shape(const NnValue *a, const NnValue *b)
+{
+    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+int nn_graph_add(NnGraph *g, int a, int b)
+{
+    int in[2] = {a, b};
+    NnNode *nd = new_node(g, NN_OP_ADD, 2, in);
+    if (!nd)
+        return -1;
+    const NnValue *va = &g->values[a];
+    if (!same_shape(va, &g->values[b]))
+        return fail(g, "graph: %s: shapes differ", "add");
+    return add_output(g, nd, va->n, va->c, va->h, va->w);
+}
+
+int nn_graph_chanmul(NnGraph *g, int x, int s)
+{
+    int in[2] = {x, s};
+    NnNode *nd = new_node(g, NN_OP_CHANMUL, 2, in);
+    if (!nd)
+        return -1;
+    const NnValue *vx = &g->values[x], *vs = &g->values[s];
+    if (vs->n != vx->n || vs->c != vx->c || vs->h * vs->w != 1)
+        return fail(g, "graph: %s: scale must be (N,C,1,1)", "chanmul");
+    return add_output(g, nd, vx->n, vx->c, vx->h, vx->w);
+}
+
+int nn_graph_concat(NnGraph *g, int n, const int *xs)
+{
+    NnNode *nd = new_node(g, NN_OP_CONCAT, n, xs);
+    if (!nd)
+        return -1;
+    nd->chans = mem_alloc((size_t)n * sizeof(int));
+    if (!nd->chans)
+        return fail(g, "graph: %s", "out of memory");
+    const NnValue *v0 = &g->values[xs[0]];
+    int c = 0;
+    for (int i = 0; i < n; i++) {
+        const NnValue *v = &g->values[xs[i]];
+        if (v->n != v0->n || v->h != v0->h || v->w != v0->w)
+            return fail(g, "graph: %s: spatial shapes differ", "concat");
+        nd->chans[i] = v->c;
+        c += v->c;
+    }
+    return add_output(g, nd, v0->n, c, v0->h, v0->w);
+}
+
+int nn_graph_split(NnGraph *g, int x, int parts, const int *chans, int *outs)
+{
+    NnNode *nd = new_node(g, NN_OP_SPLIT, 1, &x);
+    if (!nd)
+        return -1;
+    if (parts < 1 || parts > NN_MAX_OUT)
+        return fail(g, "graph: %s: 1 to 4 parts", "split");
+    const NnValue v = g->values[x];
+    nd->chans = mem_alloc((size_t)parts * sizeof(int));
+    if (!nd->chans)
+        return fail(g, "graph: %s", "out of memory");
+    int c = 0;
+    for (int i = 0; i < parts; i++)
+        c += nd->chans[i] = chans[i];
+    if (c != v.c)
+        return fail(g, "graph: %s: parts do not add up to the channels", "split");
+    for (int i = 0; i < parts; i++)
+        if ((outs[i] = add_output(g, nd, v.n, chans[i], v.h, v.w)) < 0)
+            return -1;
+    return 0;
+}
+
+int nn_graph_shuffle(NnGraph *g, int x, int groups)
+{
+    NnNode *nd = new_node(g, NN_OP_SHUFFLE, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    if (groups < 1 || v->c % groups)
+        return fail(g, "graph: %s: groups must divide the channels", "shuffle");
+    nd->u.groups = groups;
+    return add_output(g, nd, v->n, v->c, v->h, v->w);
+}
+
+static int random_op(NnGraph *g, NnOpKind kind, int x, float p)
+{
+    NnNode *nd = new_node(g, kind, 1, &x);
+    if (!nd)
+        return -1;
+    if (!(p >= 0.0f && p <= 1.0f))
+        return fail(g, "graph: %s: probability outside [0, 1]", "dropout");
+    const NnValue *v = &g->values[x];
+    if (kind == NN_OP_DROPOUT && v->h * v->w != 1)
+        return fail(g, "graph: %s: only on (N,F) features (backend layouts differ elsewhere)",
+                    "dropout");
+    nd->u.drop.p = p;
+    nd->u.drop.op = (uint32_t)g->n_random++;
+    return add_output(g, nd, v->n, v->c, v->h, v->w);
+}
+
+int nn_graph_dropout(NnGraph *g, int x, float p)
+{
+    return random_op(g, NN_OP_DROPOUT, x, p);
+}
+
+int nn_graph_stochastic_depth(NnGraph *g, int x, float p)
+{
+    return random_op(g, NN_OP_SDEPTH, x, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning
+
+/* Does node nd's backward read its input number i? (backend.h says what each one reads.) */
+static int backward_reads_input(const NnNode *nd, int i)
+{
+    (void)i;
+    switch (nd->kind) {
+    case NN_OP_CONV:
+    case NN_OP_BN:
+    case NN_OP_ACT:
+    case NN_OP_LINEAR:
+    case NN_OP_CHANMUL: return 1;
+    default: return 0;
+    }
+}
+
+typedef struct Interval {
+    int start, end; /* inclusive times */
+    size_t size;    /* floats, aligned */
+    size_t *off;    /* where the offset goes */
+} Interval;
+
+static size_t align_up(size_t n)
+{
+    return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+static int cmp_size_desc(const void *a, const void *b)
+{
+    const Interval *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size < y->size ? 1 : -1;
+    return x->start - y->start;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    const Interval *const *x = a, *const *y = b;
+    return (*x)->off[0] < (*y)->off[0] ? -1 : (*x)->off[0] > (*y)->off[0];
+}
+
+/* Places intervals in one buffer so that intervals overlapping in time never overlap in
+ * memory: largest first, each at the lowest offset that fits between the already placed
+ * intervals it meets in time (greedy by size, the usual heuristic of static planners).
+ * Returns the buffer size in floats, or SIZE_MAX when out of memory. */
+static size_t place(Interval *iv, int n)
+{
+    qsort(iv, (size_t)n, sizeof *iv, cmp_size_desc);
+    const Interval **live = mem_alloc((size_t)(n ? n : 1) * sizeof *live);
+    if (!live)
+        return SIZE_MAX;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int m = 0;
+        for (int j = 0; j < i; j++)
+            if (iv[j].start <= iv[i].end && iv[i].start <= iv[j].end)
+                live[m++] = &iv[j];
+        qsort(live, (size_t)m, sizeof *live, cmp_off);
+        size_t at = 0;
+        for (int j = 0; j < m; j++) {
+            size_t lo = live[j]->off[0], hi = lo + live[j]->size;
+            if (at + iv[i].size <= lo)
+                break;
+            if (hi > at)
+                at = hi;
+        }
+        iv[i].off[0] = at;
+        if (at + iv[i].size > total)
+            total = at + iv[i].size;
+    }
+    mem_free(live);
+    return total;
+}
+
+static int plan(NnGraph *g, Err *e)
+{
+    int n = g->n_nodes, T = 2 * n; /* forward i at time i, loss at n, backward i at T - i */
+    for (int i = 0; i < n; i++) {
+        const NnNode *nd = &g->nodes[i];
+        int upstream = nd->weight >= 0;
+        for (int k = 0; k < nd->n_in; k++) {
+            NnValue *v = &g->values[nd->in[k]];
+            v->last_consumer = i;
+            upstream |= v->needs_grad;
+            if (backward_reads_input(nd, k))
+                v->backward_reads = 1;
+        }
+        for (int k = 0; k < nd->n_out; k++)
+            g->values[nd->out[k]].needs_grad = upstream;
+    }
+    Interval *iv = mem_alloc((size_t)(2 * g->n_values + 1) * sizeof *iv);
+    if (!iv)
+        return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
+    int m = 0;
+    for (int id = 0; id < g->n_values; id++) {
+        NnValue *v = &g->values[id];
+        int start = v->producer; /* -1 for the input: written before the first step */
+        int end = id == g->output ? n : v->last_consumer;
+        if (end < start)
+            end = start;
+        /* In training a value some backward reads lives until the earliest such backward,
+         * i.e. that of its first reader (highest time = T - first reader). Simplest safe
+         * bound: until the backward of its first consumer, which runs last. */
+        if (g->training && v->backward_reads) {
+            int first = n;
+            for (int i = 0; i < n; i++) {
+                const NnNode *nd = &g->nodes[i];
+                for (int k = 0; k < nd->n_in; k++)
+                    if (nd->in[k] == id && backward_reads_input(nd, k) && i < first)
+                        first = i;
+            }
+            end = T - first;
+        }
+        iv[m++] = (Interval){start, end, align_up(v->numel), &v->off};
+        if (g->training && v->needs_grad) {
+            /* From the backward of the last consumer (the first to run) to that of the
+             * producer; the output's gradient starts at the loss. */
+            int gs = id == g->output ? n : T - v->last_consumer;
+            iv[m++] = (Interval){gs, T - v->producer, align_up(v->numel), &v->goff};
+        }
+    }
+    size_t total = place(iv, m);
+    mem_free(iv);
+    if (total == SIZE_MAX)
+        return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
+    g->arena_floats = total;
+    g->arena = mem_alloc((total ? total : 1) * sizeof(float));
+    if (!g->arena)
+        return err_set(e, ERR_NOMEM, "graph: cannot allocate %zu MiB of activations",
+                       total * sizeof(float) >> 20);
+    return 0;
+}
+
+int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e)
+{
+    if (g->failed) {
+        *e = g->err;
+        return -1;
+    }
+    if (g->input < 0 || g->n_nodes == 0)
+        return err_set(e, ERR_CONFIG, "graph: no input or no nodes");
+    const NnValue *out = &g->values[g->output];
+    if (out->h * out->w != 1)
+        return err_set(e, ERR_CONFIG, "graph: output must be (N,K) logits");
+    g->training = training;
+    if (nn_store_alloc(&g->store, n_moments, e) < 0)
+        return -1;
+    size_t ws = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].kind == NN_OP_CONV) {
+            size_t b = g->be->conv2d_workspace(&g->nodes[i].u.conv);
+            if (b > ws)
+                ws = b;
+        }
+    g->workspace_bytes = ws;
+    g->workspace = mem_alloc(ws ? ws : 1);
+    int k = out->c;
+    g->probs = mem_alloc((size_t)g->batch * k * sizeof(float));
+    g->targets = mem_alloc((size_t)g->batch * sizeof(int));
+    g->class_weight = mem_alloc((size_t)k * sizeof(float));
+    int max_in = 1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].n_in > max_in)
+            max_in = g->nodes[i].n_in;
+    g->ptrs = mem_alloc((size_t)max_in * sizeof(float *));
+    if (!g->workspace || !g->probs || !g->targets || !g->class_weight || !g->ptrs)
+        return err_set(e, ERR_NOMEM, "graph: out of memory");
+    return plan(g, e);
+}
+
+size_t nn_graph_activation_bytes(const NnGraph *g)
+{
+    size_t b = g->arena_floats * sizeof(float) + g->workspace_bytes;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const NnNode *nd = &g->nodes[i];
+        if (nd->save_mean)
+            b += 2 * (size_t)nd->u.bn.c * sizeof(float);
+        if (nd->argmax)
+            b += g->values[nd->out[0]].numel * sizeof(int32_t);
+    }
+    return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Initialisation
+
+void nn_graph_init_params(NnGraph *g, uint64_t seed)
+{
+    ParamStore *s = &g->store;
+    memset(s->params, 0, s->n_param * sizeof(float));
+    memset(s->buffers, 0, s->n_buffer * sizeof(float));
+    memset(s->counters, 0, s->n_counter * sizeof(int64_t));
+    for (int i = 0; i < g->n_nodes; i++) {
+        const NnNode *nd = &g->nodes[i];
+        if (nd->kind == NN_OP_BN) {
+            float *w = nn_store_param(s, nd->weight), *rv = nn_store_buffer(s, nd->run_var);
+            for (int c = 0; c < nd->u.bn.c; c++)
+                w[c] = 1.0f, rv[c] = 1.0f;
+            continue;
+        }
+        if (nd->weight < 0)
+            continue;
+        const NnView *v = &s->views[nd->weight];
+        float *w = nn_store_param(s, nd->weight);
+        size_t receptive = v->ndim == 4 ? (size_t)v->shape[2] * v->shape[3] : 1;
+        double fan_out = (double)v->shape[0] * receptive;
+        double fan_in = (double)v->shape[1] * receptive;
+        Philox p;
+        philox_init(&p, seed, PHILOX_INIT, (uint64_t)nd->weight);
+        for (size_t j = 0; j < v->numel; j++) {
+            switch (nd->init) {
+            case NN_INIT_KAIMING_FAN_OUT:
+                w[j] = (float)(philox_normal(&p) * sqrt(2.0 / fan_out));
+                break;
+            case NN_INIT_NORMAL_001: w[j] = (float)(philox_normal(&p) * 0.01); break;
+            case NN_INIT_TORCH_DEFAULT:
+                w[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt(fan_in));
+                break;
+            }
+        }
+        if (nd->bias >= 0 && nd->init == NN_INIT_TORCH_DEFAULT) {
+            float *b = nn_store_param(s, nd->bias);
+            philox_init(&p, seed, PHILOX_INIT, (uint64_t)nd->bias);
+            for (int j = 0; j < v->shape[0]; j++)
+                b[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt(fan_in));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+float *nn_graph_value_data(const NnGraph *g, int id)
+{
+    return g->arena + g->values[id].off;
+}
+
+static float *grad_of(const NnGraph *g, int id)
+{
+    const NnValue *v = &g->values[id];
+    return v->goff == SIZE_MAX ? NULL : g->arena + v->goff;
+}
+
+const NnValue *nn_graph_value(const NnGraph *g, int id)
+{
+    return &g->values[id];
+}
+
+const float *nn_graph_output(const NnGraph *g)
+{
+    return nn_graph_value_data(g, g->output);
+}
+
+void nn_graph_set_input(NnGraph *g, const float *images)
+{
+    const NnValue *v = &g->values[g->input];
+    g->be->to_layout(v->n, v->c, v->h * v->w, images, nn_graph_value_data(g, g->input));
+}
+
+static float *param(const NnGraph *g, int view)
+{
+    return view < 0 ? NULL : nn_store_param(&g->store, view);
+}
+
+static float *pgrad(const NnGraph *g, int view)
+{
+    return view < 0 ? NULL : nn_store_grad(&g->store, view);
+}
+
+int nn_graph_forward(NnGraph *g, int training, Err *e)
+{
+    if (training && !g->training)
+        return err_set(e, ERR_INTERNAL, "graph: planned for inference, asked to train");
+    const NnBackend *be = g->be;
+    ParamStore *s = &g->store;
+    for (int i = 0; i < g->n_nodes; i++) {
+        NnNode *nd = &g->nodes[i];
+        const float *x = nn_graph_value_data(g, nd->in[0]);
+        float *y = nn_graph_value_data(g, nd->out[0]);
+        const NnValue *vx = &g->values[nd->in[0]];
+        switch (nd->kind) {
+        case NN_OP_CONV:
+            be->conv2d_forward(&nd->u.conv, x, param(g, nd->weight), param(g, nd->bias), y,
+                               g->workspace);
+            break;
+        case NN_OP_BN:
+            if (training)
+                be->batchnorm_forward_train(
+                    &nd->u.bn, x, param(g, nd->weight), param(g, nd->bias), y,
+                    nn_store_buffer(s, nd->run_mean), nn_store_buffer(s, nd->run_var),
+                    nn_store_counter(s, nd->n_tracked), nd->save_mean, nd->save_invstd);
+            else
+                be->batchnorm_forward_eval(&nd->u.bn, x, param(g, nd->weight), param(g, nd->bias),
+                                           nn_store_buffer(s, nd->run_mean),
+                                           nn_store_buffer(s, nd->run_var), y);
+            break;
+        case NN_OP_ACT: be->act_forward(nd->u.act, vx->numel, x, y); break;
+        case NN_OP_MAXPOOL: be->maxpool2d_forward(&nd->u.pool, x, y, nd->argmax); break;
+        case NN_OP_AVGPOOL: be->avgpool2d_forward(&nd->u.pool, x, y); break;
+        case NN_OP_ADAPTIVE: be->adaptive_avgpool2d_forward(&nd->u.ap, x, y); break;
+        case NN_OP_LINEAR:
+            be->linear_forward(vx->n, nd->u.lin.in, nd->u.lin.out, x, param(g, nd->weight),
+                               param(g, nd->bias), y);
+            break;
+        case NN_OP_ADD: be->add_forward(vx->numel, x, nn_graph_value_data(g, nd->in[1]), y); break;
+        case NN_OP_CHANMUL:
+            be->chanmul_forward(vx->n, vx->c, vx->h * vx->w, x, nn_graph_value_data(g, nd->in[1]),
+                                y);
+            break;
+        case NN_OP_CONCAT: {
+            const float **xs = (const float **)g->ptrs;
+            for (int k = 0; k < nd->n_in; k++)
+                xs[k] = nn_graph_value_data(g, nd->in[k]);
+            be->concat_forward(vx->n, vx->h * vx->w, nd->n_in, nd->chans, xs, y);
+            break;
+        }
+        case NN_OP_SPLIT: {
+            float *ys[NN_MAX_OUT];
+            for (int k = 0; k < nd->n_out; k++)
+                ys[k] = nn_graph_value_data(g, nd->out[k]);
+            be->split_forward(vx->n, vx->h * vx->w, nd->n_out, nd->chans, x, ys);
+            break;
+        }
+        case NN_OP_SHUFFLE:
+            be->shuffle_forward(vx->n, vx->c, vx->h * vx->w, nd->u.groups, x, y);
+            break;
+        case NN_OP_DROPOUT:
+        case NN_OP_SDEPTH:
+            if (!training || nd->u.drop.p == 0.0f) {
+                memcpy(y, x, vx->numel * sizeof(float));
+                break;
+            }
+            NnDropout d = {
+                .p = nd->u.drop.p, .seed = g->seed, .step = g->step, .op = nd->u.drop.op};
+            if (nd->kind == NN_OP_DROPOUT)
+                be->dropout_forward(&d, vx->numel, x, y);
+            else
+                be->stochastic_depth_forward(&d, vx->n, vx->numel / (size_t)vx->n, x, y);
+            break;
+        }
+    }
+    return 0;
+}
+
+int nn_graph_loss(NnGraph *g, const int *targets, const float *class_weight, float smoothing,
+                  float *loss, Err *e)
+{
+    const NnValue *v = &g->values[g->output];
+    g->xent = (NnXent){.n = v->n, .k = v->c, .smoothing = smoothing};
+    if (nn_xent_setup(&g->xent, targets, e) < 0)
+        return -1;
+    memcpy(g->targets, targets, (size_t)v->n * sizeof(int));
+    g->weighted = class_weight != NULL;
+    if (class_weight)
+        memcpy(g->class_weight, class_weight, (size_t)v->c * sizeof(float));
+    else
+        for (int k = 0; k < v->c; k++)
+            g->class_weight[k] = 1.0f;
+    *loss = g->be->xent_forward(&g->xent, nn_graph_output(g), g->targets,
+                                class_weight ? g->class_weight : NULL, g->probs);
+    return 0;
+}
+
+/* Zeroes the gradients of node i's inputs whose first backward consumer is node i. */
+static void zero_input_grads(NnGraph *g, const NnNode *nd, int i)
+{
+    for (int k = 0; k < nd->n_in; k++) {
+        const NnValue *v = &g->values[nd->in[k]];
+        float *d = grad_of(g, nd->in[k]);
+        int seen = 0;
+        for (int j = 0; j < k; j++)
+            seen |= nd->in[j] == nd->in[k];
+        if (d && v->last_consumer == i && !seen)
+            memset(d, 0, v->numel * sizeof(float));
+    }
+}
+
+int nn_graph_backward(NnGraph *g, Err *e)
+{
+    if (!g->training)
+        return err_set(e, ERR_INTERNAL, "graph: planned for inference, asked for gradients");
+    const NnBackend *be = g->be;
+    ParamStore *s = &g->store;
+    float *dout = grad_of(g, g->output);
+    memset(dout, 0, g->values[g->output].numel * sizeof(float));
+    be->xent_backward(&g->xent, g->probs, g->targets, g->weighted ? g->class_weight : NULL, 1.0f,
+                      dout);
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        NnNode *nd = &g->nodes[i];
+        zero_input_grads(g, nd, i);
+        const float *x = nn_graph_value_data(g, nd->in[0]);
+        float *dx = grad_of(g, nd->in[0]);
+        const float *dy = grad_of(g, nd->out[0]);
+        const NnValue *vx = &g->values[nd->in[0]];
+        if (!dy && nd->kind != NN_OP_SPLIT)
+            continue; /* nothing downstream needs it */
+        switch (nd->kind) {
+        case NN_OP_CONV:
+            be->conv2d_backward(&nd->u.conv, x, param(g, nd->weight), dy, dx, pgrad(g, nd->weight),
+                                pgrad(g, nd->bias), g->workspace);
+            break;
+        case NN_OP_BN:
+            be->batchnorm_backward_train(&nd->u.bn, x, param(g, nd->weight), nd->save_mean,
+                                         nd->save_invstd, dy, dx, pgrad(g, nd->weight),
+                                         pgrad(g, nd->bias));
+            (void)s;
+            break;
+        case NN_OP_ACT:
+            if (dx)
+                be->act_backward(nd->u.act, vx->numel, x, dy, dx);
+            break;
+        case NN_OP_MAXPOOL:
+            if (dx)
+                be->maxpool2d_backward(&nd->u.pool, nd->argmax, dy, dx);
+            break;
+        case NN_OP_AVGPOOL:
+            if (dx)
+                be->avgpool2d_backward(&nd->u.pool, dy, dx);
+            break;
+        case NN_OP_ADAPTIVE:
+            if (dx)
+                be->adaptive_avgpool2d_backward(&nd->u.ap, dy, dx);
+            break;
+        case NN_OP_LINEAR:
+            be->linear_backward(vx->n, nd->u.lin.in, nd->u.lin.out, x, param(g, nd->weight), dy, dx,
+                                pgrad(g, nd->weight), pgrad(g, nd->bias));
+            break;
+        case NN_OP_ADD: be->add_backward(vx->numel, dy, dx, grad_of(g, nd->in[1])); break;
+        case NN_OP_CHANMUL:
+            be->chanmul_backward(vx->n, vx->c, vx->h * vx->w, x, nn_graph_value_data(g, nd->in[1]),
+                                 dy, dx, grad_of(g, nd->in[1]));
+            break;
+        case NN_OP_CONCAT: {
+            float **dxs = g->ptrs;
+            for (int k = 0; k < nd->n_in; k++)
+                dxs[k] = grad_of(g, nd->in[k]);
+            be->concat_backward(vx->n, vx->h * vx->w, nd->n_in, nd->chans, dy, dxs);
+            break;
+        }
+        case NN_OP_SPLIT: {
+            const float *dys[NN_MAX_OUT];
+            int any = 0;
+            for (int k = 0; k < nd->n_out; k++)
+                any |= (dys[k] = grad_of(g, nd->out[k])) != NULL;
+            if (any && dx)
+                be->split_backward(vx->n, vx->h * vx->w, nd->n_out, nd->chans, dys, dx);
+            break;
+        }
+        case NN_OP_SHUFFLE:
+            if (dx)
+                be->shuffle_backward(vx->n, vx->c, vx->h * vx->w, nd->u.groups, dy, dx);
+            break;
+        case NN_OP_DROPOUT:
+        case NN_OP_SDEPTH: {
+            if (!dx)
+                break;
+            if (nd->u.drop.p == 0.0f) {
+                be->add_backward(vx->numel, dy, dx, NULL);
+                break;
+            }
+            NnDropout d = {
+                .p = nd->u.drop.p, .seed = g->seed, .step = g->step, .op = nd->u.drop.op};
+            if (nd->kind == NN_OP_DROPOUT)
+                be->dropout_backward(&d, vx->numel, dy, dx);
+            else
+                be->stochastic_depth_backward(&d, vx->n, vx->numel / (size_t)vx->n, dy, dx);
+            break;
+        }
+        }
+    }
+    return 0;
+}

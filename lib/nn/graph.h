@@ -1,0 +1,178 @@
+/* graph.h: a static network graph, built once per model by plain C builder calls, with its
+ * memory planned ahead and explicit forward and backward passes.
+ *
+ * A model builder (lib/nn/models) calls nn_graph_conv, nn_graph_bn, ... in torchvision's
+ * module order. Each call appends one node, declares the node's parameters in the graph's
+ * ParamStore under torchvision's state_dict names, and returns the id of the node's output
+ * value (an activation tensor (N,C,H,W) in the backend's layout). Builders never check
+ * errors call by call: the first error is kept in the graph, every later call returns -1, and
+ * nn_graph_finish reports it.
+ *
+ * nn_graph_finish allocates the store and plans the activation arena: every value (and, when
+ * the graph trains, every value's gradient) gets an offset in one float buffer, live from the
+ * step that writes it to the last step that reads it, and buffers whose lifetimes do not
+ * overlap share memory. Forward step i is time i and its backward is time 2 n_nodes - i, so
+ * an activation a backward pass reads stays live until then, while gradients live only between
+ * their first consumer's backward and their producer's. Nothing is allocated per step.
+ *
+ * Training step, in order:
+ *   nn_graph_set_input (images, NCHW) -> nn_graph_forward(g, 1) -> nn_graph_loss ->
+ *   nn_store_zero_grads -> nn_graph_backward -> nn_optim_step; g->step += 1.
+ * Dropout masks depend on (g->seed, g->step, the op's random-op ordinal), see ops.h. */
+#ifndef ONFH_NN_GRAPH_H
+#define ONFH_NN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/nn/backend.h"
+#include "lib/nn/tensor.h"
+
+typedef enum NnOpKind {
+    NN_OP_CONV,
+    NN_OP_BN,
+    NN_OP_ACT,
+    NN_OP_MAXPOOL,
+    NN_OP_AVGPOOL,
+    NN_OP_ADAPTIVE,
+    NN_OP_LINEAR,
+    NN_OP_ADD,
+    NN_OP_CHANMUL,
+    NN_OP_CONCAT,
+    NN_OP_SPLIT,
+    NN_OP_SHUFFLE,
+    NN_OP_DROPOUT,
+    NN_OP_SDEPTH,
+} NnOpKind;
+
+/* How nn_graph_init_params fills a weight (torchvision's per-model init code). */
+typedef enum NnInit {
+    NN_INIT_KAIMING_FAN_OUT, /* normal(0, sqrt(2 / fan_out)), conv weights of most models */
+    NN_INIT_NORMAL_001,      /* normal(0, 0.01), MobileNet's linear layers */
+    NN_INIT_TORCH_DEFAULT,   /* kaiming_uniform(a = sqrt 5): uniform(+-1/sqrt(fan_in)) */
+} NnInit;
+
+#define NN_MAX_OUT 4 /* outputs of one node (split) */
+
+typedef struct NnValue {
+    int n, c, h, w;
+    size_t numel;
+    int producer;       /* node index, -1 for the graph input */
+    int last_consumer;  /* highest node index reading it, -1 if none */
+    int needs_grad;     /* some parameter lies upstream */
+    int backward_reads; /* some consumer's backward reads it (keeps it live in training) */
+    size_t off, goff;   /* in floats into the arena: data and gradient (SIZE_MAX: none) */
+} NnValue;
+
+typedef struct NnNode {
+    NnOpKind kind;
+    int n_in, n_out;
+    int *in; /* value ids, n_in of them */
+    int out[NN_MAX_OUT];
+    int weight, bias;                 /* view ids in the store, -1 if none */
+    int run_mean, run_var, n_tracked; /* BN buffers */
+    NnInit init;
+    union {
+        NnConv2d conv;
+        NnBatchNorm bn;
+        NnPool2d pool;
+        NnAdaptivePool ap;
+        struct {
+            int in, out;
+        } lin;
+        NnAct act;
+        struct {
+            float p;
+            uint32_t op; /* ordinal among random ops (dropout, stochastic depth) */
+        } drop;
+        int groups; /* shuffle */
+    } u;
+    int *chans;       /* concat inputs' / split outputs' channel counts */
+    float *save_mean; /* BN training: (C) each */
+    float *save_invstd;
+    int32_t *argmax; /* max pooling: (N,C,Ho,Wo) */
+} NnNode;
+
+typedef struct NnGraph {
+    const NnBackend *be;
+    ParamStore store;
+    int batch;
+    NnNode *nodes;
+    int n_nodes, cap_nodes;
+    NnValue *values;
+    int n_values, cap_values;
+    int input, output;             /* value ids; output is the last value created unless set */
+    int n_random;                  /* random ops so far */
+    int training;                  /* planned for training (gradients and saved activations) */
+    uint64_t seed;                 /* dropout masks */
+    uint64_t step;                 /* optimizer steps taken; dropout masks depend on it */
+    NnInit conv_init, linear_init; /* used for nodes built from now on */
+    Err err;
+    int failed;
+    float *arena;
+    size_t arena_floats;
+    void *workspace;
+    size_t workspace_bytes;
+    float *probs;        /* (N,K) softmax saved by nn_graph_loss */
+    int *targets;        /* (N) copy of the last loss's targets */
+    float *class_weight; /* (K) */
+    int weighted;        /* the last loss used class_weight */
+    NnXent xent;
+    float **ptrs; /* scratch: one pointer per input of the widest concat */
+} NnGraph;
+
+void nn_graph_init(NnGraph *g, const NnBackend *be, int batch);
+void nn_graph_free(NnGraph *g);
+
+/* Builders: each returns the output value id, or -1 after an error (kept in g->err). */
+int nn_graph_input(NnGraph *g, int c, int h, int w);
+/* Conv2d with square kernel k, symmetric padding pad; params name.weight (+ name.bias). */
+int nn_graph_conv(NnGraph *g, const char *name, int x, int c_out, int k, int stride, int pad,
+                  int dil, int groups, int bias);
+/* BatchNorm2d: name.weight, .bias, .running_mean, .running_var, .num_batches_tracked. */
+int nn_graph_bn(NnGraph *g, const char *name, int x, float eps, float momentum);
+int nn_graph_act(NnGraph *g, int x, NnAct a);
+int nn_graph_maxpool(NnGraph *g, int x, int k, int stride, int pad, int ceil_mode);
+int nn_graph_avgpool(NnGraph *g, int x, int k, int stride, int pad, int ceil_mode,
+                     int count_include_pad);
+int nn_graph_adaptive_avgpool(NnGraph *g, int x, int h_out, int w_out);
+/* Linear over the flattened value (N, C H W); name.weight (out, in) (+ name.bias). */
+int nn_graph_linear(NnGraph *g, const char *name, int x, int out, int bias);
+int nn_graph_add(NnGraph *g, int a, int b);
+/* x: (N,C,H,W) times s: (N,C,1,1) channel-wise. */
+int nn_graph_chanmul(NnGraph *g, int x, int s);
+int nn_graph_concat(NnGraph *g, int n, const int *xs);
+/* Splits x along channels into parts of chans[i] channels; ids written to outs. Returns 0. */
+int nn_graph_split(NnGraph *g, int x, int parts, const int *chans, int *outs);
+int nn_graph_shuffle(NnGraph *g, int x, int groups);
+int nn_graph_dropout(NnGraph *g, int x, float p);
+int nn_graph_stochastic_depth(NnGraph *g, int x, float p);
+
+/* Ends building: checks the first error, allocates the store (n_moments optimizer moments)
+ * and plans memory for training (1) or inference only (0). */
+int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e);
+
+/* torchvision's initialisation, drawn from Philox (seed, PHILOX_INIT, view index): BN 1 and 0,
+ * biases 0, weights by their node's NnInit. */
+void nn_graph_init_params(NnGraph *g, uint64_t seed);
+
+/* images: (N,C,H,W) NCHW float, the graph input's shape. */
+void nn_graph_set_input(NnGraph *g, const float *images);
+/* Runs every node; training = 1 uses batch statistics and dropout (graph planned for training
+ * only). */
+int nn_graph_forward(NnGraph *g, int training, Err *e);
+/* The output value's data: logits (N,K) after nn_graph_forward. */
+const float *nn_graph_output(const NnGraph *g);
+const NnValue *nn_graph_value(const NnGraph *g, int id);
+float *nn_graph_value_data(const NnGraph *g, int id);
+/* Softmax cross-entropy of the output against targets (N) (class_weight (K) or NULL). */
+int nn_graph_loss(NnGraph *g, const int *targets, const float *class_weight, float smoothing,
+                  float *loss, Err *e);
+/* Backward from the last loss into the store's gradients (accumulated: zero them first). */
+int nn_graph_backward(NnGraph *g, Err *e);
+
+/* Bytes of the planned arena, workspace and per-node state (what a step needs beyond the
+ * store). */
+size_t nn_graph_activation_bytes(const NnGraph *g);
+
+#endif

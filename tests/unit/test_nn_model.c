@@ -1,0 +1,384 @@
+/* test_nn_model.c: whole models against torchvision: parameter counts, state_dict names and
+ * shapes, and a training run of mobilenet_v3_large matched to PyTorch's.
+ *
+ * tests/fixtures/nn/mobilenet_v3_large.h5 comes from tools/golden.py (which documents it): the
+ * weights are not stored but drawn by a rule restated here (golden_weights), so the fixture is
+ * small. For each backend (ref always, dnnl where built) the test runs, on a batch of 4 at
+ * 64x64 in training mode:
+ *   logits and loss of the first forward: within 1e-4 relative (to the largest |logit|);
+ *   every parameter gradient: L2 norm within 1e-3 relative, 4 random projections within
+ *     1e-3 |g| |r|, and 64 sampled elements within 1e-3 of the tensor's largest sample;
+ *   eval-mode logits after that step's forward (running statistics) within 1e-4 relative;
+ *   the loss of 5 AdamW steps within 1e-4 relative.
+ * Some gradients are 0 in exact arithmetic (the bias of a BN whose output only reaches
+ * conv + training-mode BN: a constant shift per channel is normalised away) and come out as
+ * rounding noise on both sides; their tolerance has a floor of 1e-3 of the model's largest
+ * gradient norm times the same factors. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/h5/h5read.h"
+#include "lib/nn/graph.h"
+#include "lib/nn/models/models.h"
+#include "lib/nn/optimizer.h"
+#include "lib/util/mem.h"
+#include "lib/util/philox.h"
+
+#if ONFH_HAVE_DNNL && __has_include("lib/nn/dnnl/dnnl.h")
+#include "lib/nn/dnnl/dnnl.h"
+#define TEST_DNNL 1
+#else
+#define TEST_DNNL 0
+#endif
+
+#define FIXTURE "tests/fixtures/nn/mobilenet_v3_large.h5"
+
+static const char *fixture_path(void)
+{
+    static char path[1024];
+    const char *root = getenv("ONFH_ROOT");
+    snprintf(path, sizeof path, "%s/%s", root ? root : ".", FIXTURE);
+    return path;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Architecture facts (../shared/reference/architectures.md)
+
+static size_t count_params(const char *id, int classes, int *views)
+{
+    NnGraph g;
+    Err e = {0};
+    int rc = nn_model_graph(&g, nn_backend_ref(), id, 1, 3, 64, 64, classes, 0, 0, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    size_t n = nn_store_param_count(&g.store);
+    *views = g.store.n_views;
+    nn_graph_free(&g);
+    return n;
+}
+
+static void test_param_counts(void **state)
+{
+    (void)state;
+    int views;
+    assert_int_equal(count_params("mobilenet_v3_large", 2, &views), 4204594);
+    assert_int_equal(views, 312);
+    assert_int_equal(count_params("mobilenet_v3_large", 1000, &views), 5483032);
+    assert_int_equal(count_params("mobilenet_v3_small", 2, &views), 1519906);
+    assert_int_equal(count_params("mobilenet_v3_small", 1000, &views), 2542856);
+}
+
+static void test_unknown_model(void **state)
+{
+    (void)state;
+    NnGraph g;
+    Err e = {0};
+    assert_int_not_equal(
+        nn_model_graph(&g, nn_backend_ref(), "resnet9000", 1, 3, 64, 64, 2, 0, 0, &e), 0);
+    assert_non_null(strstr(e.msg, "resnet9000"));
+    assert_non_null(strstr(e.msg, "mobilenet_v3_large"));
+    /* too small an input: the stride-2 stages run out of pixels */
+    memset(&e, 0, sizeof e);
+    assert_int_not_equal(
+        nn_model_graph(&g, nn_backend_ref(), "mobilenet_v3_large", 1, 3, 0, 0, 2, 0, 0, &e), 0);
+    assert_true(e.msg[0] != 0);
+}
+
+/* Names and shapes equal torchvision's state_dict, in its order. */
+static void test_state_dict_keys(void **state)
+{
+    (void)state;
+    Err e = {0};
+    hid_t f;
+    if (h5_open_read(fixture_path(), &f, &e))
+        fail_msg("%s", e.msg);
+    hid_t ds = H5Dopen2(f, "keys", H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t space = H5Dget_space(ds);
+    int n = (int)H5Sget_simple_extent_npoints(space);
+    char **keys = mem_calloc((size_t)n, sizeof *keys);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    assert_true(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, keys) >= 0);
+
+    NnGraph g;
+    if (nn_model_graph(&g, nn_backend_ref(), "mobilenet_v3_large", 1, 3, 64, 64, 2, 0, 0, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(g.store.n_views, n);
+    for (int i = 0; i < n; i++) {
+        const NnView *v = &g.store.views[i];
+        char want[256];
+        int len = snprintf(want, sizeof want, "%s:", v->name);
+        for (int d = 0; d < v->ndim; d++)
+            len += snprintf(want + len, sizeof want - (size_t)len, d ? " %d" : "%d", v->shape[d]);
+        if (strcmp(want, keys[i]) != 0)
+            fail_msg("state_dict entry %d: onfh has '%s', torchvision '%s'", i, want, keys[i]);
+    }
+    nn_graph_free(&g);
+    H5Dvlen_reclaim(type, space, H5P_DEFAULT, keys);
+    mem_free(keys);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(ds);
+    h5_close(f);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The training run against PyTorch
+
+/* tools/golden.py's rule: uniform24(seed, PHILOX_TEST, stream, j) as nn_mask_uniform draws. */
+static double uniform24(uint64_t seed, uint64_t stream, size_t j)
+{
+    uint32_t ctr[4] = {(uint32_t)(j / 4), PHILOX_TEST, (uint32_t)stream, (uint32_t)(stream >> 32)};
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint32_t out[4];
+    philox4x32_10(ctr, key, out);
+    return (double)(out[j % 4] >> 8) * 0x1p-24;
+}
+
+static void golden_weights(NnGraph *g, uint64_t seed)
+{
+    ParamStore *s = &g->store;
+    nn_graph_init_params(g, 1); /* running_var 1, the rest overwritten below */
+    memset(s->buffers, 0, s->n_buffer * sizeof(float));
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].kind == NN_OP_BN)
+            for (int c = 0; c < g->nodes[i].u.bn.c; c++)
+                nn_store_buffer(s, g->nodes[i].run_var)[c] = 1.0f;
+    for (int i = 0; i < s->n_views; i++) {
+        const NnView *v = &s->views[i];
+        if (v->kind != NN_PARAM)
+            continue;
+        int bn_weight = 0;
+        for (int k = 0; k < g->n_nodes; k++)
+            bn_weight |= g->nodes[k].kind == NN_OP_BN && g->nodes[k].weight == i;
+        float *p = nn_store_param(s, i);
+        double fan_in = v->ndim > 1 ? (double)(v->numel / (size_t)v->shape[0]) : 1.0;
+        for (size_t j = 0; j < v->numel; j++) {
+            double u = 2.0 * uniform24(seed, (uint64_t)i, j) - 1.0;
+            p[j] = (float)(v->ndim > 1 ? u * sqrt(6.0 / fan_in)
+                           : bn_weight ? 1.0 + 0.5 * u
+                                       : 0.2 * u);
+        }
+    }
+}
+
+typedef struct Worst {
+    double err; /* largest error / tolerance */
+    char where[160];
+} Worst;
+
+static void note(Worst *w, double err, double tol, const char *what, const char *name)
+{
+    double r = err / tol;
+    if (r > 1 && getenv("ONFH_TEST_VERBOSE"))
+        fprintf(stderr, "# over tolerance: %s %s: error %.3g, tolerance %.3g\n", what, name, err,
+                tol);
+    if (r > w->err) {
+        w->err = r;
+        snprintf(w->where, sizeof w->where, "%s %s", what, name);
+    }
+}
+
+static double max_abs(const float *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+static void compare_logits(const NnGraph *g, hid_t f, const char *path, Worst *w)
+{
+    H5Array want;
+    Err e = {0};
+    if (h5_read_float(f, path, &want, &e))
+        fail_msg("%s", e.msg);
+    const float *got = nn_graph_output(g);
+    assert_int_equal(want.numel, g->values[g->output].numel);
+    double scale = max_abs(want.data, want.numel);
+    for (size_t i = 0; i < want.numel; i++)
+        note(w, fabs(got[i] - ((float *)want.data)[i]), 1e-4 * scale, "logits", path);
+    h5_array_free(&want);
+}
+
+static void compare_grads(const NnGraph *g, hid_t f, uint64_t seed, Worst *w)
+{
+    const ParamStore *s = &g->store;
+    Err e = {0};
+    double floor = 0;
+    for (int i = 0; i < s->n_views; i++) {
+        double norm;
+        char path[256];
+        snprintf(path, sizeof path, "grad/%s", s->views[i].name);
+        if (s->views[i].kind == NN_PARAM && h5_attr_double(f, path, "norm", &norm, &e) == 0)
+            floor = fmax(floor, 1e-3 * norm);
+    }
+    for (int i = 0; i < s->n_views; i++) {
+        const NnView *v = &s->views[i];
+        if (v->kind != NN_PARAM)
+            continue;
+        char path[256];
+        snprintf(path, sizeof path, "grad/%s", v->name);
+        const float *gr = nn_store_grad(s, i);
+        double norm, proj[4], n2 = 0;
+        if (h5_attr_double(f, path, "norm", &norm, &e) ||
+            h5_attr_doubles(f, path, "proj", proj, 4, &e))
+            fail_msg("%s", e.msg);
+        double scale_norm = fmax(norm, floor);
+        for (size_t j = 0; j < v->numel; j++)
+            n2 += (double)gr[j] * gr[j];
+        note(w, fabs(sqrt(n2) - norm), 1e-3 * scale_norm, "grad norm", v->name);
+        for (int k = 0; k < 4; k++) {
+            uint64_t stream = (1u << 20) + 4u * (uint64_t)i + (uint64_t)k;
+            double dot = 0, r2 = 0;
+            for (size_t j = 0; j < v->numel; j++) {
+                double r = 2.0 * uniform24(seed, stream, j) - 1.0;
+                dot += r * gr[j], r2 += r * r;
+            }
+            note(w, fabs(dot - proj[k]), 1e-3 * scale_norm * sqrt(r2), "grad projection", v->name);
+        }
+        H5Array idx, sample;
+        char p2[300];
+        snprintf(p2, sizeof p2, "%s/index", path);
+        if (h5_read_int(f, p2, &idx, &e))
+            fail_msg("%s", e.msg);
+        snprintf(p2, sizeof p2, "%s/sample", path);
+        if (h5_read_float(f, p2, &sample, &e))
+            fail_msg("%s", e.msg);
+        double scale = fmax(max_abs(sample.data, sample.numel), floor);
+        for (size_t j = 0; j < idx.numel; j++) {
+            float got = gr[((int32_t *)idx.data)[j]];
+            note(w, fabs(got - ((float *)sample.data)[j]), 1e-3 * scale + 1e-12, "grad element",
+                 v->name);
+        }
+        h5_array_free(&idx);
+        h5_array_free(&sample);
+    }
+}
+
+static void golden_run(const NnBackend *be)
+{
+    Err e = {0};
+    hid_t f;
+    if (h5_open_read(fixture_path(), &f, &e))
+        fail_msg("%s", e.msg);
+    long seed, batch, size, steps;
+    double loss0, losses[5], hp[5];
+    if (h5_attr_long(f, ".", "seed", &seed, &e) || h5_attr_long(f, ".", "batch", &batch, &e) ||
+        h5_attr_long(f, ".", "size", &size, &e) || h5_attr_long(f, ".", "steps", &steps, &e) ||
+        h5_attr_double(f, ".", "loss", &loss0, &e) ||
+        h5_attr_doubles(f, ".", "adamw_loss", losses, 5, &e) ||
+        h5_attr_doubles(f, ".", "adamw", hp, 5, &e))
+        fail_msg("%s", e.msg);
+    H5Array input, target;
+    if (h5_read_float(f, "input", &input, &e) || h5_read_int(f, "target", &target, &e))
+        fail_msg("%s", e.msg);
+
+    NnOptim opt = {
+        .kind = NN_ADAMW,
+        .adamw = {
+            .lr = hp[0], .beta1 = hp[1], .beta2 = hp[2], .eps = hp[3], .weight_decay = hp[4]}};
+    NnGraph g;
+    if (nn_model_graph(&g, be, "mobilenet_v3_large", (int)batch, 3, (int)size, (int)size, 2, 1,
+                       nn_optim_moments(&opt), &e))
+        fail_msg("%s", e.msg);
+    golden_weights(&g, (uint64_t)seed);
+    g.seed = (uint64_t)seed;
+    nn_graph_set_input(&g, input.data);
+
+    Worst fwd = {0}, grad = {0}, curve = {0};
+    for (int s = 0; s < (int)steps; s++) {
+        g.step = (uint64_t)s;
+        float loss;
+        if (nn_graph_forward(&g, 1, &e) || nn_graph_loss(&g, target.data, NULL, 0.0f, &loss, &e))
+            fail_msg("%s", e.msg);
+        if (s == 0) {
+            compare_logits(&g, f, "logits", &fwd);
+            note(&fwd, fabs(loss - loss0), 1e-4 * loss0, "loss", "step 0");
+        }
+        note(&curve, fabs(loss - losses[s]), 1e-4 * losses[s], "AdamW loss", s ? "later" : "0");
+        print_message("# %s: step %d loss %.7f (PyTorch %.7f)\n", be->name, s, loss, losses[s]);
+        nn_store_zero_grads(&g.store);
+        if (nn_graph_backward(&g, &e))
+            fail_msg("%s", e.msg);
+        if (s == 0) {
+            compare_grads(&g, f, (uint64_t)seed, &grad);
+            if (nn_graph_forward(&g, 0, &e))
+                fail_msg("%s", e.msg);
+            compare_logits(&g, f, "eval_logits", &fwd);
+        }
+        if (nn_optim_step(be, &opt, &g.store, s + 1, &e))
+            fail_msg("%s", e.msg);
+    }
+    print_message("# %s: worst error / tolerance: forward %.3f (%s), gradients %.3f (%s), "
+                  "5 steps %.3f (%s); activations %.1f MiB\n",
+                  be->name, fwd.err, fwd.where, grad.err, grad.where, curve.err, curve.where,
+                  (double)nn_graph_activation_bytes(&g) / 1048576.0);
+    nn_graph_free(&g);
+    h5_array_free(&input);
+    h5_array_free(&target);
+    h5_close(f);
+    if (fwd.err > 1 || grad.err > 1 || curve.err > 1)
+        fail_msg("%s: outside tolerance: forward %.3f (%s), gradients %.3f (%s), curve %.3f (%s)",
+                 be->name, fwd.err, fwd.where, grad.err, grad.where, curve.err, curve.where);
+}
+
+static void test_golden_ref(void **state)
+{
+    (void)state;
+    golden_run(nn_backend_ref());
+}
+
+#if TEST_DNNL
+static void test_golden_dnnl(void **state)
+{
+    (void)state;
+    golden_run(nn_backend_dnnl());
+}
+#endif
+
+/* Planning shares memory: an inference graph needs far less than one buffer per value, and a
+ * training graph less than values plus gradients. */
+static void test_memory_plan(void **state)
+{
+    (void)state;
+    Err e = {0};
+    for (int training = 0; training <= 1; training++) {
+        NnGraph g;
+        if (nn_model_graph(&g, nn_backend_ref(), "mobilenet_v3_large", 2, 3, 96, 96, 2, training, 0,
+                           &e))
+            fail_msg("%s", e.msg);
+        size_t sum = 0;
+        for (int i = 0; i < g.n_values; i++)
+            sum += g.values[i].numel * (training && g.values[i].needs_grad ? 2 : 1);
+        print_message("# %s plan: %zu floats of %zu (%.0f%%)\n",
+                      training ? "training" : "inference", g.arena_floats, sum,
+                      100.0 * (double)g.arena_floats / (double)sum);
+        assert_true(g.arena_floats < (training ? sum * 8 / 10 : sum / 4));
+        nn_graph_free(&g);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_param_counts),
+        cmocka_unit_test(test_unknown_model),
+        cmocka_unit_test(test_state_dict_keys),
+        cmocka_unit_test(test_memory_plan),
+        cmocka_unit_test(test_golden_ref),
+#if TEST_DNNL
+        cmocka_unit_test(test_golden_dnnl),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
