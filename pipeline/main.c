@@ -10,11 +10,13 @@
 #include "lib/util/fileio.h"
 #include "lib/util/mem.h"
 #include "pipeline/config_keys.h"
+#include "pipeline/model_cmd.h"
 #include "pipeline/runtime.h"
 #include "pipeline/schema.h"
 #include "pipeline/session.h"
 #include "pipeline/stages.h"
 #include "pipeline/version.h"
+#include "stages/predict/predict.h"
 
 typedef struct Command {
     const char *name;
@@ -299,6 +301,77 @@ static int cmd_schema(int argc, char **argv)
     return n ? EXIT_FAILURE_RUN : EXIT_OK;
 }
 
+/* `onfh predict CONFIG --checkpoint FILE [--out FILE] [--backend B] [--batch N]`: its own flags
+ * are taken out first, the rest parsed as for a stage. */
+static int cmd_predict(int argc, char **argv)
+{
+    const Command *c = find_command("predict");
+    PredictOptions po = {0};
+    char **rest = mem_calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return EXIT_FAILURE_RUN;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = !strcmp(a, "--checkpoint") ? &po.checkpoint
+                            : !strcmp(a, "--out")      ? &po.out
+                            : !strcmp(a, "--backend")  ? &po.backend
+                                                       : NULL;
+        if (slot || !strcmp(a, "--batch")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "onfh predict: %s needs a value\n", a);
+                mem_free(rest);
+                return EXIT_USAGE;
+            }
+            if (slot) {
+                *slot = argv[++i];
+            } else {
+                char *end;
+                long b = strtol(argv[++i], &end, 10);
+                if (*end || b < 1 || b > 4096) {
+                    fprintf(stderr, "onfh predict: --batch: expected 1 to 4096, got \"%s\"\n",
+                            argv[i]);
+                    mem_free(rest);
+                    return EXIT_USAGE;
+                }
+                po.batch = (int)b;
+            }
+        } else {
+            rest[n++] = argv[i];
+        }
+    }
+    Options o;
+    int help, rc = parse_options(c, NULL, n, rest, &o, 1, &help);
+    if (rc == 0 && !help && !po.checkpoint) {
+        fprintf(stderr, "onfh predict: missing --checkpoint FILE\nusage: onfh predict %s\n",
+                c->usage);
+        rc = EXIT_USAGE;
+    }
+    if (rc || help) {
+        if (help)
+            print_command_help(stdout, c);
+        mem_free(o.sets);
+        mem_free(rest);
+        return rc;
+    }
+    Session s;
+    open_or_exit(&s, &o);
+    Err e = {0};
+    rc = predict_run(&s, &po, &e);
+    if (rc && !e.code)
+        err_set(&e, ERR_INTERNAL, "predict failed without a message (a bug in onfh)");
+    if (rt_agree(&e)) {
+        log_error("predict: %s", e.msg);
+        rc = rt_exit_code(e.code);
+    } else {
+        rc = EXIT_OK;
+    }
+    session_close(&s);
+    mem_free(o.sets);
+    mem_free(rest);
+    rt_exit(rc);
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const Command commands[] = {
@@ -323,6 +396,17 @@ static const Command commands[] = {
      cmd_schema},
     {"formats", "", "the DICOM transfer syntaxes onfh reads, and which it refuses", NULL,
      cmd_formats},
+    {"model", "list | init ID --out FILE [--classes K] [--size N] [--channels C] [--seed S]",
+     "the architectures (parameter counts), and freshly initialised checkpoints", NULL, cmd_model},
+    {"predict",
+     "CONFIG --checkpoint FILE [--out FILE] [--backend auto|ref|dnnl] [--batch N] "
+     "[--run DIR] [--set KEY=VALUE]...",
+     "per-slice class probabilities of a checkpoint over the run's cohort.h5 (predictions.csv)",
+     "  --checkpoint FILE  an onfh checkpoint (HDF5; tools/torch_to_onfh.py converts PyTorch's)\n"
+     "  --out FILE         default <run>/predictions.csv (data-schema/predictions.md)\n"
+     "  --backend NAME     auto (default: oneDNN where built), ref or dnnl\n"
+     "  --batch N          images per forward pass (default 32)\n",
+     cmd_predict},
     {"help", "[COMMAND]", "this text, or a command's", NULL, cmd_help},
 };
 

@@ -8,6 +8,9 @@
  * /slices, vessel voxels add up to /native/voxels, images are grid_size square). */
 #include "pipeline/schema.h"
 
+#include "lib/nn/checkpoint.h"
+#include "lib/nn/models/models.h"
+
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
@@ -247,6 +250,34 @@ static void check_cohort(Check *c)
     mem_free(cols);
 }
 
+/* schema onfh-checkpoint-1 (data-schema/checkpoint.md): the attributes read, and the file
+ * loads strictly into the model it names (every tensor present, of its shape, none extra). */
+static void check_checkpoint(Check *c)
+{
+    NnCheckpointInfo info;
+    Err e = {0};
+    if (nn_checkpoint_info(c->file, &info, &e)) {
+        problem(c, "%s", e.msg);
+        return;
+    }
+    NnGraph g;
+    int moments = info.has_optim ? nn_optim_moments(&info.optim) : 0;
+    if (info.classes < 1 || info.in_channels < 1 || info.image_size < 1) {
+        problem(c, "classes %d, in_channels %d, image_size %d: each must be positive", info.classes,
+                info.in_channels, info.image_size);
+        return;
+    }
+    if (nn_model_graph(&g, nn_backend_ref(), info.model, 1, info.in_channels, info.image_size,
+                       info.image_size, info.classes, 0, moments, &e)) {
+        problem(c, "%s", e.msg);
+        return;
+    }
+    NnCheckpointInfo loaded;
+    if (nn_checkpoint_load(c->file, &g.store, &loaded, 0, NULL, &e))
+        problem(c, "%s", e.msg);
+    nn_graph_free(&g);
+}
+
 int schema_check(const char *path, char **report, int *n_problems, Err *e)
 {
     Check c = {.file = path, .problems = STRBUF_INIT};
@@ -262,6 +293,8 @@ int schema_check(const char *path, char **report, int *n_problems, Err *e)
         problem(&c, "no schema attribute: not a file onfh wrote");
     else if (!strcmp(schema, "onfh-cohort-1"))
         check_cohort(&c);
+    else if (!strcmp(schema, "onfh-checkpoint-1"))
+        check_checkpoint(&c);
     else
         problem(&c, "schema %s: unknown to this onfh", schema);
     h5_close(c.f);

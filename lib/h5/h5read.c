@@ -243,3 +243,47 @@ int h5_attr_string(hid_t loc, const char *path, const char *name, char *buf, siz
     H5Aclose(attr);
     return rc;
 }
+
+int h5_read_rows(hid_t loc, const char *path, int64_t first, int64_t n, hid_t mem_type, void *buf,
+                 Err *e)
+{
+    char fname[512];
+    if (!h5_exists(loc, path))
+        return err_set(e, ERR_FORMAT, "%s: no dataset '%s'", file_name(loc, fname, sizeof fname),
+                       path);
+    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (ds < 0)
+        return err_set(e, ERR_FORMAT, "%s: '%s' is not a dataset",
+                       file_name(loc, fname, sizeof fname), path);
+    hid_t space = H5Dget_space(ds);
+    int ndim = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5_MAX_DIMS], start[H5_MAX_DIMS] = {0}, count[H5_MAX_DIMS];
+    int rc = 0;
+    if (ndim < 1 || ndim > H5_MAX_DIMS) {
+        rc = err_set(e, ERR_FORMAT, "%s: dataset '%s' has %d dimensions",
+                     file_name(loc, fname, sizeof fname), path, ndim);
+        goto out;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    if (first < 0 || n < 0 || (hsize_t)(first + n) > dims[0]) {
+        rc = err_set(e, ERR_FORMAT, "%s: rows %lld..%lld of '%s', which has %llu",
+                     file_name(loc, fname, sizeof fname), (long long)first, (long long)(first + n),
+                     path, (unsigned long long)dims[0]);
+        goto out;
+    }
+    if (n == 0)
+        goto out;
+    for (int i = 0; i < ndim; i++)
+        count[i] = dims[i];
+    start[0] = (hsize_t)first, count[0] = (hsize_t)n;
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+    hid_t mem = H5Screate_simple(ndim, count, NULL);
+    if (H5Dread(ds, mem_type, mem, space, H5P_DEFAULT, buf) < 0)
+        rc = err_set(e, ERR_FORMAT, "%s: cannot read rows of '%s' as the requested type",
+                     file_name(loc, fname, sizeof fname), path);
+    H5Sclose(mem);
+out:
+    H5Sclose(space);
+    H5Dclose(ds);
+    return rc;
+}

@@ -35,6 +35,10 @@ int h5_exists(hid_t loc, const char *path);
 int h5_read_float(hid_t loc, const char *path, H5Array *out, Err *e);
 int h5_read_int(hid_t loc, const char *path, H5Array *out, Err *e);
 void h5_array_free(H5Array *a);
+/* Reads rows first .. first + n - 1 (along the first dimension, every other dimension whole)
+ * of the dataset at path into buf, converted to mem_type (H5T_NATIVE_FLOAT, ...). */
+int h5_read_rows(hid_t loc, const char *path, int64_t first, int64_t n, hid_t mem_type, void *buf,
+                 Err *e);
 
 /* Reads scalar numeric attribute `name` of the object at path (relative to loc; "." for loc). */
 int h5_attr_double(hid_t loc, const char *path, const char *name, double *out, Err *e);

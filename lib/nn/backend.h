@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "lib/nn/ops.h"
+#include "lib/util/err.h"
 
 typedef enum NnLayout { NN_LAYOUT_NCHW, NN_LAYOUT_NHWC } NnLayout;
 
@@ -181,5 +182,9 @@ typedef struct NnBackend {
 
 /* The plain-C reference backend (lib/nn/ref): single-threaded, obvious, the oracle. */
 const NnBackend *nn_backend_ref(void);
+
+/* "ref", "dnnl" (oneDNN, when built with it) or "auto" (the fastest built); NULL and an error
+ * naming the choices otherwise. */
+const NnBackend *nn_backend_by_name(const char *name, Err *e);
 
 #endif
