@@ -65,3 +65,5 @@ if command -v dcm2niix >/dev/null; then
     secs=$(echo "$(date +%s.%N) - $start" | bc)
     printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s\n' "$secs" "$(echo "$mb / $secs" | bc -l)"
 fi
+echo
+bench/nn.sh "$build"
