@@ -97,6 +97,16 @@ const CfgKey onfh_config_keys[] = {
             "since the resolved config is saved in the run directory"},
     {"ingest.deflate", CFG_INT, "4", CFG_RANGE(0, 9),
      .doc = "compression level of cohort.h5's image datasets (0: none)"},
+
+    {"split.folds", CFG_INT, "5", CFG_RANGE(2, 64),
+     .doc =
+         "cross-validation folds; every patient's labelled slices land in exactly one test fold"},
+    {"split.val_fraction", CFG_NUM, "0.15", CFG_RANGE(0.01, 0.9),
+     .doc = "share of each fold's training slices set apart (by patient) for validation and early "
+            "stopping"},
+    {"split.level", CFG_ENUM, "patient", .choices = "patient|slice",
+     .doc = "patient: grouped folds (default); slice: the paper's leaky slice-level protocol, "
+            "only to show how much it inflates the metrics"},
 };
 
 const int onfh_config_n_keys = (int)(sizeof onfh_config_keys / sizeof onfh_config_keys[0]);

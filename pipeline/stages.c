@@ -3,6 +3,7 @@
 #include "pipeline/stages.h"
 
 #include "stages/ingest/ingest.h"
+#include "stages/split/split.h"
 #include "stages/synth/synth.h"
 
 const Stage onfh_stages[] = {
@@ -11,6 +12,8 @@ const Stage onfh_stages[] = {
      "also write synth_preview.png, a montage of slices and vessels to judge realism"},
     {"ingest", "DICOM tree, labels.csv and clinical.csv into cohort.h5 (de-identified)", ingest_run,
      NULL, NULL, NULL},
+    {"split", "labelled slices into patient-grouped, class-stratified folds (splits.json)",
+     split_run, NULL, NULL, NULL},
     {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 
