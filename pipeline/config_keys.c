@@ -107,6 +107,47 @@ const CfgKey onfh_config_keys[] = {
     {"split.level", CFG_ENUM, "patient", .choices = "patient|slice",
      .doc = "patient: grouped folds (default); slice: the paper's leaky slice-level protocol, "
             "only to show how much it inflates the metrics"},
+
+    {"train.archs", CFG_LIST, "[mobilenet_v3_large]", CFG_RANGE(1, 16),
+     .doc = "architectures to train, torchvision builder names (`onfh model list`)"},
+    {"train.backend", CFG_ENUM, "auto", .choices = "auto|ref|dnnl",
+     .doc = "compute backend: auto picks oneDNN where built; ref is the plain-C oracle (slow)"},
+    {"train.image_size", CFG_INT, "0", CFG_RANGE(0, 2048),
+     .doc = "side of the images the model sees, pixels (0: cohort.h5's grid_size, no resampling)"},
+    {"train.channels", CFG_INT, "1", CFG_RANGE(1, 3),
+     .doc = "input planes (copies of the slice); an init_checkpoint's own count overrides it"},
+    {"train.init_checkpoint", CFG_STR, NULL,
+     .doc = "start from these weights (tools/torch_to_onfh.py converts ImageNet ones; tensors of "
+            "another shape, such as a 1000-class head, keep onfh's initialisation)"},
+    {"train.epochs", CFG_INT, "30", CFG_RANGE(1, 100000), .doc = "most epochs to train"},
+    {"train.batch_size", CFG_INT, "32", CFG_RANGE(2, 4096),
+     .doc = "images per optimizer step (the last incomplete batch of an epoch is dropped)"},
+    {"train.optimizer", CFG_ENUM, "adamw", .choices = "adamw|sgd|rmsprop",
+     .doc = "optimizer, with PyTorch's update rules"},
+    {"train.lr", CFG_NUM, "0.001", CFG_ABOVE(0), .doc = "peak learning rate"},
+    {"train.weight_decay", CFG_NUM, "0.0001", CFG_AT_LEAST(0),
+     .doc = "weight decay of convolution and linear weights (never of BN parameters or biases)"},
+    {"train.momentum", CFG_NUM, "0.9", CFG_RANGE(0, 1),
+     .doc = "SGD momentum (Nesterov) and RMSprop momentum"},
+    {"train.warmup_epochs", CFG_NUM, "1", CFG_AT_LEAST(0),
+     .doc =
+         "linear warm-up of the learning rate, then cosine decay to 0 over the remaining epochs"},
+    {"train.patience", CFG_INT, "5", CFG_RANGE(0, 100000),
+     .doc = "stop after this many epochs without a lower validation loss (0: never)"},
+    {"train.class_weights", CFG_ENUM, "balanced", .choices = "balanced|none",
+     .doc = "balanced: cross-entropy weights n / (2 n_class) from the training partition (3:1 "
+            "lesion:normal in the paper)"},
+    {"train.label_smoothing", CFG_NUM, "0", CFG_RANGE(0, 0.5), .doc = "label smoothing"},
+    {"train.augment", CFG_BOOL, "true",
+     .doc = "augment training slices (flip, rotation, scale, intensity), keyed by seed, epoch and "
+            "slice"},
+    {"train.augment_rotation_deg", CFG_NUM, "10", CFG_RANGE(0, 180),
+     .doc = "largest rotation, degrees"},
+    {"train.augment_scale", CFG_NUM, "0.1", CFG_RANGE(0, 0.5),
+     .doc = "largest relative zoom in or out"},
+    {"train.augment_flip", CFG_BOOL, "true", .doc = "left-right flips (the two hips mirror)"},
+    {"train.augment_intensity", CFG_NUM, "0.1", CFG_RANGE(0, 1),
+     .doc = "largest relative gain change and offset (z units) of the intensities"},
 };
 
 const int onfh_config_n_keys = (int)(sizeof onfh_config_keys / sizeof onfh_config_keys[0]);

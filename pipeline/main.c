@@ -48,6 +48,7 @@ static int parse_options(const Command *c, const Stage *st, int argc, char **arg
                          int need_config, int *help)
 {
     memset(o, 0, sizeof *o);
+    o->fold = -1;
     *help = 0;
     o->sets = mem_calloc((size_t)argc + 1, sizeof *o->sets);
     if (!o->sets) {
@@ -74,6 +75,28 @@ static int parse_options(const Command *c, const Stage *st, int argc, char **arg
             o->sets[o->n_sets++] = (char *)a + 6;
         } else if (!strcmp(a, "--force")) {
             o->force = 1;
+        } else if (st && !strcmp(st->name, "train") &&
+                   (!strcmp(a, "--arch") || !strcmp(a, "--fold") || !strcmp(a, "--max-steps"))) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "onfh %s: %s needs a value\n", c->name, a);
+                return EXIT_USAGE;
+            }
+            const char *v = argv[++i];
+            if (a[2] == 'a') {
+                o->arch = v;
+            } else {
+                char *end;
+                long x = strtol(v, &end, 10);
+                if (!*v || *end || x < (a[2] == 'f' ? 0 : 1)) {
+                    fprintf(stderr, "onfh %s: %s: expected %s, got \"%s\"\n", c->name, a,
+                            a[2] == 'f' ? "a fold number from 0" : "a positive step count", v);
+                    return EXIT_USAGE;
+                }
+                if (a[2] == 'f')
+                    o->fold = (int)x;
+                else
+                    o->max_steps = x;
+            }
         } else if (st && st->flag && !strcmp(a, st->flag)) {
             o->sets[o->n_sets++] = (char *)st->flag_set;
         } else if (a[0] == '-' && a[1]) {
@@ -107,6 +130,8 @@ static void open_or_exit(Session *s, const Options *o)
             fprintf(stderr, "%s\n", e.msg);
         rt_exit(rt_exit_code(e.code));
     }
+    s->force = o->force;
+    s->only_arch = o->arch, s->only_fold = o->fold, s->max_steps = o->max_steps;
 }
 
 /* Runs one stage on every rank, unless its manifest entry shows it finished with the same
@@ -457,9 +482,14 @@ static int cmd_help(int argc, char **argv)
 /* `onfh STAGE CONFIG ...`: one stage on every rank. */
 static int cmd_stage(const Stage *st, int argc, char **argv)
 {
-    char help_text[512];
+    char help_text[1024];
     int n = snprintf(help_text, sizeof help_text,
-                     "  --run DIR, --set KEY=VALUE, --force   as for onfh run\n");
+                     "  --run DIR, --set KEY=VALUE, --force   as for onfh run\n%s",
+                     strcmp(st->name, "train")
+                         ? ""
+                         : "  --arch NAME        only this architecture (a Slurm array task)\n"
+                           "  --fold K           only fold K (0-based)\n"
+                           "  --max-steps N      stop after N optimizer steps, resumable\n");
     if (st->flag)
         snprintf(help_text + n, sizeof help_text - (size_t)n, "  %-18s %s\n", st->flag,
                  st->flag_doc);
@@ -475,7 +505,8 @@ static int cmd_stage(const Stage *st, int argc, char **argv)
     }
     Session s;
     open_or_exit(&s, &o);
-    rc = run_stage(&s, st, o.force);
+    /* one (architecture, fold) is one task of the stage: never skipped as a whole */
+    rc = run_stage(&s, st, o.force || o.arch || o.fold >= 0 || o.max_steps);
     if (rc == EXIT_OK && s.partial)
         rc = EXIT_PARTIAL;
     session_close(&s);

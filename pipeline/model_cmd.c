@@ -1,6 +1,7 @@
 /* model_cmd.c: `onfh model list | init` (see model_cmd.h). */
 #include "pipeline/model_cmd.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

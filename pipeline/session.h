@@ -20,6 +20,10 @@ typedef struct Options {
     char **sets;         /* --set KEY=VALUE, in order */
     int n_sets;
     int force; /* --force: run stages even when their manifest entry is current */
+    /* onfh train only: one architecture / fold (a Slurm array task), and a step budget */
+    const char *arch; /* --arch NAME, or NULL: every train.archs entry */
+    int fold;         /* --fold K, or -1: every fold */
+    long max_steps;   /* --max-steps N: stop (resumable) after N optimizer steps; 0: no limit */
 } Options;
 
 typedef struct Session {
@@ -30,6 +34,10 @@ typedef struct Session {
     int partial;       /* a stage skipped some inputs (and said which): exit with EXIT_PARTIAL */
     int stage_partial; /* the stage now running skipped inputs: it sets this, run_stage folds it
                           into partial, and its manifest entry records it */
+    int force;         /* --force was given */
+    const char *only_arch; /* Options.arch, fold, max_steps, for the train stage */
+    int only_fold;
+    long max_steps;
 } Session;
 
 /* Steps 1-2 only (also for `onfh config show`, which needs no run directory). */

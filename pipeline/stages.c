@@ -5,6 +5,7 @@
 #include "stages/ingest/ingest.h"
 #include "stages/split/split.h"
 #include "stages/synth/synth.h"
+#include "stages/train/train.h"
 
 const Stage onfh_stages[] = {
     {"synth", "write the synthetic ONFH cohort as DICOM, with clinical data, labels and truth",
@@ -14,6 +15,10 @@ const Stage onfh_stages[] = {
      NULL, NULL, NULL},
     {"split", "labelled slices into patient-grouped, class-stratified folds (splits.json)",
      split_run, NULL, NULL, NULL},
+    {"train",
+     "one model per (architecture, fold): early stopping, best checkpoint, held-out "
+     "predictions",
+     train_run, NULL, NULL, NULL},
     {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 

@@ -33,9 +33,11 @@ def write_checkpoint(path, model, state_dict, image_size, producer):
         f.attrs.create(name, value,
                        dtype=h5py.string_dtype("ascii", len(value) + 1))
     for name, value in dict(classes=classes, in_channels=int(first.shape[1]),
-                            image_size=image_size, step=0, epoch=0, data_position=0).items():
+                            image_size=image_size, step=0, epoch=0, data_position=0,
+                            finished=0, best_epoch=-1, stale_epochs=0).items():
         f.attrs.create(name, value, dtype=np.int64)
     f.attrs.create("seed", 0, dtype=np.uint64)
+    f.attrs.create("best_val_loss", float("inf"), dtype=np.float64)
     g = f.create_group("state_dict", track_order=False)
     for k, v in sd.items():
         if k.endswith("num_batches_tracked"):

@@ -145,6 +145,10 @@ int nn_checkpoint_save(const char *path, const ParamStore *s, const NnCheckpoint
     attr_long(&w, w.file, "step", info->step);
     attr_long(&w, w.file, "epoch", info->epoch);
     attr_long(&w, w.file, "data_position", info->data_position);
+    attr_long(&w, w.file, "finished", info->finished);
+    attr_long(&w, w.file, "best_epoch", info->best_epoch);
+    attr_long(&w, w.file, "stale_epochs", info->stale_epochs);
+    attr_write(&w, w.file, "best_val_loss", H5T_NATIVE_DOUBLE, 1, &info->best_val_loss);
     uint64_t seed = info->seed;
     attr_write(&w, w.file, "seed", H5T_NATIVE_UINT64, 1, &seed);
 
@@ -229,6 +233,13 @@ int nn_checkpoint_info(const char *path, NnCheckpointInfo *info, Err *e)
              h5_attr_long(f, ".", "step", &info->step, e) ||
              h5_attr_long(f, ".", "epoch", &epoch, e) ||
              h5_attr_long(f, ".", "data_position", &pos, e);
+    long finished = 0;
+    if (rc == 0)
+        rc = h5_attr_long(f, ".", "finished", &finished, e) ||
+             h5_attr_long(f, ".", "best_epoch", &info->best_epoch, e) ||
+             h5_attr_long(f, ".", "stale_epochs", &info->stale_epochs, e) ||
+             h5_attr_double(f, ".", "best_val_loss", &info->best_val_loss, e);
+    info->finished = (int)finished;
     if (rc == 0) {
         /* the seed is read exactly as uint64 (a double would round above 2^53) */
         hid_t a = H5Aopen(f, "seed", H5P_DEFAULT);

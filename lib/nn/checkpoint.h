@@ -27,8 +27,12 @@ typedef struct NnCheckpointInfo {
     long data_position; /* samples consumed in the current epoch */
     uint64_t seed;      /* run seed: with step, the state of every random stream */
     char config_sha256[65];
-    char producer[128]; /* "onfh VERSION (COMMIT)", or the converting tool */
-    int has_optim;      /* optimizer state present */
+    char producer[128];   /* "onfh VERSION (COMMIT)", or the converting tool */
+    int finished;         /* training ran to its end (or stopped early) */
+    double best_val_loss; /* lowest validation loss so far (training state, for resuming) */
+    long best_epoch;      /* epoch that reached it, -1 if none */
+    long stale_epochs;    /* epochs since it improved (early stopping) */
+    int has_optim;        /* optimizer state present */
     NnOptim optim;
 } NnCheckpointInfo;
 

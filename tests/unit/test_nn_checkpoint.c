@@ -49,6 +49,9 @@ static NnCheckpointInfo sample_info(const char *model, int classes)
         .in_channels = 3,
         .image_size = 32,
         .step = 1234,
+        .best_val_loss = 0.25,
+        .best_epoch = 3,
+        .stale_epochs = 2,
         .epoch = 7,
         .data_position = 96,
         .seed = 0xFEDCBA9876543210ull,
@@ -101,6 +104,7 @@ static void test_round_trip(void **state)
     assert_int_equal(got.step, 1234);
     assert_int_equal(got.epoch, 7);
     assert_int_equal(got.data_position, 96);
+    assert_true(got.best_val_loss == 0.25 && got.best_epoch == 3 && got.stale_epochs == 2);
     assert_true(got.seed == 0xFEDCBA9876543210ull);
     assert_int_equal(got.optim.kind, NN_RMSPROP);
     assert_true(got.optim.rmsprop.eps == 0.0316 && got.optim.rmsprop.momentum == 0.9);
