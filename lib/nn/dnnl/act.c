@@ -92,6 +92,7 @@ static EltEntry *elt_entry(NnAct a, size_t n, int backward)
 /* y may equal x (in place), so neither is restrict */
 DNNL_BE_CLONES static void hardsigmoid_range(size_t n, const float *x, float *y)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float v = x[i] + 3.0f;
         v = v < 0.0f ? 0.0f : v;
@@ -125,14 +126,17 @@ DNNL_BE_CLONES static void linear_pieces_backward(NnAct a, size_t n, const float
 {
     switch (a) {
     case NN_RELU:
+#pragma omp simd
         for (size_t i = 0; i < n; i++)
             dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
         break;
     case NN_RELU6:
+#pragma omp simd
         for (size_t i = 0; i < n; i++)
             dx[i] += x[i] > 0.0f && x[i] < 6.0f ? dy[i] : 0.0f;
         break;
     case NN_HARDSWISH:
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
             float g = v < -3.0f ? 0.0f : v <= 3.0f ? v / 3.0f + 0.5f : 1.0f;
@@ -140,6 +144,7 @@ DNNL_BE_CLONES static void linear_pieces_backward(NnAct a, size_t n, const float
         }
         break;
     case NN_HARDSIGMOID:
+#pragma omp simd
         for (size_t i = 0; i < n; i++)
             dx[i] += x[i] > -3.0f && x[i] < 3.0f ? dy[i] / 6.0f : 0.0f;
         break;

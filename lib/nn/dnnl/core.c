@@ -314,6 +314,7 @@ void nn_dnnl_release(void)
 
 DNNL_BE_CLONES static void accumulate_range(size_t n, const float *restrict x, float *restrict y)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++)
         y[i] += x[i];
 }

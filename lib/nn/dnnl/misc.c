@@ -63,6 +63,7 @@ void dnnl_be_from_nhwc(int n, int c, int hw, const float *x, float *y)
 /* y may equal a or b, so no restrict. */
 DNNL_BE_CLONES static void add_range(size_t n, const float *a, const float *b, float *y)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] + b[i];
 }
@@ -90,6 +91,7 @@ DNNL_BE_CLONES static void scale_rows(int rows, int c, const float *restrict x,
                                       const float *restrict s, float *restrict y)
 {
     for (int p = 0; p < rows; p++)
+#pragma omp simd
         for (int ch = 0; ch < c; ch++)
             y[(size_t)p * c + ch] = x[(size_t)p * c + ch] * s[ch];
 }
@@ -126,10 +128,12 @@ DNNL_BE_CLONES static void chanmul_image_backward(int c, int hw, const float *re
         const float *gp = dy + (size_t)p * c;
         if (dx) {
             float *dp = dx + (size_t)p * c;
+#pragma omp simd
             for (int ch = 0; ch < c; ch++)
                 dp[ch] += gp[ch] * s[ch];
         }
         if (ds)
+#pragma omp simd
             for (int ch = 0; ch < c; ch++)
                 ds[ch] += gp[ch] * xp[ch];
     }
@@ -183,6 +187,7 @@ void dnnl_be_concat_backward(int n, int hw, int parts, const int *c, const float
         for (int i = 0; i < parts; i++) {
             if (dxs[i]) {
                 float *dst = dxs[i] + p * c[i];
+#pragma omp simd
                 for (int ch = 0; ch < c[i]; ch++)
                     dst[ch] += src[ch];
             }
@@ -217,6 +222,7 @@ void dnnl_be_split_backward(int n, int hw, int parts, const int *c, const float 
         for (int i = 0; i < parts; i++) {
             if (dys[i]) {
                 const float *src = dys[i] + p * c[i];
+#pragma omp simd
                 for (int ch = 0; ch < c[i]; ch++)
                     dst[ch] += src[ch];
             }

@@ -21,6 +21,7 @@ DNNL_BE_CLONES static void adamw_range(const AdamConst *k, size_t n, float *rest
                                        const float *restrict g, float *restrict m,
                                        float *restrict v)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         double pi = p[i] * k->shrink;
         float mi = (float)(k->beta1 * m[i] + (1.0 - k->beta1) * g[i]);
@@ -58,6 +59,7 @@ typedef struct SgdConst {
 DNNL_BE_CLONES static void sgd_range(const SgdConst *k, size_t n, float *restrict p,
                                      const float *restrict g, float *restrict buf)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         double d = g[i] + k->wd * p[i];
         if (buf) {
@@ -95,6 +97,7 @@ DNNL_BE_CLONES static void rmsprop_range(const RmsConst *k, size_t n, float *res
                                          const float *restrict g, float *restrict sq,
                                          float *restrict buf)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         double d = g[i] + k->wd * p[i];
         float s = (float)(k->alpha * sq[i] + (1.0 - k->alpha) * d * d);

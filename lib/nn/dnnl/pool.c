@@ -53,6 +53,7 @@ void dnnl_be_maxpool2d_forward(const NnPool2d *p, const float *x, float *y, int3
                     for (int iw = max_int(w0, 0); iw < w1; iw++) {
                         const float *xp = x + (((size_t)n * p->h_in + ih) * p->w_in + iw) * c;
                         int32_t idx = ih * p->w_in + iw;
+#pragma omp simd
                         for (int ch = 0; ch < c; ch++) {
                             float v = xp[ch];
                             if (v > best[ch] || isnan(v) || at[ch] < 0) {
@@ -116,6 +117,7 @@ static void window_mean(const float *xn, int w_in, int c, int h0, int h1, int w0
     for (int ih = h0; ih < h1; ih++)
         for (int iw = w0; iw < w1; iw++) {
             const float *xp = xn + ((size_t)ih * w_in + iw) * c;
+#pragma omp simd
             for (int ch = 0; ch < c; ch++)
                 y[ch] += xp[ch];
         }
@@ -130,6 +132,7 @@ static void window_spread(float *dxn, int w_in, int c, int h0, int h1, int w0, i
     for (int ih = h0; ih < h1; ih++)
         for (int iw = w0; iw < w1; iw++) {
             float *dp = dxn + ((size_t)ih * w_in + iw) * c;
+#pragma omp simd
             for (int ch = 0; ch < c; ch++)
                 dp[ch] += g[ch] / divisor;
         }
