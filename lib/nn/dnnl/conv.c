@@ -13,7 +13,9 @@
  * dx is computed into the workspace and added to dx, and dw is reordered back to OIHW by a
  * reorder with a sum post-op (dw += reorder(diff_weights)). Padding is symmetric: oneDNN
  * checks (in - ker_range + pad_l + pad_r) / stride + 1 == out with C's division, which is
- * PyTorch's floor formula when pad_r = pad_l.
+ * PyTorch's floor formula when pad_r = pad_l. The weight gradient of a depthwise convolution
+ * whose kernel oneDNN has no depthwise backward-weights implementation for (anything but 3x3)
+ * is computed by hand (dwconv.c).
  *
  * Workspace (the graph's, sized by dnnl_be_conv2d_workspace), carved in 64-byte aligned parts:
  *   forward:  [oneDNN scratchpad][weights in the forward layout]
@@ -47,6 +49,7 @@ typedef struct ConvEntry {
     int fwd_ready[2];
     int bwdd_ready;
     int bwdw_ready[2];
+    int hand_dw;   /* weight gradient by dwconv.c: oneDNN has no depthwise kernel for it */
     size_t ws_fwd; /* workspace bytes of forward and backward */
     size_t ws_bwd;
 } ConvEntry;
@@ -127,6 +130,13 @@ static void conv_entry_init(ConvEntry *e, const NnConv2d *c)
             name);
         e->bwdw_pd[hb] = dnnl_be_pd(&d, dnnl_be_attr(1, 0), e->fwd_pd[hb], name);
     }
+
+    const char *impl = "";
+    dnnl_primitive_desc_query(e->bwdw_pd[0], dnnl_query_impl_info_str, 0, &impl);
+    e->hand_dw = dnnl_be_dw_hand_ok(c) && !strstr(impl, "_dw");
+    if (e->hand_dw && dnnl_be_verbose())
+        fprintf(stderr, "onfh dnnl: %s: hand-written NHWC depthwise (oneDNN offers %s)\n", name,
+                impl);
 
     for (int hb = 0; hb < 2; hb++)
         e->ws_fwd =
@@ -256,6 +266,10 @@ static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy,
 {
     int hb = db != NULL;
     char name[160];
+    if (e->hand_dw) {
+        dnnl_be_dw_backward_weights(&e->c, x, dy, dw, db);
+        return;
+    }
     conv_name(&e->c, "backward-weights", name, sizeof name);
     if (!e->bwdw_ready[hb]) {
         const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,

@@ -126,6 +126,17 @@ void dnnl_be_conv2d_forward(const NnConv2d *c, const float *x, const float *w, c
 void dnnl_be_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const float *dy,
                              float *dx, float *dw, float *db, void *workspace);
 
+// --- dwconv.c --------------------------------------------------------------------------------
+
+/* Kernel taps (KH*KW) the hand-written depthwise weight gradient handles: up to 7x7. */
+#define DNNL_BE_DW_MAX_TAPS 49
+
+/* 1 if c is depthwise with at most DNNL_BE_DW_MAX_TAPS taps. */
+int dnnl_be_dw_hand_ok(const NnConv2d *c);
+/* x: (N,H,W,C), dy: (N,Ho,Wo,C); dw += (C,1,KH,KW); db += (C) or NULL. */
+void dnnl_be_dw_backward_weights(const NnConv2d *c, const float *x, const float *dy, float *dw,
+                                 float *db);
+
 // --- norm.c ----------------------------------------------------------------------------------
 
 void dnnl_be_batchnorm_forward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
