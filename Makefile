@@ -110,6 +110,12 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -
 	-DONFH_HAVE_DNNL=$(HAVE_DNNL) -DONFH_GPU=$(GPU) -MMD -MP
 LDFLAGS_ALL := $(OPT) $(LDFLAGS)
 LIBS := $(HDF5_LIBS) $(YAML_LIBS) $(PNG_LIBS) $(DICOM_LIBS) $(if $(filter 1,$(HAVE_DNNL)),$(DNNL_LIBS)) -lpthread -lm
+# The oneDNN backend's hand-written loops (lib/nn/dnnl) run on OpenMP, the runtime oneDNN is built
+# with (Debian's libdnnl: libgomp), so both share one thread pool; nothing else uses -fopenmp.
+ifeq ($(HAVE_DNNL),1)
+$(BUILD)/lib/nn/dnnl/%.o: CFLAGS_ALL += -fopenmp
+LIBS += -fopenmp
+endif
 ifeq ($(GPU),1)
 CFLAGS_ALL += -I$(CUDA_HOME)/include
 LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart -lstdc++

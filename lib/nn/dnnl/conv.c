@@ -1,0 +1,315 @@
+/* conv.c: 2-D convolution (dense, grouped, depthwise, dilated) on oneDNN, forward and both
+ * backward passes.
+ *
+ * Activations are handed to oneDNN as plain NHWC and the weights as format `any`: oneDNN 2.6
+ * has JIT kernels for channels-last activations in every direction (brgconv / jit_1x1 /
+ * brdgmm_dw forward, jit / jit_dw backward on AVX-512), so activations are never reordered and
+ * only the small weight tensors are, per call, from OIHW (goihw with groups: the same memory
+ * viewed (G, Cout/G, Cin/G, KH, KW)) into whatever blocked layout each direction chose. The
+ * backward-data primitive picks its own weight layout (toolchain.md gotcha 2), so it gets its
+ * own reorder.
+ *
+ * oneDNN's backward passes overwrite their outputs, while backend.h wants them accumulated:
+ * dx is computed into the workspace and added to dx, and dw is reordered back to OIHW by a
+ * reorder with a sum post-op (dw += reorder(diff_weights)). Padding is symmetric: oneDNN
+ * checks (in - ker_range + pad_l + pad_r) / stride + 1 == out with C's division, which is
+ * PyTorch's floor formula when pad_r = pad_l. The weight gradient of a depthwise convolution
+ * whose kernel oneDNN has no depthwise backward-weights implementation for (anything but 3x3)
+ * is computed by hand (dwconv.c).
+ *
+ * Workspace (the graph's, sized by dnnl_be_conv2d_workspace), carved in 64-byte aligned parts:
+ *   forward:  [oneDNN scratchpad][weights in the forward layout]
+ *   backward: [oneDNN scratchpad][weights in the bwd-data layout][dx: (N,H,W,Cin)]
+ *             [dw in the bwd-weights layout][db: (Cout)] */
+#if ONFH_HAVE_DNNL
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/nn/dnnl/dnnl_be.h"
+#include "lib/util/mem.h"
+
+enum { KEY_CONV = 1 };
+
+/* The cached primitives of one descriptor. [b] indexes the variant without (0) and with (1)
+ * a bias (forward) or a bias gradient (backward-weights). Primitives are made on first use;
+ * the descriptors, which size the workspace, when the entry is made. */
+typedef struct ConvEntry {
+    NnConv2d c;
+    dnnl_memory_desc_t w_user; /* oihw or goihw */
+    dnnl_primitive_desc_t fwd_pd[2];
+    dnnl_primitive_desc_t bwdd_pd;
+    dnnl_primitive_desc_t bwdw_pd[2];
+    DnnlBeExec fwd[2];
+    DnnlBeExec bwdd;
+    DnnlBeExec bwdw[2];
+    DnnlBeReorder w_to_fwd[2]; /* OIHW -> forward layout */
+    DnnlBeReorder w_to_bwdd;   /* OIHW -> backward-data layout */
+    DnnlBeReorder dw_acc[2];   /* bwd-weights layout -> OIHW, accumulating */
+    int fwd_ready[2];
+    int bwdd_ready;
+    int bwdw_ready[2];
+    int hand_dw;   /* weight gradient by dwconv.c: oneDNN has no depthwise kernel for it */
+    size_t ws_fwd; /* workspace bytes of forward and backward */
+    size_t ws_bwd;
+} ConvEntry;
+
+static void conv_name(const NnConv2d *c, const char *dir, char *buf, size_t len)
+{
+    snprintf(buf, len, "conv %s N%d %dx%dx%d -> %d k%dx%d s%d,%d p%d,%d d%d,%d g%d", dir, c->n,
+             c->c_in, c->h_in, c->w_in, c->c_out, c->kh, c->kw, c->stride_h, c->stride_w, c->pad_h,
+             c->pad_w, c->dil_h, c->dil_w, c->groups);
+}
+
+static void conv_entry_free(void *p)
+{
+    ConvEntry *e = p;
+    for (int b = 0; b < 2; b++) {
+        dnnl_be_exec_free(&e->fwd[b]);
+        dnnl_be_exec_free(&e->bwdw[b]);
+        dnnl_be_reorder_free(&e->w_to_fwd[b]);
+        dnnl_be_reorder_free(&e->dw_acc[b]);
+        dnnl_primitive_desc_destroy(e->fwd_pd[b]);
+        dnnl_primitive_desc_destroy(e->bwdw_pd[b]);
+    }
+    dnnl_be_exec_free(&e->bwdd);
+    dnnl_be_reorder_free(&e->w_to_bwdd);
+    dnnl_primitive_desc_destroy(e->bwdd_pd);
+    mem_free(e);
+}
+
+/* Weight bytes in the layout of pd's argument arg. */
+static size_t arg_bytes(const_dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_memory_desc_get_size(dnnl_be_arg_md(pd, arg));
+}
+
+static size_t max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Creates the five primitive descriptors of c and the workspace sizes. */
+static void conv_entry_init(ConvEntry *e, const NnConv2d *c)
+{
+    int g = c->groups > 1;
+    dnnl_dim_t xd[4] = {c->n, c->c_in, c->h_in, c->w_in};
+    dnnl_dim_t yd[4] = {c->n, c->c_out, c->h_out, c->w_out};
+    dnnl_dim_t wd[5] = {c->groups, c->c_out / c->groups, c->c_in / c->groups, c->kh, c->kw};
+    dnnl_dim_t bd[1] = {c->c_out};
+    dnnl_dims_t strides = {c->stride_h, c->stride_w};
+    dnnl_dims_t dil = {c->dil_h - 1, c->dil_w - 1}; /* oneDNN counts the gaps */
+    dnnl_dims_t pad = {c->pad_h, c->pad_w};
+    dnnl_memory_desc_t x = dnnl_be_md(4, xd, dnnl_nhwc);
+    dnnl_memory_desc_t y = dnnl_be_md(4, yd, dnnl_nhwc);
+    dnnl_memory_desc_t w = dnnl_be_md(g ? 5 : 4, g ? wd : wd + 1, dnnl_format_tag_any);
+    dnnl_memory_desc_t b = dnnl_be_md(1, bd, dnnl_x);
+    char name[160];
+    dnnl_convolution_desc_t d;
+
+    e->c = *c;
+    e->w_user = dnnl_be_md(g ? 5 : 4, g ? wd : wd + 1, g ? dnnl_goihw : dnnl_oihw);
+    conv_name(c, "forward", name, sizeof name);
+    for (int hb = 0; hb < 2; hb++) {
+        dnnl_be_check(dnnl_dilated_convolution_forward_desc_init(
+                          &d, dnnl_forward_training, dnnl_convolution_direct, &x, &w,
+                          hb ? &b : NULL, &y, strides, dil, pad, pad),
+                      name);
+        e->fwd_pd[hb] = dnnl_be_pd(&d, dnnl_be_attr(1, 0), NULL, name);
+    }
+    conv_name(c, "backward-data", name, sizeof name);
+    dnnl_be_check(dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x,
+                                                                   &w, &y, strides, dil, pad, pad),
+                  name);
+    e->bwdd_pd = dnnl_be_pd(&d, dnnl_be_attr(1, 0), e->fwd_pd[0], name);
+    conv_name(c, "backward-weights", name, sizeof name);
+    for (int hb = 0; hb < 2; hb++) {
+        dnnl_be_check(
+            dnnl_dilated_convolution_backward_weights_desc_init(
+                &d, dnnl_convolution_direct, &x, &w, hb ? &b : NULL, &y, strides, dil, pad, pad),
+            name);
+        e->bwdw_pd[hb] = dnnl_be_pd(&d, dnnl_be_attr(1, 0), e->fwd_pd[hb], name);
+    }
+
+    const char *impl = "";
+    dnnl_primitive_desc_query(e->bwdw_pd[0], dnnl_query_impl_info_str, 0, &impl);
+    e->hand_dw = dnnl_be_dw_hand_ok(c) && !strstr(impl, "_dw");
+    if (e->hand_dw && dnnl_be_verbose())
+        fprintf(stderr, "onfh dnnl: %s: hand-written NHWC depthwise (oneDNN offers %s)\n", name,
+                impl);
+
+    for (int hb = 0; hb < 2; hb++)
+        e->ws_fwd =
+            max_size(e->ws_fwd, dnnl_be_round(dnnl_be_scratch_bytes(e->fwd_pd[hb])) +
+                                    dnnl_be_round(arg_bytes(e->fwd_pd[hb], DNNL_ARG_WEIGHTS)));
+    size_t scratch = dnnl_be_scratch_bytes(e->bwdd_pd);
+    size_t dw = 0;
+    for (int hb = 0; hb < 2; hb++) {
+        scratch = max_size(scratch, dnnl_be_scratch_bytes(e->bwdw_pd[hb]));
+        dw = max_size(dw, arg_bytes(e->bwdw_pd[hb], DNNL_ARG_DIFF_WEIGHTS));
+    }
+    e->ws_bwd = dnnl_be_round(scratch) + dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_WEIGHTS)) +
+                dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_DIFF_SRC)) + dnnl_be_round(dw) +
+                dnnl_be_round((size_t)c->c_out * sizeof(float));
+}
+
+static ConvEntry *conv_entry(const NnConv2d *c)
+{
+    DnnlBeKey k = {{KEY_CONV, c->n, c->c_in, c->h_in, c->w_in, c->c_out, c->kh, c->kw, c->stride_h,
+                    c->stride_w, c->pad_h, c->pad_w, c->dil_h, c->dil_w, c->groups}};
+    ConvEntry *e = dnnl_be_cache_find(&k);
+    if (e)
+        return e;
+    e = mem_calloc(1, sizeof *e);
+    if (!e)
+        dnnl_be_check(dnnl_out_of_memory, "conv cache entry");
+    conv_entry_init(e, c);
+    dnnl_be_cache_add(&k, e, conv_entry_free);
+    return e;
+}
+
+/* Makes the primitive of pd with the given arguments (and the scratchpad if it needs one). */
+static void exec_init(DnnlBeExec *ex, const_dnnl_primitive_desc_t pd, const int *args, int n,
+                      const char *name)
+{
+    ex->prim = dnnl_be_primitive(pd, name);
+    for (int i = 0; i < n; i++)
+        dnnl_be_exec_arg(ex, pd, args[i]);
+    if (dnnl_be_scratch_bytes(pd))
+        dnnl_be_exec_arg(ex, pd, DNNL_ARG_SCRATCHPAD);
+}
+
+static int has_arg(const DnnlBeExec *ex, int arg)
+{
+    for (int i = 0; i < ex->n_args; i++)
+        if (ex->args[i].arg == arg)
+            return 1;
+    return 0;
+}
+
+size_t dnnl_be_conv2d_workspace(const NnConv2d *c)
+{
+    ConvEntry *e = conv_entry(c);
+    return max_size(e->ws_fwd, e->ws_bwd);
+}
+
+void dnnl_be_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const float *b,
+                            float *y, void *workspace)
+{
+    ConvEntry *e = conv_entry(c);
+    int hb = b != NULL;
+    char name[160];
+    conv_name(c, "forward", name, sizeof name);
+    if (!e->fwd_ready[hb]) {
+        const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
+        const int args_nb[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+        exec_init(&e->fwd[hb], e->fwd_pd[hb], hb ? args : args_nb, hb ? 4 : 3, name);
+        dnnl_be_reorder_init(&e->w_to_fwd[hb], &e->w_user,
+                             dnnl_be_arg_md(e->fwd_pd[hb], DNNL_ARG_WEIGHTS), 0, name);
+        e->fwd_ready[hb] = 1;
+    }
+    DnnlBeExec *ex = &e->fwd[hb];
+    char *ws = workspace;
+    char *w_blocked = ws + dnnl_be_round(dnnl_be_scratch_bytes(e->fwd_pd[hb]));
+    const float *wk = w;
+    if (e->w_to_fwd[hb].ex.prim) {
+        dnnl_be_reorder_run(&e->w_to_fwd[hb], w, w_blocked, name);
+        wk = (const float *)w_blocked;
+    }
+    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
+        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
+    dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
+    if (hb)
+        dnnl_be_exec_bind(ex, DNNL_ARG_BIAS, b);
+    dnnl_be_exec_bind(ex, DNNL_ARG_DST, y);
+    dnnl_be_exec_run(ex, name);
+}
+
+/* dx += backward-data(dy, w), through a dx-sized temporary in the workspace. */
+static void conv_backward_data(ConvEntry *e, const float *w, const float *dy, float *dx, char *ws)
+{
+    char name[160];
+    conv_name(&e->c, "backward-data", name, sizeof name);
+    if (!e->bwdd_ready) {
+        const int args[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
+        exec_init(&e->bwdd, e->bwdd_pd, args, 3, name);
+        dnnl_be_reorder_init(&e->w_to_bwdd, &e->w_user,
+                             dnnl_be_arg_md(e->bwdd_pd, DNNL_ARG_WEIGHTS), 0, name);
+        e->bwdd_ready = 1;
+    }
+    size_t scratch = dnnl_be_round(dnnl_be_scratch_bytes(e->bwdd_pd));
+    for (int hb = 0; hb < 2; hb++)
+        scratch = max_size(scratch, dnnl_be_round(dnnl_be_scratch_bytes(e->bwdw_pd[hb])));
+    char *w_blocked = ws + scratch;
+    float *dx_tmp = (float *)(w_blocked + dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_WEIGHTS)));
+    const float *wk = w;
+    if (e->w_to_bwdd.ex.prim) {
+        dnnl_be_reorder_run(&e->w_to_bwdd, w, w_blocked, name);
+        wk = (const float *)w_blocked;
+    }
+    DnnlBeExec *ex = &e->bwdd;
+    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
+        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
+    dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SRC, dx_tmp);
+    dnnl_be_exec_run(ex, name);
+    const NnConv2d *c = &e->c;
+    dnnl_be_accumulate((size_t)c->n * c->c_in * c->h_in * c->w_in, dx_tmp, dx);
+}
+
+/* dw += backward-weights(x, dy) (and db += sum of dy), through temporaries placed after the
+ * backward-data parts of the workspace. */
+static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy, float *dw,
+                                  float *db, char *ws)
+{
+    int hb = db != NULL;
+    char name[160];
+    if (e->hand_dw) {
+        dnnl_be_dw_backward_weights(&e->c, x, dy, dw, db);
+        return;
+    }
+    conv_name(&e->c, "backward-weights", name, sizeof name);
+    if (!e->bwdw_ready[hb]) {
+        const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
+                            DNNL_ARG_DIFF_BIAS};
+        exec_init(&e->bwdw[hb], e->bwdw_pd[hb], args, hb ? 4 : 3, name);
+        dnnl_be_reorder_init(&e->dw_acc[hb], dnnl_be_arg_md(e->bwdw_pd[hb], DNNL_ARG_DIFF_WEIGHTS),
+                             &e->w_user, 1, name);
+        e->bwdw_ready[hb] = 1;
+    }
+    size_t scratch = dnnl_be_round(dnnl_be_scratch_bytes(e->bwdd_pd));
+    size_t dw_max = 0;
+    for (int v = 0; v < 2; v++) {
+        scratch = max_size(scratch, dnnl_be_round(dnnl_be_scratch_bytes(e->bwdw_pd[v])));
+        dw_max = max_size(dw_max, arg_bytes(e->bwdw_pd[v], DNNL_ARG_DIFF_WEIGHTS));
+    }
+    char *dw_tmp = ws + scratch + dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_WEIGHTS)) +
+                   dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_DIFF_SRC));
+    float *db_tmp = (float *)(dw_tmp + dnnl_be_round(dw_max));
+    DnnlBeExec *ex = &e->bwdw[hb];
+    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
+        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_WEIGHTS, dw_tmp);
+    if (hb)
+        dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_BIAS, db_tmp);
+    dnnl_be_exec_run(ex, name);
+    dnnl_be_reorder_run(&e->dw_acc[hb], dw_tmp, dw, name);
+    if (hb)
+        for (int o = 0; o < e->c.c_out; o++)
+            db[o] += db_tmp[o];
+}
+
+void dnnl_be_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const float *dy,
+                             float *dx, float *dw, float *db, void *workspace)
+{
+    ConvEntry *e = conv_entry(c);
+    if (dx)
+        conv_backward_data(e, w, dy, dx, workspace);
+    conv_backward_weights(e, x, dy, dw, db, workspace);
+}
+
+#endif

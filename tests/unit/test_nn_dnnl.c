@@ -1,0 +1,1116 @@
+/* test_nn_dnnl.c: the oneDNN backend (lib/nn/dnnl) against the reference backend, op by op.
+ *
+ * Every case draws NCHW random inputs, runs ref on them as they are and dnnl on copies
+ * converted with dnnl's to_layout (NHWC), converts dnnl's outputs back with from_layout and
+ * compares. Errors are judged relative to the largest reference value of each tensor
+ * (|dnnl - ref| <= tol max|ref|): oneDNN sums in other orders than ref, so single small
+ * elements carry absolute, not relative, noise. Forward outputs get 1e-5, gradients 1e-4.
+ *
+ * Gradient buffers start at random values, not zero, and backward runs twice: the first call
+ * is compared with ref's (from the same start), and the second must add the same amount again
+ * (the accumulate contract of backend.h). Shapes are small and odd (odd H and W, stride 2,
+ * padding, dilation, groups, depthwise, ceil-mode windows); activation inputs keep clear of
+ * the kinks, where the two backends may legitimately pick different one-sided derivatives.
+ *
+ * Built without oneDNN (ONFH_HAVE_DNNL = 0), nn_backend_dnnl() is NULL and the one test
+ * prints a skip and passes. The suite runs with 2 threads, so the OpenMP paths are covered. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/nn/backend.h"
+#include "lib/nn/dnnl/nn_dnnl.h"
+#include "lib/util/mem.h"
+#include "lib/util/philox.h"
+
+#define TOL_FWD 1e-5
+#define TOL_BWD 1e-4
+
+static const NnBackend *rf; /* ref, the oracle */
+static const NnBackend *dn; /* dnnl, under test */
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+static uint64_t next_stream = 1;
+
+/* Uniform in [offset - scale, offset + scale), from a fresh test stream. */
+static float *rand_buf(size_t n, float scale, float offset)
+{
+    float *p = mem_alloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    Philox rng;
+    philox_init(&rng, 77, PHILOX_TEST, next_stream++);
+    for (size_t i = 0; i < n; i++)
+        p[i] = offset + (2.0f * philox_uniformf(&rng) - 1.0f) * scale;
+    return p;
+}
+
+static float *copy_buf(const float *x, size_t n)
+{
+    float *p = mem_alloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+/* x: (N,C,HW) NCHW -> a new buffer in dnnl's layout. */
+static float *to_dn(const float *x, int n, int c, int hw)
+{
+    size_t len = (size_t)n * c * hw;
+    float *y = mem_alloc((len ? len : 1) * sizeof(float));
+    assert_non_null(y);
+    dn->to_layout(n, c, hw, x, y);
+    return y;
+}
+
+/* x: (N,C,HW) in dnnl's layout -> a new NCHW buffer. */
+static float *from_dn(const float *x, int n, int c, int hw)
+{
+    size_t len = (size_t)n * c * hw;
+    float *y = mem_alloc((len ? len : 1) * sizeof(float));
+    assert_non_null(y);
+    dn->from_layout(n, c, hw, x, y);
+    return y;
+}
+
+/* Fails unless |got - want| <= tol max|want| everywhere; prints the error either way. */
+static void expect_close(const char *what, const float *want, const float *got, size_t n,
+                         double tol)
+{
+    double scale = 0.0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs((double)want[i]));
+    double worst = 0.0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (d > worst || isnan(got[i]) != isnan(want[i])) {
+            worst = isnan(d) ? INFINITY : d;
+            at = i;
+        }
+    }
+    double rel = scale > 0.0 ? worst / scale : worst;
+    printf("# %-60s max err %.1e of %.1e\n", what, rel, scale);
+    if (!(rel <= tol)) {
+        fprintf(stderr, "%s: element %zu: dnnl %.9g, ref %.9g (tolerance %.1e)\n", what, at,
+                got[at], want[at], tol);
+        fail();
+    }
+}
+
+/* The accumulate contract: after a second backward, g2 - g1 must equal g1 - g0. */
+static void expect_doubled(const char *what, const float *g0, const float *g1, const float *g2,
+                           size_t n)
+{
+    float *d1 = mem_alloc((n ? n : 1) * sizeof(float));
+    float *d2 = mem_alloc((n ? n : 1) * sizeof(float));
+    assert_non_null(d1);
+    assert_non_null(d2);
+    for (size_t i = 0; i < n; i++) {
+        d1[i] = g1[i] - g0[i];
+        d2[i] = g2[i] - g1[i];
+    }
+    char label[128];
+    snprintf(label, sizeof label, "%s (second backward adds again)", what);
+    expect_close(label, d1, d2, n, TOL_BWD);
+    mem_free(d1);
+    mem_free(d2);
+}
+
+/* A gradient buffer in both backends: the same random start, kept for the contract check. */
+typedef struct Grad {
+    size_t len;
+    int n, c, hw;  /* activation shape for layout conversion; c = 0: layout-free */
+    float *start;  /* NCHW */
+    float *r;      /* ref's, NCHW */
+    float *d;      /* dnnl's, its layout */
+    float *d_once; /* dnnl's after one backward, NCHW */
+} Grad;
+
+static Grad grad_new(int n, int c, int hw)
+{
+    Grad g = {.len = (size_t)n * c * hw, .n = n, .c = c, .hw = hw};
+    g.start = rand_buf(g.len, 1.0f, 0.0f);
+    g.r = copy_buf(g.start, g.len);
+    g.d = to_dn(g.start, n, c, hw);
+    return g;
+}
+
+/* A parameter or (N,F) gradient: no layout conversion. */
+static Grad grad_flat(size_t len)
+{
+    Grad g = {.len = len, .n = 1, .c = 0, .hw = 0};
+    g.start = rand_buf(len, 1.0f, 0.0f);
+    g.r = copy_buf(g.start, len);
+    g.d = copy_buf(g.start, len);
+    return g;
+}
+
+static float *grad_dn_nchw(const Grad *g)
+{
+    return g->c ? from_dn(g->d, g->n, g->c, g->hw) : copy_buf(g->d, g->len);
+}
+
+/* After the first backward of both: compare, remember dnnl's. */
+static void grad_check_first(Grad *g, const char *what)
+{
+    g->d_once = grad_dn_nchw(g);
+    expect_close(what, g->r, g->d_once, g->len, TOL_BWD);
+}
+
+/* After dnnl's second backward: the contract; frees g. */
+static void grad_check_second(Grad *g, const char *what)
+{
+    float *twice = grad_dn_nchw(g);
+    expect_doubled(what, g->start, g->d_once, twice, g->len);
+    mem_free(twice);
+    mem_free(g->start);
+    mem_free(g->r);
+    mem_free(g->d);
+    mem_free(g->d_once);
+}
+
+/* Moves values within `gap` of a kink to kink + gap. */
+static void avoid_kinks(float *x, size_t n, const float *kinks, int n_kinks, float gap)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < n_kinks; k++)
+            if (fabsf(x[i] - kinks[k]) < gap)
+                x[i] = kinks[k] + gap;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout
+
+static void test_layout(void **state)
+{
+    (void)state;
+    int n = 2, c = 5, hw = 37;
+    size_t len = (size_t)n * c * hw;
+    float *x = rand_buf(len, 1.0f, 0.0f);
+    float *y = to_dn(x, n, c, hw);
+    assert_int_equal(dn->layout, NN_LAYOUT_NHWC);
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++)
+                assert_true(y[((size_t)b * hw + p) * c + ch] == x[((size_t)b * c + ch) * hw + p]);
+    float *back = from_dn(y, n, c, hw);
+    assert_memory_equal(back, x, len * sizeof(float));
+    mem_free(x);
+    mem_free(y);
+    mem_free(back);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution
+
+static NnConv2d conv_desc(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
+                          int dil, int groups)
+{
+    NnConv2d c = {.n = n,
+                  .c_in = cin,
+                  .h_in = h,
+                  .w_in = w,
+                  .c_out = cout,
+                  .kh = k,
+                  .kw = k,
+                  .stride_h = stride,
+                  .stride_w = stride,
+                  .pad_h = pad,
+                  .pad_w = pad,
+                  .dil_h = dil,
+                  .dil_w = dil,
+                  .groups = groups};
+    return c;
+}
+
+static void conv_case(const char *label, NnConv2d c, int bias)
+{
+    Err e = {0};
+    assert_int_equal(nn_conv2d_setup(&c, &e), 0);
+    int hw_in = c.h_in * c.w_in;
+    int hw_out = c.h_out * c.w_out;
+    size_t nx = (size_t)c.n * c.c_in * hw_in;
+    size_t nw = (size_t)c.c_out * (c.c_in / c.groups) * c.kh * c.kw;
+    size_t ny = (size_t)c.n * c.c_out * hw_out;
+    char what[160];
+    float *x = rand_buf(nx, 1.0f, 0.0f);
+    float *w = rand_buf(nw, 0.5f, 0.0f);
+    float *b = bias ? rand_buf((size_t)c.c_out, 1.0f, 0.0f) : NULL;
+    float *dy = rand_buf(ny, 1.0f, 0.0f);
+    float *x_d = to_dn(x, c.n, c.c_in, hw_in);
+    float *dy_d = to_dn(dy, c.n, c.c_out, hw_out);
+    void *ws_r = mem_alloc(rf->conv2d_workspace(&c) + 1);
+    void *ws_d = mem_alloc(dn->conv2d_workspace(&c) + 1);
+    float *y_r = mem_alloc(ny * sizeof(float));
+    float *y_d = mem_alloc(ny * sizeof(float));
+    assert_true(ws_r && ws_d && y_r && y_d);
+
+    rf->conv2d_forward(&c, x, w, b, y_r, ws_r);
+    dn->conv2d_forward(&c, x_d, w, b, y_d, ws_d);
+    float *y_back = from_dn(y_d, c.n, c.c_out, hw_out);
+    snprintf(what, sizeof what, "conv %s forward", label);
+    expect_close(what, y_r, y_back, ny, TOL_FWD);
+
+    Grad gx = grad_new(c.n, c.c_in, hw_in);
+    Grad gw = grad_flat(nw);
+    Grad gb = grad_flat((size_t)c.c_out);
+    rf->conv2d_backward(&c, x, w, dy, gx.r, gw.r, bias ? gb.r : NULL, ws_r);
+    dn->conv2d_backward(&c, x_d, w, dy_d, gx.d, gw.d, bias ? gb.d : NULL, ws_d);
+    snprintf(what, sizeof what, "conv %s dx", label);
+    grad_check_first(&gx, what);
+    snprintf(what, sizeof what, "conv %s dw", label);
+    grad_check_first(&gw, what);
+    snprintf(what, sizeof what, "conv %s db", label);
+    grad_check_first(&gb, what);
+    dn->conv2d_backward(&c, x_d, w, dy_d, gx.d, gw.d, bias ? gb.d : NULL, ws_d);
+    snprintf(what, sizeof what, "conv %s dx", label);
+    grad_check_second(&gx, what);
+    snprintf(what, sizeof what, "conv %s dw", label);
+    grad_check_second(&gw, what);
+    snprintf(what, sizeof what, "conv %s db", label);
+    grad_check_second(&gb, what);
+
+    /* without dx and db: dw alone, the same as with them */
+    Grad gw2 = grad_flat(nw);
+    rf->conv2d_backward(&c, x, w, dy, NULL, gw2.r, NULL, ws_r);
+    dn->conv2d_backward(&c, x_d, w, dy_d, NULL, gw2.d, NULL, ws_d);
+    snprintf(what, sizeof what, "conv %s dw (no dx, no db)", label);
+    grad_check_first(&gw2, what);
+    dn->conv2d_backward(&c, x_d, w, dy_d, NULL, gw2.d, NULL, ws_d);
+    grad_check_second(&gw2, what);
+
+    mem_free(x);
+    mem_free(w);
+    mem_free(b);
+    mem_free(dy);
+    mem_free(x_d);
+    mem_free(dy_d);
+    mem_free(ws_r);
+    mem_free(ws_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(y_back);
+}
+
+static void test_conv(void **state)
+{
+    (void)state;
+    conv_case("dense 3x3 p1, 7x5", conv_desc(2, 3, 7, 5, 4, 3, 1, 1, 1, 1), 1);
+    conv_case("dense 3x3 s2 p1, 9x7, no bias", conv_desc(2, 3, 9, 7, 5, 3, 2, 1, 1, 1), 0);
+    conv_case("stem 3x3 s2 p1 3->16, 23x21", conv_desc(2, 3, 23, 21, 16, 3, 2, 1, 1, 1), 0);
+    conv_case("dense 3x3 24->40, 11x13", conv_desc(3, 24, 11, 13, 40, 3, 1, 1, 1, 1), 1);
+    conv_case("grouped g2 3x3 s2, 8x7", conv_desc(2, 6, 8, 7, 4, 3, 2, 0, 1, 2), 1);
+    conv_case("grouped g4 3x3 32->64, 9x9", conv_desc(2, 32, 9, 9, 64, 3, 1, 1, 1, 4), 0);
+    conv_case("depthwise 3x3 s2 p1, 9x9", conv_desc(2, 4, 9, 9, 4, 3, 2, 1, 1, 4), 0);
+    conv_case("depthwise 3x3 s1 p1 C72, 13x11", conv_desc(2, 72, 13, 11, 72, 3, 1, 1, 1, 72), 0);
+    conv_case("depthwise 5x5 s1 p2, 7x6", conv_desc(1, 3, 7, 6, 3, 5, 1, 2, 1, 3), 1);
+    conv_case("depthwise 5x5 s2 p2 C40, 15x15", conv_desc(2, 40, 15, 15, 40, 5, 2, 2, 1, 40), 0);
+    conv_case("depthwise dilated 3x3 d2 p2 C16", conv_desc(2, 16, 9, 9, 16, 3, 1, 2, 2, 16), 0);
+    conv_case("dilated 3x3 d2 p2, 7x6", conv_desc(1, 3, 7, 6, 2, 3, 1, 2, 2, 1), 1);
+    conv_case("pointwise 1x1, 5x3", conv_desc(2, 5, 5, 3, 3, 1, 1, 0, 1, 1), 1);
+    conv_case("pointwise 1x1 40->120, 7x7", conv_desc(2, 40, 7, 7, 120, 1, 1, 0, 1, 1), 0);
+    conv_case("pointwise grouped 1x1 g2", conv_desc(1, 4, 3, 3, 6, 1, 1, 0, 1, 2), 0);
+    conv_case("1x1 s2 shortcut, 7x7", conv_desc(2, 4, 7, 7, 6, 1, 2, 0, 1, 1), 0);
+    conv_case("squeeze-excite fc 1x1 on 1x1, 72->24", conv_desc(3, 72, 1, 1, 24, 1, 1, 0, 1, 1), 1);
+    NnConv2d asym = conv_desc(2, 2, 5, 7, 3, 1, 1, 0, 1, 1);
+    asym.kw = 3;
+    asym.stride_w = 2;
+    asym.pad_w = 1;
+    conv_case("asymmetric 1x3 s(1,2) p(0,1)", asym, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm
+
+static void bn_case(NnBatchNorm bn)
+{
+    int hw = bn.h * bn.w;
+    size_t nx = (size_t)bn.n * bn.c * hw;
+    size_t c = (size_t)bn.c;
+    char what[128];
+    char label[64];
+    snprintf(label, sizeof label, "bn N%d C%d %dx%d eps %g", bn.n, bn.c, bn.h, bn.w, bn.eps);
+    float *x = rand_buf(nx, 2.0f, 0.5f);
+    float *x_d = to_dn(x, bn.n, bn.c, hw);
+    float *gamma = rand_buf(c, 1.0f, 0.2f);
+    float *beta = rand_buf(c, 1.0f, 0.0f);
+    float *dy = rand_buf(nx, 1.0f, 0.0f);
+    float *dy_d = to_dn(dy, bn.n, bn.c, hw);
+    float *y_r = mem_alloc(nx * sizeof(float));
+    float *y_d = mem_alloc(nx * sizeof(float));
+    float *rm_r = rand_buf(c, 0.5f, 0.0f);
+    float *rv_r = rand_buf(c, 0.5f, 1.0f);
+    float *rm_d = copy_buf(rm_r, c);
+    float *rv_d = copy_buf(rv_r, c);
+    float *st_r = mem_alloc(2 * c * sizeof(float)); /* save_mean, save_invstd */
+    float *st_d = mem_alloc(2 * c * sizeof(float));
+    int64_t cnt_r = 3;
+    int64_t cnt_d = 3;
+    assert_true(y_r && y_d && st_r && st_d);
+
+    /* training forward, twice, so the running statistics move twice */
+    for (int rep = 0; rep < 2; rep++) {
+        rf->batchnorm_forward_train(&bn, x, gamma, beta, y_r, rm_r, rv_r, &cnt_r, st_r, st_r + c);
+        dn->batchnorm_forward_train(&bn, x_d, gamma, beta, y_d, rm_d, rv_d, &cnt_d, st_d, st_d + c);
+    }
+    float *y_back = from_dn(y_d, bn.n, bn.c, hw);
+    snprintf(what, sizeof what, "%s train y", label);
+    expect_close(what, y_r, y_back, nx, TOL_FWD);
+    snprintf(what, sizeof what, "%s running_mean", label);
+    expect_close(what, rm_r, rm_d, c, TOL_FWD);
+    snprintf(what, sizeof what, "%s running_var", label);
+    expect_close(what, rv_r, rv_d, c, TOL_FWD);
+    snprintf(what, sizeof what, "%s save_mean, save_invstd", label);
+    expect_close(what, st_r, st_d, 2 * c, TOL_FWD);
+    assert_int_equal(cnt_r, 5);
+    assert_int_equal(cnt_d, 5);
+
+    /* training backward, through the saved statistics */
+    Grad gx = grad_new(bn.n, bn.c, hw);
+    Grad gg = grad_flat(c);
+    Grad gb = grad_flat(c);
+    rf->batchnorm_backward_train(&bn, x, gamma, st_r, st_r + c, dy, gx.r, gg.r, gb.r);
+    dn->batchnorm_backward_train(&bn, x_d, gamma, st_d, st_d + c, dy_d, gx.d, gg.d, gb.d);
+    snprintf(what, sizeof what, "%s train dx", label);
+    grad_check_first(&gx, what);
+    snprintf(what, sizeof what, "%s train dgamma", label);
+    grad_check_first(&gg, what);
+    snprintf(what, sizeof what, "%s train dbeta", label);
+    grad_check_first(&gb, what);
+    dn->batchnorm_backward_train(&bn, x_d, gamma, st_d, st_d + c, dy_d, gx.d, gg.d, gb.d);
+    grad_check_second(&gx, "bn train dx");
+    grad_check_second(&gg, "bn train dgamma");
+    grad_check_second(&gb, "bn train dbeta");
+
+    /* eval mode, with the running statistics, forward and backward (dx NULL once) */
+    rf->batchnorm_forward_eval(&bn, x, gamma, beta, rm_r, rv_r, y_r);
+    dn->batchnorm_forward_eval(&bn, x_d, gamma, beta, rm_r, rv_r, y_d);
+    mem_free(y_back);
+    y_back = from_dn(y_d, bn.n, bn.c, hw);
+    snprintf(what, sizeof what, "%s eval y", label);
+    expect_close(what, y_r, y_back, nx, TOL_FWD);
+    gx = grad_new(bn.n, bn.c, hw);
+    gg = grad_flat(c);
+    gb = grad_flat(c);
+    rf->batchnorm_backward_eval(&bn, x, gamma, rm_r, rv_r, dy, gx.r, gg.r, gb.r);
+    dn->batchnorm_backward_eval(&bn, x_d, gamma, rm_r, rv_r, dy_d, gx.d, gg.d, gb.d);
+    snprintf(what, sizeof what, "%s eval dx", label);
+    grad_check_first(&gx, what);
+    snprintf(what, sizeof what, "%s eval dgamma", label);
+    grad_check_first(&gg, what);
+    snprintf(what, sizeof what, "%s eval dbeta", label);
+    grad_check_first(&gb, what);
+    dn->batchnorm_backward_eval(&bn, x_d, gamma, rm_r, rv_r, dy_d, gx.d, gg.d, gb.d);
+    grad_check_second(&gx, "bn eval dx");
+    grad_check_second(&gg, "bn eval dgamma");
+    grad_check_second(&gb, "bn eval dbeta");
+
+    /* dx NULL: dgamma and dbeta alone */
+    gg = grad_flat(c);
+    gb = grad_flat(c);
+    rf->batchnorm_backward_train(&bn, x, gamma, st_r, st_r + c, dy, NULL, gg.r, gb.r);
+    dn->batchnorm_backward_train(&bn, x_d, gamma, st_d, st_d + c, dy_d, NULL, gg.d, gb.d);
+    grad_check_first(&gg, "bn train dgamma (no dx)");
+    grad_check_first(&gb, "bn train dbeta (no dx)");
+    dn->batchnorm_backward_train(&bn, x_d, gamma, st_d, st_d + c, dy_d, NULL, gg.d, gb.d);
+    grad_check_second(&gg, "bn train dgamma (no dx)");
+    grad_check_second(&gb, "bn train dbeta (no dx)");
+
+    mem_free(x);
+    mem_free(x_d);
+    mem_free(gamma);
+    mem_free(beta);
+    mem_free(dy);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(y_back);
+    mem_free(rm_r);
+    mem_free(rv_r);
+    mem_free(rm_d);
+    mem_free(rv_d);
+    mem_free(st_r);
+    mem_free(st_d);
+}
+
+static void test_batchnorm(void **state)
+{
+    (void)state;
+    bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f});
+    bn_case((NnBatchNorm){4, 16, 9, 9, 1e-3f, 0.01f});
+    bn_case((NnBatchNorm){3, 72, 5, 7, 1e-3f, 0.1f});
+    bn_case((NnBatchNorm){8, 24, 1, 1, 1e-5f, 0.1f});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations
+
+static void act_case(NnAct a, size_t n)
+{
+    static const float kinks[] = {-3.0f, 0.0f, 3.0f, 6.0f};
+    char what[96];
+    float *x = rand_buf(n, 8.0f, 0.0f);
+    avoid_kinks(x, n, kinks, 4, 1e-3f);
+    float *dy = rand_buf(n, 1.0f, 0.0f);
+    float *y_r = mem_alloc(n * sizeof(float));
+    float *y_d = mem_alloc(n * sizeof(float));
+    assert_true(y_r && y_d);
+    rf->act_forward(a, n, x, y_r);
+    dn->act_forward(a, n, x, y_d);
+    snprintf(what, sizeof what, "%s n=%zu forward", nn_act_name(a), n);
+    expect_close(what, y_r, y_d, n, TOL_FWD);
+    /* in place */
+    memcpy(y_d, x, n * sizeof(float));
+    dn->act_forward(a, n, y_d, y_d);
+    snprintf(what, sizeof what, "%s n=%zu forward in place", nn_act_name(a), n);
+    expect_close(what, y_r, y_d, n, TOL_FWD);
+
+    Grad gx = grad_flat(n);
+    rf->act_backward(a, n, x, dy, gx.r);
+    dn->act_backward(a, n, x, dy, gx.d);
+    snprintf(what, sizeof what, "%s n=%zu backward", nn_act_name(a), n);
+    grad_check_first(&gx, what);
+    dn->act_backward(a, n, x, dy, gx.d);
+    grad_check_second(&gx, what);
+    mem_free(x);
+    mem_free(dy);
+    mem_free(y_r);
+    mem_free(y_d);
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    const NnAct acts[] = {NN_RELU, NN_RELU6, NN_HARDSWISH, NN_HARDSIGMOID, NN_SILU, NN_SIGMOID};
+    for (int i = 0; i < 6; i++) {
+        act_case(acts[i], 1001);
+        act_case(acts[i], 40000 + 7); /* chunked and threaded */
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling
+
+static NnPool2d pool_desc(int n, int c, int h, int w, int k, int stride, int pad, int ceil_mode,
+                          int count_include_pad)
+{
+    NnPool2d p = {.n = n,
+                  .c = c,
+                  .h_in = h,
+                  .w_in = w,
+                  .kh = k,
+                  .kw = k,
+                  .stride_h = stride,
+                  .stride_w = stride,
+                  .pad_h = pad,
+                  .pad_w = pad,
+                  .ceil_mode = ceil_mode,
+                  .count_include_pad = count_include_pad};
+    return p;
+}
+
+static void pool_case(const char *label, NnPool2d p)
+{
+    Err e = {0};
+    assert_int_equal(nn_pool2d_setup(&p, &e), 0);
+    int hw_in = p.h_in * p.w_in;
+    int hw_out = p.h_out * p.w_out;
+    size_t nx = (size_t)p.n * p.c * hw_in;
+    size_t ny = (size_t)p.n * p.c * hw_out;
+    char what[128];
+    float *x = rand_buf(nx, 1.0f, 0.0f);
+    float *dy = rand_buf(ny, 1.0f, 0.0f);
+    float *x_d = to_dn(x, p.n, p.c, hw_in);
+    float *dy_d = to_dn(dy, p.n, p.c, hw_out);
+    float *y_r = mem_alloc(ny * sizeof(float));
+    float *y_d = mem_alloc(ny * sizeof(float));
+    int32_t *am_r = mem_alloc(ny * sizeof(int32_t));
+    int32_t *am_d = mem_alloc(ny * sizeof(int32_t));
+    assert_true(y_r && y_d && am_r && am_d);
+
+    /* max */
+    rf->maxpool2d_forward(&p, x, y_r, am_r);
+    dn->maxpool2d_forward(&p, x_d, y_d, am_d);
+    float *y_back = from_dn(y_d, p.n, p.c, hw_out);
+    snprintf(what, sizeof what, "maxpool %s forward", label);
+    expect_close(what, y_r, y_back, ny, 0.0);
+    for (int b = 0; b < p.n; b++) /* argmax: plane indices, dnnl's in NHWC order */
+        for (int ch = 0; ch < p.c; ch++)
+            for (int o = 0; o < hw_out; o++)
+                assert_int_equal(am_r[((size_t)b * p.c + ch) * hw_out + o],
+                                 am_d[((size_t)b * hw_out + o) * p.c + ch]);
+    Grad gx = grad_new(p.n, p.c, hw_in);
+    rf->maxpool2d_backward(&p, am_r, dy, gx.r);
+    dn->maxpool2d_backward(&p, am_d, dy_d, gx.d);
+    snprintf(what, sizeof what, "maxpool %s backward", label);
+    grad_check_first(&gx, what);
+    dn->maxpool2d_backward(&p, am_d, dy_d, gx.d);
+    grad_check_second(&gx, what);
+
+    /* average, with and without count_include_pad */
+    for (int cip = 0; cip < 2; cip++) {
+        p.count_include_pad = cip;
+        rf->avgpool2d_forward(&p, x, y_r);
+        dn->avgpool2d_forward(&p, x_d, y_d);
+        mem_free(y_back);
+        y_back = from_dn(y_d, p.n, p.c, hw_out);
+        snprintf(what, sizeof what, "avgpool %s cip=%d forward", label, cip);
+        expect_close(what, y_r, y_back, ny, TOL_FWD);
+        gx = grad_new(p.n, p.c, hw_in);
+        rf->avgpool2d_backward(&p, dy, gx.r);
+        dn->avgpool2d_backward(&p, dy_d, gx.d);
+        snprintf(what, sizeof what, "avgpool %s cip=%d backward", label, cip);
+        grad_check_first(&gx, what);
+        dn->avgpool2d_backward(&p, dy_d, gx.d);
+        grad_check_second(&gx, what);
+    }
+
+    mem_free(x);
+    mem_free(dy);
+    mem_free(x_d);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(am_r);
+    mem_free(am_d);
+    mem_free(y_back);
+}
+
+static void test_pooling(void **state)
+{
+    (void)state;
+    pool_case("3x3 s2 p1, 9x7", pool_desc(2, 3, 9, 7, 3, 2, 1, 0, 1));
+    pool_case("3x3 s2 p1 ceil, 8x8", pool_desc(2, 5, 8, 8, 3, 2, 1, 1, 1));
+    pool_case("2x2 s2 ceil, 7x5", pool_desc(2, 4, 7, 5, 2, 2, 0, 1, 1));
+    pool_case("3x3 s2 ceil, 10x11", pool_desc(1, 17, 10, 11, 3, 2, 0, 1, 0));
+    pool_case("3x3 s1 p1, 6x5", pool_desc(3, 8, 6, 5, 3, 1, 1, 0, 0));
+    pool_case("2x2 s2 p1 ceil, 5x6", pool_desc(2, 3, 5, 6, 2, 2, 1, 1, 1));
+    pool_case("3x3 s2 p1, 33x35 C64 (threaded)", pool_desc(2, 64, 33, 35, 3, 2, 1, 0, 1));
+}
+
+static void adaptive_case(NnAdaptivePool p)
+{
+    char what[128];
+    int hw_in = p.h_in * p.w_in;
+    int hw_out = p.h_out * p.w_out;
+    size_t nx = (size_t)p.n * p.c * hw_in;
+    size_t ny = (size_t)p.n * p.c * hw_out;
+    float *x = rand_buf(nx, 1.0f, 0.0f);
+    float *dy = rand_buf(ny, 1.0f, 0.0f);
+    float *x_d = to_dn(x, p.n, p.c, hw_in);
+    float *dy_d = to_dn(dy, p.n, p.c, hw_out);
+    float *y_r = mem_alloc(ny * sizeof(float));
+    float *y_d = mem_alloc(ny * sizeof(float));
+    assert_true(y_r && y_d);
+    rf->adaptive_avgpool2d_forward(&p, x, y_r);
+    dn->adaptive_avgpool2d_forward(&p, x_d, y_d);
+    float *y_back = from_dn(y_d, p.n, p.c, hw_out);
+    snprintf(what, sizeof what, "adaptive avgpool %dx%d -> %dx%d C%d forward", p.h_in, p.w_in,
+             p.h_out, p.w_out, p.c);
+    expect_close(what, y_r, y_back, ny, TOL_FWD);
+    Grad gx = grad_new(p.n, p.c, hw_in);
+    rf->adaptive_avgpool2d_backward(&p, dy, gx.r);
+    dn->adaptive_avgpool2d_backward(&p, dy_d, gx.d);
+    snprintf(what, sizeof what, "adaptive avgpool %dx%d -> %dx%d C%d backward", p.h_in, p.w_in,
+             p.h_out, p.w_out, p.c);
+    grad_check_first(&gx, what);
+    dn->adaptive_avgpool2d_backward(&p, dy_d, gx.d);
+    grad_check_second(&gx, what);
+    mem_free(x);
+    mem_free(dy);
+    mem_free(x_d);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(y_back);
+}
+
+static void test_adaptive_pool(void **state)
+{
+    (void)state;
+    adaptive_case((NnAdaptivePool){2, 40, 7, 7, 1, 1});
+    adaptive_case((NnAdaptivePool){2, 3, 10, 9, 3, 4});
+    adaptive_case((NnAdaptivePool){1, 5, 5, 5, 7, 7});
+    adaptive_case((NnAdaptivePool){4, 96, 14, 13, 1, 1});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear
+
+static void linear_case(int n, int in, int out, int bias, int with_dx)
+{
+    char what[96];
+    float *x = rand_buf((size_t)n * in, 1.0f, 0.0f);
+    float *w = rand_buf((size_t)out * in, 0.5f, 0.0f);
+    float *b = bias ? rand_buf((size_t)out, 1.0f, 0.0f) : NULL;
+    float *dy = rand_buf((size_t)n * out, 1.0f, 0.0f);
+    float *y_r = mem_alloc((size_t)n * out * sizeof(float));
+    float *y_d = mem_alloc((size_t)n * out * sizeof(float));
+    assert_true(y_r && y_d);
+    rf->linear_forward(n, in, out, x, w, b, y_r);
+    dn->linear_forward(n, in, out, x, w, b, y_d);
+    snprintf(what, sizeof what, "linear N%d %d->%d bias=%d forward", n, in, out, bias);
+    expect_close(what, y_r, y_d, (size_t)n * out, TOL_FWD);
+    Grad gx = grad_flat((size_t)n * in);
+    Grad gw = grad_flat((size_t)out * in);
+    Grad gb = grad_flat((size_t)out);
+    rf->linear_backward(n, in, out, x, w, dy, with_dx ? gx.r : NULL, gw.r, bias ? gb.r : NULL);
+    for (int rep = 0; rep < 2; rep++) {
+        dn->linear_backward(n, in, out, x, w, dy, with_dx ? gx.d : NULL, gw.d, bias ? gb.d : NULL);
+        snprintf(what, sizeof what, "linear N%d %d->%d dx=%d dx", n, in, out, with_dx);
+        rep ? grad_check_second(&gx, what) : grad_check_first(&gx, what);
+        snprintf(what, sizeof what, "linear N%d %d->%d dx=%d dw", n, in, out, with_dx);
+        rep ? grad_check_second(&gw, what) : grad_check_first(&gw, what);
+        snprintf(what, sizeof what, "linear N%d %d->%d bias=%d db", n, in, out, bias);
+        rep ? grad_check_second(&gb, what) : grad_check_first(&gb, what);
+    }
+    mem_free(x);
+    mem_free(w);
+    mem_free(b);
+    mem_free(dy);
+    mem_free(y_r);
+    mem_free(y_d);
+}
+
+static void test_linear(void **state)
+{
+    (void)state;
+    linear_case(5, 37, 11, 1, 1);
+    linear_case(3, 64, 10, 0, 1);
+    linear_case(32, 960, 1280, 1, 1);
+    linear_case(7, 13, 2, 1, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor plumbing
+
+static void test_add_chanmul(void **state)
+{
+    (void)state;
+    int n = 3, c = 19, hw = 29;
+    size_t len = (size_t)n * c * hw;
+    float *a = rand_buf(len, 1.0f, 0.0f);
+    float *b = rand_buf(len, 1.0f, 0.0f);
+    float *s = rand_buf((size_t)n * c, 1.0f, 0.0f);
+    float *dy = rand_buf(len, 1.0f, 0.0f);
+    float *a_d = to_dn(a, n, c, hw);
+    float *b_d = to_dn(b, n, c, hw);
+    float *dy_d = to_dn(dy, n, c, hw);
+    float *y_r = mem_alloc(len * sizeof(float));
+    float *y_d = mem_alloc(len * sizeof(float));
+    assert_true(y_r && y_d);
+
+    rf->add_forward(len, a, b, y_r);
+    dn->add_forward(len, a_d, b_d, y_d);
+    float *y_back = from_dn(y_d, n, c, hw);
+    expect_close("add forward", y_r, y_back, len, 0.0);
+    mem_free(y_back);
+    memcpy(y_d, a_d, len * sizeof(float));
+    dn->add_forward(len, y_d, b_d, y_d); /* in place */
+    y_back = from_dn(y_d, n, c, hw);
+    expect_close("add forward in place", y_r, y_back, len, 0.0);
+    mem_free(y_back);
+    Grad ga = grad_new(n, c, hw);
+    Grad gb = grad_new(n, c, hw);
+    rf->add_backward(len, dy, ga.r, gb.r);
+    dn->add_backward(len, dy_d, ga.d, gb.d);
+    grad_check_first(&ga, "add da");
+    grad_check_first(&gb, "add db");
+    dn->add_backward(len, dy_d, ga.d, NULL);
+    dn->add_backward(len, dy_d, NULL, gb.d);
+    grad_check_second(&ga, "add da");
+    grad_check_second(&gb, "add db");
+
+    rf->chanmul_forward(n, c, hw, a, s, y_r);
+    dn->chanmul_forward(n, c, hw, a_d, s, y_d);
+    y_back = from_dn(y_d, n, c, hw);
+    expect_close("chanmul forward", y_r, y_back, len, TOL_FWD);
+    mem_free(y_back);
+    Grad gx = grad_new(n, c, hw);
+    Grad gs = grad_flat((size_t)n * c);
+    rf->chanmul_backward(n, c, hw, a, s, dy, gx.r, gs.r);
+    dn->chanmul_backward(n, c, hw, a_d, s, dy_d, gx.d, gs.d);
+    grad_check_first(&gx, "chanmul dx");
+    grad_check_first(&gs, "chanmul ds");
+    dn->chanmul_backward(n, c, hw, a_d, s, dy_d, gx.d, NULL);
+    dn->chanmul_backward(n, c, hw, a_d, s, dy_d, NULL, gs.d);
+    grad_check_second(&gx, "chanmul dx");
+    grad_check_second(&gs, "chanmul ds");
+
+    mem_free(a);
+    mem_free(b);
+    mem_free(s);
+    mem_free(dy);
+    mem_free(a_d);
+    mem_free(b_d);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+}
+
+/* A large chanmul (squeeze-excitation at 56x56): the threaded path. */
+static void test_chanmul_large(void **state)
+{
+    (void)state;
+    int n = 4, c = 72, hw = 56 * 56;
+    size_t len = (size_t)n * c * hw;
+    float *x = rand_buf(len, 1.0f, 0.0f);
+    float *s = rand_buf((size_t)n * c, 1.0f, 0.0f);
+    float *dy = rand_buf(len, 1.0f, 0.0f);
+    float *x_d = to_dn(x, n, c, hw);
+    float *dy_d = to_dn(dy, n, c, hw);
+    float *y_r = mem_alloc(len * sizeof(float));
+    float *y_d = mem_alloc(len * sizeof(float));
+    assert_true(y_r && y_d);
+    rf->chanmul_forward(n, c, hw, x, s, y_r);
+    dn->chanmul_forward(n, c, hw, x_d, s, y_d);
+    float *y_back = from_dn(y_d, n, c, hw);
+    expect_close("chanmul 4x72x56x56 forward", y_r, y_back, len, TOL_FWD);
+    Grad gx = grad_new(n, c, hw);
+    Grad gs = grad_flat((size_t)n * c);
+    rf->chanmul_backward(n, c, hw, x, s, dy, gx.r, gs.r);
+    dn->chanmul_backward(n, c, hw, x_d, s, dy_d, gx.d, gs.d);
+    grad_check_first(&gx, "chanmul 4x72x56x56 dx");
+    grad_check_first(&gs, "chanmul 4x72x56x56 ds");
+    dn->chanmul_backward(n, c, hw, x_d, s, dy_d, gx.d, gs.d);
+    grad_check_second(&gx, "chanmul 4x72x56x56 dx");
+    grad_check_second(&gs, "chanmul 4x72x56x56 ds");
+    mem_free(x);
+    mem_free(s);
+    mem_free(dy);
+    mem_free(x_d);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(y_back);
+}
+
+static void test_concat_split(void **state)
+{
+    (void)state;
+    enum { PARTS = 3 };
+    int n = 2, hw = 15;
+    const int c[PARTS] = {3, 8, 5};
+    int ct = 16;
+    size_t len = (size_t)n * ct * hw;
+    float *xs[PARTS];
+    float *xs_d[PARTS];
+    for (int i = 0; i < PARTS; i++) {
+        xs[i] = rand_buf((size_t)n * c[i] * hw, 1.0f, 0.0f);
+        xs_d[i] = to_dn(xs[i], n, c[i], hw);
+    }
+    float *dy = rand_buf(len, 1.0f, 0.0f);
+    float *dy_d = to_dn(dy, n, ct, hw);
+    float *y_r = mem_alloc(len * sizeof(float));
+    float *y_d = mem_alloc(len * sizeof(float));
+    assert_true(y_r && y_d);
+
+    rf->concat_forward(n, hw, PARTS, c, (const float *const *)xs, y_r);
+    dn->concat_forward(n, hw, PARTS, c, (const float *const *)xs_d, y_d);
+    float *y_back = from_dn(y_d, n, ct, hw);
+    expect_close("concat forward", y_r, y_back, len, 0.0);
+    Grad g[PARTS];
+    float *dr[PARTS];
+    float *dd[PARTS];
+    for (int i = 0; i < PARTS; i++) {
+        g[i] = grad_new(n, c[i], hw);
+        dr[i] = g[i].r;
+        dd[i] = i == 1 ? NULL : g[i].d; /* part 1: no gradient wanted */
+    }
+    dr[1] = NULL;
+    rf->concat_backward(n, hw, PARTS, c, dy, dr);
+    dn->concat_backward(n, hw, PARTS, c, dy_d, dd);
+    for (int i = 0; i < PARTS; i += 2)
+        grad_check_first(&g[i], "concat backward");
+    dn->concat_backward(n, hw, PARTS, c, dy_d, dd);
+    for (int i = 0; i < PARTS; i++)
+        if (i != 1)
+            grad_check_second(&g[i], "concat backward");
+    float *untouched = grad_dn_nchw(&g[1]);
+    expect_close("concat backward, NULL part untouched", g[1].start, untouched, g[1].len, 0.0);
+    mem_free(untouched);
+    mem_free(g[1].start);
+    mem_free(g[1].r);
+    mem_free(g[1].d);
+
+    /* split is concat's inverse: split x = y into the parts */
+    float *ys_r[PARTS];
+    float *ys_d[PARTS];
+    for (int i = 0; i < PARTS; i++) {
+        ys_r[i] = mem_alloc((size_t)n * c[i] * hw * sizeof(float));
+        ys_d[i] = mem_alloc((size_t)n * c[i] * hw * sizeof(float));
+    }
+    rf->split_forward(n, hw, PARTS, c, y_r, ys_r);
+    dn->split_forward(n, hw, PARTS, c, y_d, ys_d);
+    for (int i = 0; i < PARTS; i++) {
+        float *back = from_dn(ys_d[i], n, c[i], hw);
+        expect_close("split forward", ys_r[i], back, (size_t)n * c[i] * hw, 0.0);
+        expect_close("split forward = concat input", xs[i], back, (size_t)n * c[i] * hw, 0.0);
+        mem_free(back);
+    }
+    Grad gx = grad_new(n, ct, hw);
+    float *dys_r[PARTS];
+    float *dys_d[PARTS];
+    for (int i = 0; i < PARTS; i++) {
+        dys_r[i] = i == 2 ? NULL : xs[i];
+        dys_d[i] = i == 2 ? NULL : xs_d[i];
+    }
+    rf->split_backward(n, hw, PARTS, c, (const float *const *)dys_r, gx.r);
+    dn->split_backward(n, hw, PARTS, c, (const float *const *)dys_d, gx.d);
+    grad_check_first(&gx, "split backward");
+    dn->split_backward(n, hw, PARTS, c, (const float *const *)dys_d, gx.d);
+    grad_check_second(&gx, "split backward");
+
+    for (int i = 0; i < PARTS; i++) {
+        mem_free(xs[i]);
+        mem_free(xs_d[i]);
+        mem_free(ys_r[i]);
+        mem_free(ys_d[i]);
+    }
+    mem_free(dy);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(y_back);
+}
+
+static void test_shuffle(void **state)
+{
+    (void)state;
+    int n = 2, c = 12, hw = 13, groups = 3;
+    size_t len = (size_t)n * c * hw;
+    float *x = rand_buf(len, 1.0f, 0.0f);
+    float *dy = rand_buf(len, 1.0f, 0.0f);
+    float *x_d = to_dn(x, n, c, hw);
+    float *dy_d = to_dn(dy, n, c, hw);
+    float *y_r = mem_alloc(len * sizeof(float));
+    float *y_d = mem_alloc(len * sizeof(float));
+    assert_true(y_r && y_d);
+    rf->shuffle_forward(n, c, hw, groups, x, y_r);
+    dn->shuffle_forward(n, c, hw, groups, x_d, y_d);
+    float *y_back = from_dn(y_d, n, c, hw);
+    expect_close("shuffle forward", y_r, y_back, len, 0.0);
+    Grad gx = grad_new(n, c, hw);
+    rf->shuffle_backward(n, c, hw, groups, dy, gx.r);
+    dn->shuffle_backward(n, c, hw, groups, dy_d, gx.d);
+    grad_check_first(&gx, "shuffle backward");
+    dn->shuffle_backward(n, c, hw, groups, dy_d, gx.d);
+    grad_check_second(&gx, "shuffle backward");
+    mem_free(x);
+    mem_free(dy);
+    mem_free(x_d);
+    mem_free(dy_d);
+    mem_free(y_r);
+    mem_free(y_d);
+    mem_free(y_back);
+}
+
+static void test_dropout(void **state)
+{
+    (void)state;
+    const float ps[] = {0.0f, 0.2f, 0.5f, 1.0f};
+    for (int k = 0; k < 4; k++) {
+        NnDropout d = {.p = ps[k], .seed = 9, .step = 1234, .op = 17};
+        size_t n = 32 * 1280 + 3; /* (N,F) of the MobileNetV3 classifier, and a tail */
+        float *x = rand_buf(n, 1.0f, 0.0f);
+        float *dy = rand_buf(n, 1.0f, 0.0f);
+        float *y_r = mem_alloc(n * sizeof(float));
+        float *y_d = mem_alloc(n * sizeof(float));
+        assert_true(y_r && y_d);
+        rf->dropout_forward(&d, n, x, y_r);
+        dn->dropout_forward(&d, n, x, y_d);
+        expect_close("dropout forward", y_r, y_d, n, 0.0);
+        Grad gx = grad_flat(n);
+        rf->dropout_backward(&d, n, dy, gx.r);
+        dn->dropout_backward(&d, n, dy, gx.d);
+        grad_check_first(&gx, "dropout backward");
+        dn->dropout_backward(&d, n, dy, gx.d);
+        grad_check_second(&gx, "dropout backward");
+
+        /* stochastic depth: one draw per sample of (N, per_sample) */
+        int ns = 7;
+        size_t per = 5 * 9;
+        rf->stochastic_depth_forward(&d, ns, per, x, y_r);
+        dn->stochastic_depth_forward(&d, ns, per, x, y_d);
+        expect_close("stochastic depth forward", y_r, y_d, ns * per, 0.0);
+        Grad gs = grad_flat(ns * per);
+        rf->stochastic_depth_backward(&d, ns, per, dy, gs.r);
+        dn->stochastic_depth_backward(&d, ns, per, dy, gs.d);
+        grad_check_first(&gs, "stochastic depth backward");
+        dn->stochastic_depth_backward(&d, ns, per, dy, gs.d);
+        grad_check_second(&gs, "stochastic depth backward");
+        mem_free(x);
+        mem_free(dy);
+        mem_free(y_r);
+        mem_free(y_d);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss
+
+static void test_xent(void **state)
+{
+    (void)state;
+    NnXent xe = {.n = 6, .k = 10, .smoothing = 0.1f};
+    const int target[6] = {0, 3, 9, 3, 5, 7};
+    float *logits = rand_buf(60, 3.0f, 0.0f);
+    float *weight = rand_buf(10, 0.5f, 1.0f);
+    float *p_r = mem_alloc(60 * sizeof(float));
+    float *p_d = mem_alloc(60 * sizeof(float));
+    assert_true(p_r && p_d);
+    for (int wi = 0; wi < 2; wi++) {
+        const float *w = wi ? weight : NULL;
+        float l_r = rf->xent_forward(&xe, logits, target, w, p_r);
+        float l_d = dn->xent_forward(&xe, logits, target, w, p_d);
+        expect_close("xent loss", &l_r, &l_d, 1, TOL_FWD);
+        expect_close("xent probs", p_r, p_d, 60, TOL_FWD);
+        Grad gz = grad_flat(60);
+        rf->xent_backward(&xe, p_r, target, w, 0.7f, gz.r);
+        dn->xent_backward(&xe, p_d, target, w, 0.7f, gz.d);
+        grad_check_first(&gz, "xent dlogits");
+        dn->xent_backward(&xe, p_d, target, w, 0.7f, gz.d);
+        grad_check_second(&gz, "xent dlogits");
+    }
+    mem_free(logits);
+    mem_free(weight);
+    mem_free(p_r);
+    mem_free(p_d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimizers: several steps from the same state must stay together.
+
+typedef struct OptState {
+    float *p, *m, *v;
+} OptState;
+
+static OptState opt_state(size_t n, const float *p0)
+{
+    OptState s = {copy_buf(p0, n), mem_calloc(n, sizeof(float)), mem_calloc(n, sizeof(float))};
+    assert_true(s.m && s.v);
+    return s;
+}
+
+static void opt_free(OptState *s)
+{
+    mem_free(s->p);
+    mem_free(s->m);
+    mem_free(s->v);
+}
+
+static void opt_compare(const char *what, const OptState *r, const OptState *d, size_t n)
+{
+    char label[96];
+    snprintf(label, sizeof label, "%s params", what);
+    expect_close(label, r->p, d->p, n, TOL_FWD);
+    snprintf(label, sizeof label, "%s moment 1", what);
+    expect_close(label, r->m, d->m, n, TOL_FWD);
+    snprintf(label, sizeof label, "%s moment 2", what);
+    expect_close(label, r->v, d->v, n, TOL_FWD);
+}
+
+static void test_optimizers(void **state)
+{
+    (void)state;
+    size_t n = 40000 + 13; /* chunked and threaded, with a tail */
+    float *p0 = rand_buf(n, 1.0f, 0.0f);
+    const NnAdamW adam = {1e-3, 0.9, 0.999, 1e-8, 0.05};
+    const NnSgd sgds[3] = {{0.1, 0.9, 1e-4, 0}, {0.1, 0.9, 1e-4, 1}, {0.05, 0.0, 1e-4, 0}};
+    const NnRmsprop rms[2] = {{1e-2, 0.99, 1e-8, 1e-5, 0.0}, {1e-3, 0.9, 1e-3, 1e-5, 0.9}};
+    for (int decay = 0; decay < 2; decay++) {
+        OptState r = opt_state(n, p0);
+        OptState d = opt_state(n, p0);
+        for (long step = 1; step <= 4; step++) {
+            float *g = rand_buf(n, 1.0f, 0.0f);
+            rf->adamw_step(&adam, step, decay, n, r.p, g, r.m, r.v);
+            dn->adamw_step(&adam, step, decay, n, d.p, g, d.m, d.v);
+            mem_free(g);
+        }
+        opt_compare(decay ? "adamw decay" : "adamw", &r, &d, n);
+        opt_free(&r);
+        opt_free(&d);
+    }
+    for (int k = 0; k < 3; k++) {
+        OptState r = opt_state(n, p0);
+        OptState d = opt_state(n, p0);
+        for (long step = 1; step <= 4; step++) {
+            float *g = rand_buf(n, 1.0f, 0.0f);
+            int use_buf = sgds[k].momentum != 0.0;
+            rf->sgd_step(&sgds[k], step, 1, n, r.p, g, use_buf ? r.m : NULL);
+            dn->sgd_step(&sgds[k], step, 1, n, d.p, g, use_buf ? d.m : NULL);
+            mem_free(g);
+        }
+        opt_compare(k == 0 ? "sgd momentum" : k == 1 ? "sgd nesterov" : "sgd plain", &r, &d, n);
+        opt_free(&r);
+        opt_free(&d);
+    }
+    for (int k = 0; k < 2; k++) {
+        OptState r = opt_state(n, p0);
+        OptState d = opt_state(n, p0);
+        for (long step = 1; step <= 4; step++) {
+            float *g = rand_buf(n, 1.0f, 0.0f);
+            rf->rmsprop_step(&rms[k], 1, n, r.p, g, r.m, k ? r.v : NULL);
+            dn->rmsprop_step(&rms[k], 1, n, d.p, g, d.m, k ? d.v : NULL);
+            mem_free(g);
+        }
+        opt_compare(k ? "rmsprop momentum" : "rmsprop", &r, &d, n);
+        opt_free(&r);
+        opt_free(&d);
+    }
+    mem_free(p0);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/* The cache is released and rebuilt on demand; nothing of ours leaks. */
+static void test_release(void **state)
+{
+    (void)state;
+    nn_dnnl_release();
+    size_t before = mem_bytes_in_use();
+    conv_case("after release: depthwise 3x3 s2 p1", conv_desc(2, 8, 9, 9, 8, 3, 2, 1, 1, 8), 1);
+    bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f});
+    act_case(NN_SILU, 999);
+    linear_case(5, 37, 11, 1, 1);
+    nn_dnnl_release();
+    assert_int_equal(mem_bytes_in_use(), before);
+}
+
+static void test_skipped(void **state)
+{
+    (void)state;
+    printf("# skip: onfh was built without oneDNN (ONFH_HAVE_DNNL=0); nothing to test\n");
+}
+
+int main(void)
+{
+    rf = nn_backend_ref();
+    dn = nn_backend_dnnl();
+    if (!dn) {
+        const struct CMUnitTest skipped[] = {cmocka_unit_test(test_skipped)};
+        return cmocka_run_group_tests(skipped, NULL, NULL);
+    }
+    nn_dnnl_set_threads(2);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout),        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_batchnorm),     cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_pooling),       cmocka_unit_test(test_adaptive_pool),
+        cmocka_unit_test(test_linear),        cmocka_unit_test(test_add_chanmul),
+        cmocka_unit_test(test_chanmul_large), cmocka_unit_test(test_concat_split),
+        cmocka_unit_test(test_shuffle),       cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_xent),          cmocka_unit_test(test_optimizers),
+        cmocka_unit_test(test_release),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    nn_dnnl_release();
+    return rc;
+}
