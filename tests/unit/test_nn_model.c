@@ -32,12 +32,7 @@
 #include "lib/util/mem.h"
 #include "lib/util/philox.h"
 
-#if ONFH_HAVE_DNNL && __has_include("lib/nn/dnnl/dnnl.h")
-#include "lib/nn/dnnl/dnnl.h"
-#define TEST_DNNL 1
-#else
-#define TEST_DNNL 0
-#endif
+#include "lib/nn/dnnl/nn_dnnl.h"
 
 #define FIXTURE "tests/fixtures/nn/mobilenet_v3_large.h5"
 
@@ -338,13 +333,16 @@ static void test_golden_ref(void **state)
     golden_run(nn_backend_ref());
 }
 
-#if TEST_DNNL
 static void test_golden_dnnl(void **state)
 {
     (void)state;
+    if (!nn_backend_dnnl()) {
+        print_message("# SKIP built without oneDNN\n");
+        return;
+    }
     golden_run(nn_backend_dnnl());
+    nn_dnnl_release();
 }
-#endif
 
 /* Planning shares memory: an inference graph needs far less than one buffer per value, and a
  * training graph less than values plus gradients. */
@@ -371,14 +369,9 @@ static void test_memory_plan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_param_counts),
-        cmocka_unit_test(test_unknown_model),
-        cmocka_unit_test(test_state_dict_keys),
-        cmocka_unit_test(test_memory_plan),
-        cmocka_unit_test(test_golden_ref),
-#if TEST_DNNL
-        cmocka_unit_test(test_golden_dnnl),
-#endif
+        cmocka_unit_test(test_param_counts),    cmocka_unit_test(test_unknown_model),
+        cmocka_unit_test(test_state_dict_keys), cmocka_unit_test(test_memory_plan),
+        cmocka_unit_test(test_golden_ref),      cmocka_unit_test(test_golden_dnnl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
