@@ -389,29 +389,26 @@ static int write_reports(Ingest *in, const char *csv_path, const char *json_path
     return rc;
 }
 
-/* SHA-256 over the inputs' hashes (rank 0 computes, every rank gets it: it is an attribute). */
+/* SHA-256 over the inputs' hashes (every rank gets it: it is an attribute). The tree's files
+ * are hashed by all ranks (manifest_hash_path_shared), and rank 0 remembers the result for the
+ * manifest entry. */
 static int inputs_hash(const char *const *paths, int n, char hex[65], Err *e)
 {
-    int rc = 0;
-    if (rt_rank() == 0) {
-        Sha256 s;
-        sha256_init(&s);
-        for (int i = 0; i < n && !rc; i++) {
-            char h[65];
-            uint64_t bytes, files;
-            if (!paths[i])
-                continue;
-            rc = manifest_hash_path(paths[i], h, &bytes, &files, e);
-            sha256_update(&s, h, 64);
-        }
-        uint8_t d[32];
-        sha256_final(&s, d);
-        sha256_to_hex(d, hex);
+    Sha256 s;
+    sha256_init(&s);
+    for (int i = 0; i < n; i++) {
+        char h[65];
+        uint64_t bytes, files;
+        if (!paths[i])
+            continue;
+        int rc = manifest_hash_path_shared(paths[i], h, &bytes, &files, e);
+        if (rc)
+            return rc;
+        sha256_update(&s, h, 64);
     }
-    if (rt_agree(e))
-        return e->code;
-    if (rt_mpi_active() && rt_size() > 1)
-        MPI_Bcast(hex, 65, MPI_CHAR, 0, MPI_COMM_WORLD);
+    uint8_t d[32];
+    sha256_final(&s, d);
+    sha256_to_hex(d, hex);
     return 0;
 }
 
