@@ -245,7 +245,7 @@ unit-tests: $(UNIT_BIN) $(MPI_TEST_BIN)
 bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
-	@bench/run.sh $(BUILD)
+	@bench/run.sh $(BUILD) $(BENCH)
 
 # libFuzzer on the DICOM reader: FUZZ_SECONDS (600) from a corpus of synthetic and fixture
 # files; a crash leaves its input in build/fuzz/ (copy it to tests/fixtures/dicom/fuzz/).

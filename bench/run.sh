@@ -1,7 +1,11 @@
 #!/bin/bash
-# run.sh BUILD_DIR: every benchmark, each printing onfh's figure beside its peer's.
+# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest), each
+# printing onfh's figure beside its peer's. `make bench BENCH=ingest` passes parts.
 set -eu
-build=${1:?usage: bench/run.sh BUILD_DIR}
+build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest]...}
+shift
+parts=${*:-hash synth ingest}
+want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
 cores=$(nproc)
@@ -9,11 +13,13 @@ tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 echo "onfh benchmarks on $cores cores, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -m)"
 echo
 
-"$build/bench/bench_hash"
-echo
+if want hash; then
+    "$build/bench/bench_hash"
+    echo
+fi
 
 # synth: a 1000-patient cohort on every core, and the default (paper-sized) cohort
-for cfg in bench/configs/synth_1000.yaml configs/default.yaml; do
+want synth && for cfg in bench/configs/synth_1000.yaml configs/default.yaml; do
     start=$(date +%s.%N)
     mpirun -np "$cores" "$build/onfh" synth "$cfg" --run "$tmp/synth" --force >"$tmp/synth.log" 2>&1 ||
         { cat "$tmp/synth.log"; exit 1; }
@@ -25,19 +31,25 @@ for cfg in bench/configs/synth_1000.yaml configs/default.yaml; do
         "$cfg" "$patients" "$slices" "$mra" "$secs" "$cores" "$(echo "$slices / $secs" | bc -l)"
     rm -rf "$tmp/synth"
 done
-if /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
+if want synth && /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
     rate=$(/usr/bin/python3 bench/peer_pydicom_write.py 2000 128 "$tmp/peer")
     echo "peer: pydicom writing 128x128 MR slices, no rendering, 1 process: $rate slices/s"
 fi
 
 # ingest: the default cohort's DICOM tree into cohort.h5, on 1 and on every core, beside a
 # pydicom + scipy + h5py script doing the same work and dcm2niix converting the same tree.
-# Peak memory is the largest resident set of one process (GNU time).
+# Peak memory is the largest resident set of one process (GNU time). CPU is user + system
+# seconds of all ranks: the per-core figure on a shared machine, where wall time is noisy. The
+# last onfh row turns compression off (ingest.deflate=0), to show what it costs.
+want ingest || exit 0
 if [ ! -d runs/default/raw ]; then
     mpirun -np "$cores" "$build/onfh" synth configs/default.yaml >/dev/null 2>&1
 fi
 mb=$(du -sm runs/default/raw | cut -f1)
-for np in 1 "$cores"; do
+for run in "1" "$cores" "1 ingest.deflate=0"; do
+    set -- $run
+    np=$1
+    extra=${2:+--set $2}
     rm -rf "$tmp/ingest"
     mkdir -p "$tmp/ingest"
     ln -s "$PWD/runs/default/raw" "$tmp/ingest/raw"
@@ -45,25 +57,30 @@ for np in 1 "$cores"; do
     start=$(date +%s.%N)
     # exit 4 is expected: the default cohort plants faults for ingest to skip
     rc=0
-    /usr/bin/time -f '%M' -o "$tmp/rss" mpirun -q -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" >"$tmp/ingest.log" 2>&1 || rc=$?
+    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" mpirun -q -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" $extra >"$tmp/ingest.log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || { cat "$tmp/ingest.log"; exit 1; }
     secs=$(echo "$(date +%s.%N) - $start" | bc)
     files=$(grep -o '"files": [0-9]*' "$tmp/ingest/ingest_report.json" | grep -o '[0-9]*$')
-    printf 'onfh ingest, %d rank(s): %d files (%d MiB) in %.1f s: %.0f files/s, %.1f MiB/s; peak RSS of mpirun+ranks %s KiB\n' \
-        "$np" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(tail -n 1 "$tmp/rss")"
+    slices=$(grep -o '"training_slices": [0-9]*' "$tmp/ingest/ingest_report.json" | grep -o '[0-9]*$')
+    read -r rss user sys < <(tail -n 1 "$tmp/rss")
+    printf 'onfh ingest, %d rank(s)%s: %d files (%d MiB) in %.1f s: %.0f files/s, %.0f training slices/s, %.1f MiB/s; CPU %.1f s; peak RSS %s KiB\n' \
+        "$np" "${2:+, $2}" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$slices / $secs" | bc -l)" \
+        "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)" "$rss"
 done
 if /usr/bin/python3 -c 'import pydicom, h5py, scipy' 2>/dev/null; then
-    /usr/bin/time -f '%M' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py runs/default/raw "$tmp/peer.h5" 128 >"$tmp/peer.out"
+    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py runs/default/raw "$tmp/peer.h5" 128 >"$tmp/peer.out"
     read -r files slices secs <"$tmp/peer.out"
-    printf 'peer: pydicom + scipy + h5py, 1 process: %d files in %.1f s: %.0f files/s, %.1f MiB/s; peak RSS %s KiB\n' \
-        "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(tail -n 1 "$tmp/rss")"
+    read -r rss user sys < <(tail -n 1 "$tmp/rss")
+    printf 'peer: pydicom + scipy + h5py, 1 process: %d files in %.1f s: %.0f files/s, %.1f MiB/s; CPU %.1f s; peak RSS %s KiB\n' \
+        "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)" "$rss"
 fi
 if command -v dcm2niix >/dev/null; then
     mkdir -p "$tmp/nii"
     start=$(date +%s.%N)
-    dcm2niix -z n -o "$tmp/nii" runs/default/raw >/dev/null 2>&1
+    /usr/bin/time -f '%U %S' -o "$tmp/cpu" dcm2niix -z n -o "$tmp/nii" runs/default/raw >/dev/null 2>&1 || true
     secs=$(echo "$(date +%s.%N) - $start" | bc)
-    printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s\n' "$secs" "$(echo "$mb / $secs" | bc -l)"
+    read -r user sys < <(tail -n 1 "$tmp/cpu")
+    printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s; CPU %.1f s\n' "$secs" "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)"
 fi
 echo
 bench/nn.sh "$build"

@@ -95,8 +95,10 @@ const CfgKey onfh_config_keys[] = {
     {"ingest.site_key", CFG_STR, NULL,
      .doc = "the site key itself, for synthetic data only: a real key belongs in the environment, "
             "since the resolved config is saved in the run directory"},
-    {"ingest.deflate", CFG_INT, "4", CFG_RANGE(0, 9),
-     .doc = "compression level of cohort.h5's image datasets (0: none)"},
+    {"ingest.deflate", CFG_INT, "1", CFG_RANGE(0, 9),
+     .doc = "deflate level (after shuffle) of cohort.h5's pixel datasets (0: none); on the "
+            "default cohort level 4 saves 2% of the file for 7% more CPU time, and compressing "
+            "at all costs about as much CPU as the rest of ingest"},
 
     {"split.folds", CFG_INT, "5", CFG_RANGE(2, 64),
      .doc =

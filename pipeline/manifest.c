@@ -2,6 +2,7 @@
 #include "pipeline/manifest.h"
 
 #include <dirent.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "lib/util/json.h"
 #include "lib/util/mem.h"
 #include "lib/util/sha256.h"
+#include "lib/util/strbuf.h"
+#include "pipeline/runtime.h"
 #include "pipeline/version.h"
 
 #define MANIFEST_FORMAT "onfh-manifest-1"
@@ -124,6 +127,27 @@ static int tree_signature(const char *path, const struct stat *st, char sig[65],
     return rc;
 }
 
+/* The memo entry of path whose tree has signature sig, or NULL. */
+static const HashMemo *memo_find(const char *path, const char *sig)
+{
+    for (int i = 0; i < 8; i++)
+        if (!strcmp(memo[i].path, path) && !strcmp(memo[i].signature, sig))
+            return &memo[i];
+    return NULL;
+}
+
+static void memo_put(const char *path, const char *sig, const char *hex, uint64_t bytes,
+                     uint64_t files)
+{
+    HashMemo *m = &memo[memo_next];
+    memo_next = (memo_next + 1) % 8;
+    snprintf(m->path, sizeof m->path, "%s", path);
+    memcpy(m->signature, sig, 65);
+    memcpy(m->hex, hex, 65);
+    m->bytes = bytes;
+    m->files = files;
+}
+
 static int hash_path(const char *path, const struct stat *st, char hex[65], uint64_t *bytes,
                      uint64_t *files, Err *e);
 
@@ -136,23 +160,16 @@ int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t
     int rc = tree_signature(path, &st, sig, e);
     if (rc)
         return rc;
-    for (int i = 0; i < 8; i++)
-        if (!strcmp(memo[i].path, path) && !strcmp(memo[i].signature, sig)) {
-            memcpy(hex, memo[i].hex, 65);
-            *bytes = memo[i].bytes;
-            *files = memo[i].files;
-            return 0;
-        }
-    rc = hash_path(path, &st, hex, bytes, files, e);
-    if (!rc) {
-        HashMemo *m = &memo[memo_next];
-        memo_next = (memo_next + 1) % 8;
-        snprintf(m->path, sizeof m->path, "%s", path);
-        memcpy(m->signature, sig, 65);
-        memcpy(m->hex, hex, 65);
-        m->bytes = *bytes;
-        m->files = *files;
+    const HashMemo *m = memo_find(path, sig);
+    if (m) {
+        memcpy(hex, m->hex, 65);
+        *bytes = m->bytes;
+        *files = m->files;
+        return 0;
     }
+    rc = hash_path(path, &st, hex, bytes, files, e);
+    if (!rc)
+        memo_put(path, sig, hex, *bytes, *files);
     return rc;
 }
 
@@ -190,6 +207,142 @@ static int hash_path(const char *path, const struct stat *st, char hex[65], uint
     sha256_final(&tree, digest);
     sha256_to_hex(digest, hex);
     *files = n;
+    return 0;
+}
+
+/* Rank 0's listing of a tree, sorted, as "rel\n" lines on every rank. */
+static int shared_listing(const char *path, char **text, size_t *len, Err *e)
+{
+    char *mine = NULL;
+    size_t mine_len = 0;
+    int rc = 0;
+    if (rt_rank() == 0) {
+        char **list = NULL;
+        size_t n = 0, cap = 0;
+        rc = list_files(path, "", &list, &n, &cap, e);
+        if (!rc)
+            qsort(list, n, sizeof *list, cmp_str);
+        size_t total = 1;
+        for (size_t i = 0; i < n; i++)
+            total += strlen(list[i]) + 1;
+        if (!rc && !(mine = mem_alloc(total)))
+            rc = err_set(e, ERR_NOMEM, "%s: out of memory listing files", path);
+        for (size_t i = 0; i < n; i++) {
+            if (!rc) {
+                size_t l = strlen(list[i]);
+                memcpy(mine + mine_len, list[i], l);
+                mine[mine_len + l] = '\n';
+                mine_len += l + 1;
+            }
+            mem_free(list[i]);
+        }
+        mem_free(list);
+    }
+    if (rt_agree(e)) {
+        mem_free(mine);
+        return e->code;
+    }
+    void *all;
+    rc = rt_allgather_bytes(mine ? mine : "", mine_len, &all, len, e);
+    mem_free(mine);
+    *text = all;
+    return rc;
+}
+
+int manifest_hash_path_shared(const char *path, char hex[65], uint64_t *bytes, uint64_t *files,
+                              Err *e)
+{
+    struct stat st;
+    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!rt_mpi_active() || rt_size() == 1 || !rt_all_ok(is_dir)) {
+        /* one rank, or a file: rank 0 alone */
+        int rc = rt_rank() == 0 ? manifest_hash_path(path, hex, bytes, files, e) : 0;
+        if (rt_agree(e))
+            return e->code;
+        uint64_t v[2] = {*bytes, *files};
+        if (rt_mpi_active() && rt_size() > 1) {
+            MPI_Bcast(hex, 65, MPI_CHAR, 0, MPI_COMM_WORLD);
+            MPI_Bcast(v, 2, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+        }
+        *bytes = v[0];
+        *files = v[1];
+        return rc;
+    }
+    char sig[65] = "";
+    int hit = 0;
+    if (rt_rank() == 0 && !tree_signature(path, &st, sig, e)) {
+        const HashMemo *m = memo_find(path, sig);
+        if (m) {
+            memcpy(hex, m->hex, 65);
+            *bytes = m->bytes;
+            *files = m->files;
+            hit = 1;
+        }
+    }
+    if (rt_agree(e))
+        return e->code;
+    MPI_Bcast(&hit, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    char *list = NULL, *rows = NULL;
+    size_t len = 0, rows_len = 0;
+    int rc = hit ? 0 : shared_listing(path, &list, &len, e);
+    if (!hit && !rc) {
+        /* Contiguous shares of the sorted files; each rank's "hex size" lines come back to
+         * rank 0 in file order, where the tree hash is made exactly as hash_path makes it. */
+        uint64_t n = 0, begin, end;
+        for (size_t k = 0; k < len; k++)
+            n += list[k] == '\n';
+        rt_share(n, &begin, &end);
+        StrBuf out = STRBUF_INIT;
+        char *p = list;
+        for (uint64_t i = 0; i < end && !rc; i++) {
+            char *nl = strchr(p, '\n');
+            *nl = '\0';
+            if (i >= begin) {
+                char full[8192], file_hex[65];
+                uint64_t size = 0;
+                snprintf(full, sizeof full, "%s/%s", path, p);
+                if (!(rc = sha256_file(full, file_hex, &size, e)))
+                    strbuf_printf(&out, "%s %llu\n", file_hex, (unsigned long long)size);
+            }
+            *nl = '\n';
+            p = nl + 1;
+        }
+        if (!rt_agree(e))
+            rc = rt_gather_text(out.s ? out.s : "", out.len, &rows, &rows_len, e);
+        else
+            rc = e->code;
+        strbuf_free(&out);
+        if (!rc && rt_rank() == 0) {
+            Sha256 tree;
+            sha256_init(&tree);
+            *bytes = 0;
+            *files = n;
+            char *name = list, *row = rows;
+            for (uint64_t i = 0; i < n; i++) {
+                char *nl = strchr(name, '\n');
+                sha256_update(&tree, name, (size_t)(nl - name));
+                sha256_update(&tree, "", 1);
+                sha256_update(&tree, row, 64);
+                sha256_update(&tree, "\n", 1);
+                *bytes += strtoull(row + 65, &row, 10);
+                row++;
+                name = nl + 1;
+            }
+            uint8_t digest[32];
+            sha256_final(&tree, digest);
+            sha256_to_hex(digest, hex);
+            memo_put(path, sig, hex, *bytes, *files);
+        }
+    }
+    mem_free(list);
+    mem_free(rows);
+    if (rt_agree(e))
+        return e->code;
+    uint64_t v[2] = {*bytes, *files};
+    MPI_Bcast(hex, 65, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(v, 2, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    *bytes = v[0];
+    *files = v[1];
     return 0;
 }
 

@@ -48,5 +48,10 @@ int manifest_stage_current(const char *rundir, const char *stage, const char *se
 
 /* SHA-256 of a file, or of a directory tree as described above; files counts the files. */
 int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t *files, Err *e);
+/* Collective: the same hash on every rank, a tree's files hashed by all ranks in contiguous
+ * shares (a file by rank 0 alone), and remembered on rank 0 so that its manifest entry does not
+ * read the tree again. */
+int manifest_hash_path_shared(const char *path, char hex[65], uint64_t *bytes, uint64_t *files,
+                              Err *e);
 
 #endif

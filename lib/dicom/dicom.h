@@ -515,6 +515,11 @@ typedef struct DicomReadOptions {
     /* 1: stop at the top-level (7FE0,0010) PixelData, which is neither read nor kept; a fast
      * header scan (dicom_read_file then reads the file in growing chunks, not all of it). */
     int stop_before_pixels;
+    /* With stop_before_pixels, for a file (dicom_read_file): also check, reading only element
+     * and item headers, that the PixelData element (each item of it, when encapsulated) ends
+     * within the file, so a file cut inside its pixels fails with "(truncated)" as a full read
+     * would. Deflated data sets are inflated whole anyway, which checks them. */
+    int check_pixel_extent;
 } DicomReadOptions;
 
 typedef struct DicomFile {
@@ -526,6 +531,11 @@ typedef struct DicomFile {
     const DicomTsInfo *ts;          /* its row of the support matrix; NULL for a syntax not in it */
     int ts_guessed;     /* 1: no TransferSyntaxUID, the encoding was guessed from the bytes */
     int pixels_skipped; /* 1: stop_before_pixels stopped at PixelData */
+    /* stop_before_pixels: byte offset of the PixelData element in the file, and its encoding;
+     * 0 when the data set was inflated (the offset would be into the inflated bytes). */
+    uint64_t pixel_offset;
+    uint8_t pixel_big;
+    uint8_t pixel_explicit_vr;
 } DicomFile;
 
 /* Parses len bytes (not kept: the DicomFile owns copies of what it holds). name is used in

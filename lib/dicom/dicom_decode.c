@@ -235,6 +235,16 @@ static void native_frame(const DicomImageInfo *info, const uint8_t *src, uint16_
     size_t npix = (size_t)info->rows * info->columns;
     unsigned spp = info->samples_per_pixel;
     int wide = info->bits_allocated == 16;
+    if (spp == 1 && wide) {
+        /* the common case, grey 16-bit: a copy on a little-endian host */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(out, src, npix * sizeof *out);
+#else
+        for (size_t p = 0; p < npix; p++)
+            out[p] = dicom__le16(src + 2 * p);
+#endif
+        return;
+    }
     for (size_t p = 0; p < npix; p++)
         for (unsigned s = 0; s < spp; s++) {
             size_t at = info->planar_configuration ? s * npix + p : p * spp + s;

@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "lib/dicom/dicom.h"
@@ -50,7 +51,8 @@ typedef struct Rd {
     int inflated; /* buf is the inflated data set: offsets are into it, not the file */
     int stop_before_pixels;
     int stopped;
-    int short_data; /* the error came from running out of bytes at the end of the buffer */
+    size_t pixel_at; /* where it stopped */
+    int short_data;  /* the error came from running out of bytes at the end of the buffer */
     const char *name;
     Err *e;
 } Rd;
@@ -416,6 +418,7 @@ static int parse_dataset(Rd *r, DicomDataset *ds, size_t end, int delimited, uns
             return bad(r, tag, at, "item or delimiter where a data element should be");
         if (depth == 0 && tag == DICOM_TAG_PIXEL_DATA && r->stop_before_pixels) {
             r->stopped = 1;
+            r->pixel_at = at;
             return ERR_OK;
         }
         if (ds->count && tag <= last && ++unsorted > MAX_UNSORTED)
@@ -688,6 +691,11 @@ static int read_buffer(const uint8_t *data, size_t len, const char *name,
     if (!rc)
         rc = read_body(&r, f);
     f->pixels_skipped = r.stopped;
+    if (r.stopped && !r.inflated) {
+        f->pixel_offset = r.pixel_at;
+        f->pixel_big = (uint8_t)r.big;
+        f->pixel_explicit_vr = (uint8_t)r.explicit_vr;
+    }
     if (rc) {
         *short_data = r.short_data;
         if (r.short_data && e && e->code == ERR_FORMAT) {
@@ -717,7 +725,64 @@ int dicom_read_mem(const void *data, size_t len, const char *name, const DicomRe
     return read_buffer(data, len, name, opt, out, &short_data, e);
 }
 
-/* A header scan: reads 64 KiB, then 4 times more each time the parse ran out of bytes. */
+/* check_pixel_extent: the PixelData element at f->pixel_offset, and each of its items when it
+ * is encapsulated, must end within the file's size. Only the element and item headers are read
+ * (8 or 12 bytes each), so a header scan catches a file cut inside its pixels without reading
+ * them. Elements after PixelData (trailing padding) are not looked at. */
+static int check_pixel_extent(FILE *fp, const char *path, const DicomFile *f, Err *e)
+{
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0)
+        return err_set(e, ERR_IO, "dicom: %s: cannot stat: %s", path, strerror(errno));
+    uint64_t size = (uint64_t)st.st_size, at = f->pixel_offset;
+    Rd r = {.big = f->pixel_big, .name = path, .e = e};
+    uint8_t h[12];
+    if (at + 8 > size || fseeko(fp, (off_t)at, SEEK_SET) || fread(h, 1, 8, fp) != 8)
+        goto truncated;
+    r.buf = h;
+    uint64_t len, hdr = 8;
+    if (f->pixel_explicit_vr && is_vr_byte(h[4]) && is_vr_byte(h[5])) {
+        if (dicom_vr_long_length(DICOM_VR(h[4], h[5]))) {
+            if (at + 12 > size || fread(h + 8, 1, 4, fp) != 4)
+                goto truncated;
+            len = rd32(&r, 8);
+            hdr = 12;
+        } else {
+            len = rd16(&r, 6);
+        }
+    } else {
+        len = rd32(&r, 4);
+    }
+    if (len != UNDEFINED_LENGTH) {
+        if (at + hdr + len > size)
+            goto truncated;
+        return ERR_OK;
+    }
+    /* Encapsulated: items up to the sequence delimiter; each header read moves 8 bytes on. */
+    for (uint64_t pos = at + hdr;;) {
+        if (pos + 8 > size || fseeko(fp, (off_t)pos, SEEK_SET) || fread(h, 1, 8, fp) != 8)
+            goto truncated;
+        uint32_t tag = rd_tag(&r, 0), n = rd32(&r, 4);
+        if (tag == DICOM_TAG_SEQUENCE_DELIMITATION)
+            return ERR_OK;
+        if (tag != DICOM_TAG_ITEM)
+            return err_set(e, ERR_FORMAT,
+                           "dicom: %s: (7FE0,0010) PixelData: at byte %llu: (%04X,%04X) where "
+                           "an item or the sequence delimiter should be",
+                           path, (unsigned long long)pos, DICOM_GROUP(tag), DICOM_ELEMENT(tag));
+        pos += 8 + (uint64_t)n;
+        if (pos > size)
+            goto truncated;
+    }
+truncated:
+    return err_set(e, ERR_FORMAT,
+                   "dicom: %s: (7FE0,0010) PixelData: at byte %llu: the pixel data runs past the "
+                   "end of the file (%llu bytes) (truncated)",
+                   path, (unsigned long long)at, (unsigned long long)size);
+}
+
+/* A header scan: reads 64 KiB, then, when the parse ran out of bytes, the whole file (a header
+ * past 64 KiB is rare, and a deflated data set must be inflated from its start each time). */
 static int read_file_prefix(const char *path, const DicomReadOptions *opt, DicomFile **out, Err *e)
 {
     FILE *fp = fopen(path, "rb");
@@ -744,7 +809,14 @@ static int read_file_prefix(const char *path, const DicomReadOptions *opt, Dicom
         rc = read_buffer(buf, n, path, opt, out, &short_data, e);
         if (!rc || eof || !short_data || want > SIZE_MAX / 8)
             break;
-        want *= 4;
+        struct stat st;
+        size_t whole = fstat(fileno(fp), &st) == 0 ? (size_t)st.st_size + 1 : 0;
+        want = whole > want * 4 ? whole : want * 4;
+    }
+    if (!rc && opt->check_pixel_extent && (*out)->pixels_skipped && (*out)->pixel_offset &&
+        (rc = check_pixel_extent(fp, path, *out, e))) {
+        dicom_file_free(*out);
+        *out = NULL;
     }
     mem_free(buf);
     fclose(fp);

@@ -33,7 +33,8 @@ static const DicomTsInfo ts_table[] = {
     ROW("1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1)", 1, 0, 0, 1, 1, DICOM_CODEC_JPEG,
         "libjpeg-turbo"),
     ROW("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)", 1, 0, 0, 1, 1, DICOM_CODEC_JPEG,
-        "libjpeg-turbo, 8-bit samples only (12-bit refused: the system libjpeg is 8-bit)"),
+        "libjpeg-turbo, 8-bit only: 12-bit files are refused (the system libjpeg is "
+        "8-bit; ingest skips them at the scan as unsupported_transfer_syntax)"),
     ROW("1.2.840.10008.1.2.4.57", "JPEG Lossless, Non-Hierarchical (Process 14)", 1, 0, 0, 1, 1,
         DICOM_CODEC_JPEG_LOSSLESS, "own (dicom_jpegll.c)"),
     ROW("1.2.840.10008.1.2.4.70",

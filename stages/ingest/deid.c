@@ -43,11 +43,6 @@ static long date_days(const char *d)
     return (long)(timegm(&tm) / 86400);
 }
 
-static int cmp_patient(const void *a, const void *b)
-{
-    return strcmp(((const Patient *)a)->id, ((const Patient *)b)->id);
-}
-
 static int find_patient(const Ingest *in, const char *id)
 {
     int lo = 0, hi = in->n_patients - 1;
@@ -74,48 +69,89 @@ static int cmp_study(const void *a, const void *b)
     return strcmp(x->uid, y->uid);
 }
 
+/* qsort has no context argument in C11: the records whose fields are sorted. */
+static const Ingest *sort_in;
+
+static int cmp_patient_ref(const void *a, const void *b)
+{
+    const FileRec *x = &sort_in->recs[*(const int *)a], *y = &sort_in->recs[*(const int *)b];
+    return strcmp(REC_STR(sort_in, x, patient_id), REC_STR(sort_in, y, patient_id));
+}
+
 int ingest_patients(Ingest *in, Err *e)
 {
-    int n = in->n_recs;
-    in->patients = mem_calloc((size_t)(n ? n : 1), sizeof *in->patients);
-    in->studies = mem_calloc((size_t)(n ? n : 1), sizeof *in->studies);
-    if (!in->patients || !in->studies)
+    /* Readable records, sorted by PatientID: one int each, and the tables hold only unique
+     * rows, so memory follows patients and studies, not files. */
+    int n = 0;
+    for (int i = 0; i < in->n_recs; i++)
+        n += !in->recs[i].skip;
+    int *order = mem_calloc((size_t)(n ? n : 1), sizeof *order);
+    if (!order)
         return err_set(e, ERR_NOMEM, "out of memory building the patient table");
+    n = 0;
+    for (int i = 0; i < in->n_recs; i++)
+        if (!in->recs[i].skip)
+            order[n++] = i;
+    sort_in = in;
+    qsort(order, (size_t)n, sizeof *order, cmp_patient_ref);
+    int patients = 0, studies = 0;
+    for (int k = 0; k < n; k++)
+        patients += !k || cmp_patient_ref(&order[k - 1], &order[k]) != 0;
+    in->patients = mem_calloc((size_t)(patients ? patients : 1), sizeof *in->patients);
+    if (!in->patients) {
+        mem_free(order);
+        return err_set(e, ERR_NOMEM, "out of memory building the patient table");
+    }
     /* Patients: unique PatientIDs of readable files, in byte order. */
-    for (int i = 0; i < n; i++) {
-        const FileRec *r = &in->recs[i];
-        if (r->skip[0])
-            continue;
-        Patient *p = &in->patients[in->n_patients++];
-        snprintf(p->id, sizeof p->id, "%s", r->patient_id);
-    }
-    qsort(in->patients, (size_t)in->n_patients, sizeof *in->patients, cmp_patient);
-    int m = 0;
-    for (int i = 0; i < in->n_patients; i++)
-        if (!m || strcmp(in->patients[m - 1].id, in->patients[i].id))
-            in->patients[m++] = in->patients[i];
-    in->n_patients = m;
-    /* Studies: unique (patient, StudyInstanceUID), then sex, birth date and first date. */
-    for (int i = 0; i < n; i++) {
-        const FileRec *r = &in->recs[i];
-        if (r->skip[0])
-            continue;
-        int p = find_patient(in, r->patient_id);
+    for (int k = 0; k < n; k++)
+        if (!k || cmp_patient_ref(&order[k - 1], &order[k]) != 0)
+            snprintf(in->patients[in->n_patients++].id, sizeof in->patients->id, "%s",
+                     REC_STR(in, &in->recs[order[k]], patient_id));
+    /* Studies: unique (patient, StudyInstanceUID); records of a patient are together in order,
+     * so a study repeated by its slices is a repeat of one already in the patient's short list. */
+    Study *st = mem_calloc(64, sizeof *st);
+    int cap = 64;
+    int rc = st ? 0 : err_set(e, ERR_NOMEM, "out of memory building the study table");
+    int p = -1, patient_first = 0;
+    for (int k = 0; !rc && k < n; k++) {
+        const FileRec *r = &in->recs[order[k]];
+        if (!k || cmp_patient_ref(&order[k - 1], &order[k]) != 0) {
+            p++;
+            patient_first = studies;
+        }
         Patient *pt = &in->patients[p];
-        if (!pt->sex[0] && r->sex[0])
-            snprintf(pt->sex, sizeof pt->sex, "%s", r->sex);
-        Study *s = &in->studies[in->n_studies++];
+        const char *sex = REC_STR(in, r, sex);
+        if (!pt->sex[0] && sex[0])
+            snprintf(pt->sex, sizeof pt->sex, "%s", sex);
+        const char *uid = REC_STR(in, r, study_uid);
+        int seen = 0;
+        for (int j = studies - 1; j >= patient_first && !seen; j--)
+            seen = !strcmp(st[j].uid, uid);
+        if (seen)
+            continue;
+        if (studies == cap) {
+            Study *grown = mem_realloc(st, (size_t)cap * 2 * sizeof *st);
+            if (!grown) {
+                rc = err_set(e, ERR_NOMEM, "out of memory building the study table");
+                break;
+            }
+            st = grown;
+            cap *= 2;
+        }
+        Study *s = &st[studies++];
+        memset(s, 0, sizeof *s);
         s->patient = p;
-        snprintf(s->uid, sizeof s->uid, "%s", r->study_uid);
-        snprintf(s->date, sizeof s->date, "%s", r->study_date);
+        snprintf(s->uid, sizeof s->uid, "%s", uid);
+        snprintf(s->date, sizeof s->date, "%s", REC_STR(in, r, study_date));
     }
+    mem_free(order);
+    if (rc) {
+        mem_free(st);
+        return rc;
+    }
+    in->studies = st;
+    in->n_studies = studies;
     qsort(in->studies, (size_t)in->n_studies, sizeof *in->studies, cmp_study);
-    m = 0;
-    for (int i = 0; i < in->n_studies; i++)
-        if (!m || in->studies[m - 1].patient != in->studies[i].patient ||
-            strcmp(in->studies[m - 1].uid, in->studies[i].uid))
-            in->studies[m++] = in->studies[i];
-    in->n_studies = m;
     for (int i = 0; i < in->n_studies; i++) {
         Study *s = &in->studies[i];
         Patient *pt = &in->patients[s->patient];
@@ -125,8 +161,8 @@ int ingest_patients(Ingest *in, Err *e)
         long d0 = date_days(pt->first_date), d = date_days(s->date);
         s->day = d0 == INT32_MIN || d == INT32_MIN ? -1 : (int)(d - d0);
     }
-    for (int p = 0; p < in->n_patients; p++) {
-        Patient *pt = &in->patients[p];
+    for (int q = 0; q < in->n_patients; q++) {
+        Patient *pt = &in->patients[q];
         uint8_t mac[32];
         char hex[65];
         hmac_sha256(in->key, in->key_len, pt->id, strlen(pt->id), mac);
@@ -135,12 +171,12 @@ int ingest_patients(Ingest *in, Err *e)
         pt->age_years = NAN;
     }
     /* Age at the first study, from the first birth date any of the patient's files gives. */
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < in->n_recs; i++) {
         const FileRec *r = &in->recs[i];
-        if (r->skip[0] || !r->birth_date[0])
+        if (r->skip || !r->birth_date)
             continue;
-        Patient *pt = &in->patients[find_patient(in, r->patient_id)];
-        long born = date_days(r->birth_date), first = date_days(pt->first_date);
+        Patient *pt = &in->patients[find_patient(in, REC_STR(in, r, patient_id))];
+        long born = date_days(REC_STR(in, r, birth_date)), first = date_days(pt->first_date);
         if (isnan(pt->age_years) && born != INT32_MIN && first != INT32_MIN)
             pt->age_years = floor((double)(first - born) / 365.2425 * 10) / 10;
     }
@@ -154,8 +190,17 @@ int ingest_patient_index(const Ingest *in, const char *patient_id)
 
 int ingest_study_index(const Ingest *in, int patient, const char *study_uid)
 {
-    for (int i = 0; i < in->n_studies; i++)
-        if (in->studies[i].patient == patient && !strcmp(in->studies[i].uid, study_uid))
+    /* studies are sorted by patient first: find the patient's, then look among them */
+    int lo = 0, hi = in->n_studies;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (in->studies[mid].patient < patient)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int i = lo; i < in->n_studies && in->studies[i].patient == patient; i++)
+        if (!strcmp(in->studies[i].uid, study_uid))
             return i;
     return -1;
 }

@@ -67,19 +67,19 @@ static const char *sex(const Ingest *in, int i)
 }
 static const char *description(const Ingest *in, int i)
 {
-    return in->recs[in->series[i].files[0]].series_description;
+    return REC_STR(in, &in->recs[in->series[i].files[0]], series_description);
 }
 static const char *manufacturer(const Ingest *in, int i)
 {
-    return in->recs[in->series[i].files[0]].manufacturer;
+    return REC_STR(in, &in->recs[in->series[i].files[0]], manufacturer);
 }
 static const char *model(const Ingest *in, int i)
 {
-    return in->recs[in->series[i].files[0]].model;
+    return REC_STR(in, &in->recs[in->series[i].files[0]], model);
 }
 static const char *syntax(const Ingest *in, int i)
 {
-    return in->recs[in->series[i].files[0]].ts_uid;
+    return REC_STR(in, &in->recs[in->series[i].files[0]], ts_uid);
 }
 static const char *hip(const Ingest *in, int i)
 {
@@ -241,26 +241,35 @@ static int write_slice_tables(H5Out *o, const Ingest *in, Err *e)
 /* ---------------------------------------------------------------------------------------------
  * Pixels. */
 
-/* Decodes a series into float values after rescale: n x rows x columns. valid[i] = 0 for a
- * slice that could not be decoded (zeros, and a report row). */
-/* The quantiles of a series from a histogram of its stored values, when every slice decoded
- * and shares one rescale with a positive slope: the rescale is then monotone, so order
- * statistics of the stored values map to those of the rescaled floats, and the result is
- * bit for bit what percentiles() gives on the floats, without selecting among millions of
- * voxels. 0 when the shortcut does not apply. */
-static int histogram_quantiles(const Ingest *in, const Series *s, const int8_t *valid,
-                               const uint32_t *hist, int is_signed, const double q[2],
-                               double out[2])
+/* 1 when every slice of the series decoded and all share one rescale with a positive slope:
+ * the rescale is then monotone, and the histogram of stored values stands for the voxels. */
+static int shared_rescale(const Ingest *in, const Series *s, const int8_t *valid)
 {
     const FileRec *first = &in->recs[s->files[0]];
-    uint64_t n = 0;
     for (int i = 0; i < s->n; i++) {
         const FileRec *r = &in->recs[s->files[i]];
         if (!valid[i] || r->slope != first->slope || r->intercept != first->intercept)
             return 0;
     }
-    if (!(first->slope > 0))
-        return 0;
+    return first->slope > 0;
+}
+
+/* The rescaled value of histogram bin v (signed values are offset by 32768). */
+static float bin_value(int v, int is_signed, const FileRec *r)
+{
+    double stored = is_signed ? (double)(v - 32768) : (double)v;
+    return (float)(stored * r->slope + r->intercept);
+}
+
+/* The quantiles of a series from a histogram of its stored values (see shared_rescale): order
+ * statistics of the stored values map to those of the rescaled floats, and the result is
+ * bit for bit what percentiles() gives on the floats, without selecting among millions of
+ * voxels. 0 for an empty histogram. */
+static int histogram_quantiles(const Ingest *in, const Series *s, const uint32_t *hist,
+                               int is_signed, const double q[2], double out[2])
+{
+    const FileRec *first = &in->recs[s->files[0]];
+    uint64_t n = 0;
     for (int v = 0; v < 65536; v++)
         n += hist[v];
     if (n == 0)
@@ -273,8 +282,7 @@ static int histogram_quantiles(const Ingest *in, const Series *s, const int8_t *
         for (int v = 0; v < 65536; v++) {
             if (!hist[v])
                 continue;
-            double stored = is_signed ? (double)(v - 32768) : (double)v;
-            float value = (float)(stored * first->slope + first->intercept);
+            float value = bin_value(v, is_signed, first);
             if (!found_a && i < seen + hist[v]) {
                 a = value;
                 found_a = 1;
@@ -290,50 +298,200 @@ static int histogram_quantiles(const Ingest *in, const Series *s, const int8_t *
     return 1;
 }
 
-/* hist (65536 counts, may be NULL): the stored values of the decoded slices, signed ones offset
- * by 32768 so the index order is the value order. */
-static int decode_series(Ingest *in, const Series *s, float *vox, int8_t *valid, uint32_t *hist,
+/* Clip to [lo, hi] and z-score through a table of the 65536 stored values: the mean and SD of
+ * the clipped values come from the histogram (what clip_zscore sums voxel by voxel, summed bin
+ * by bin), and each voxel is one table lookup. out: n voxels. */
+static void lut_normalise(const uint16_t *px, size_t n, const uint32_t *hist, int is_signed,
+                          const FileRec *r, double lo, double hi, float *lut, float *out,
+                          double *mean, double *sd)
+{
+    double s = 0, s2 = 0, count = 0;
+    for (int v = 0; v < 65536; v++) {
+        if (!hist[v])
+            continue;
+        double x = bin_value(v, is_signed, r);
+        x = x < lo ? lo : x > hi ? hi : x;
+        s += x * hist[v];
+        s2 += x * x * hist[v];
+        count += hist[v];
+    }
+    double m = count ? s / count : 0, var = count ? s2 / count - m * m : 0;
+    double d = var > 0 ? sqrt(var) : 0;
+    for (int v = 0; v < 65536; v++) {
+        double x = bin_value(v, is_signed, r);
+        x = x < lo ? lo : x > hi ? hi : x;
+        lut[v] = d > 0 ? (float)((x - m) / d) : 0.0f;
+    }
+    uint16_t flip = is_signed ? 0x8000u : 0;
+    for (size_t k = 0; k < n; k++)
+        out[k] = lut[(uint16_t)(px[k] ^ flip)];
+    *mean = m;
+    *sd = d;
+}
+
+/* Buffers of the pixel rounds, kept from one series to the next (growing only), so a cohort of
+ * many series does not map and fault in fresh pages for each. */
+typedef struct Bufs {
+    uint16_t *px;
+    float *vox;
+    float *norm;
+    float *scratch;
+    float *grid;
+    float *lut;
+    uint32_t *hist;
+    int8_t *valid;
+    size_t cap[8];
+} Bufs;
+
+static void *grow(void **p, size_t *cap, size_t bytes)
+{
+    if (bytes <= *cap)
+        return *p;
+    void *q = mem_realloc(*p, bytes);
+    if (!q)
+        return NULL;
+    *p = q;
+    *cap = bytes;
+    return q;
+}
+
+static void bufs_free(Bufs *b)
+{
+    mem_free(b->px);
+    mem_free(b->vox);
+    mem_free(b->norm);
+    mem_free(b->scratch);
+    mem_free(b->grid);
+    mem_free(b->lut);
+    mem_free(b->hist);
+    mem_free(b->valid);
+}
+
+/* Decodes a series' stored values into px (n x rows x columns), reading each file once: the
+ * frames of a multi-frame file are consecutive slices or not, the file stays open while its
+ * slices follow one another. valid[i] = 0 for a slice that could not be decoded (zeros, and a
+ * report row). hist (65536 counts, may be NULL): the stored values of the decoded slices,
+ * signed ones offset by 32768 so the index order is the value order. */
+static int decode_series(Ingest *in, const Series *s, uint16_t *px, int8_t *valid, uint32_t *hist,
                          int *is_signed, Err *e)
 {
     const FileRec *first = &in->recs[s->files[0]];
     size_t plane = (size_t)first->rows * first->columns;
-    uint16_t *px = mem_alloc(plane * sizeof *px);
-    if (!px)
-        return err_set(e, ERR_NOMEM, "out of memory decoding a series");
+    DicomFile *f = NULL;
+    const FileRec *open = NULL;
+    DicomImageInfo info = {0};
+    Err fe = {0};
+    int frc = 0;
     for (int i = 0; i < s->n; i++) {
         const FileRec *r = &in->recs[s->files[i]];
-        DicomFile *f = NULL;
-        DicomImageInfo info = {0};
-        Err de = {0};
-        int rc = dicom_read_file(r->path, NULL, &f, &de);
+        char path[4200];
+        series_rec_path(&in->strs, r, path, sizeof path);
+        if (!open || !series_same_file(open, r)) {
+            dicom_file_free(f);
+            f = NULL;
+            memset(&fe, 0, sizeof fe);
+            frc = dicom_read_file(path, NULL, &f, &fe);
+            if (!frc)
+                frc = dicom_image_info(f, &info, &fe);
+            if (!frc && (info.rows != r->rows || info.columns != r->columns))
+                frc = err_set(&fe, ERR_FORMAT, "dicom: %s: %ux%u pixels, the header scan saw %ux%u",
+                              path, info.rows, info.columns, r->rows, r->columns);
+            open = r;
+        }
+        Err de = fe;
+        int rc = frc;
+        uint16_t *out = px + (size_t)i * plane;
         if (!rc)
-            rc = dicom_image_info(f, &info, &de);
-        if (!rc)
-            rc = dicom_decode_frame(f, 0, px, plane, &de);
+            rc = dicom_decode_frame(f, r->frame, out, plane, &de);
         valid[i] = rc == 0;
         *is_signed = info.pixel_representation != 0;
-        for (size_t k = 0; k < plane; k++) {
-            double stored = info.pixel_representation ? (double)(int16_t)px[k] : (double)px[k];
-            vox[i * plane + k] = rc ? 0.0f : (float)(stored * r->slope + r->intercept);
-        }
-        if (hist && rc == 0)
+        if (rc) {
+            memset(out, 0, plane * sizeof *out);
+        } else if (hist) {
+            uint16_t flip = info.pixel_representation ? 0x8000u : 0;
             for (size_t k = 0; k < plane; k++)
-                hist[info.pixel_representation ? (uint16_t)(px[k] ^ 0x8000u) : px[k]]++;
+                hist[(uint16_t)(out[k] ^ flip)]++;
+        }
         if (rc == ERR_NOMEM) {
             dicom_file_free(f);
-            mem_free(px);
             *e = de;
             return rc;
         }
         if (rc) {
-            char safe[1024];
-            ingest_safe_path(in, r->path, safe, sizeof safe);
+            char safe[4200];
+            ingest_safe_path(in, path, safe, sizeof safe);
             ingest_report_row(in, safe, "undecodable", de.msg);
             in->n_skipped++;
         }
-        dicom_file_free(f);
     }
-    mem_free(px);
+    dicom_file_free(f);
+    return 0;
+}
+
+/* Rescaled floats of a decoded series: slice i with its own slope and intercept (frames of an
+ * enhanced image may each have theirs). */
+static void rescale_series(const Ingest *in, const Series *s, const uint16_t *px,
+                           const int8_t *valid, int is_signed, float *vox)
+{
+    const FileRec *first = &in->recs[s->files[0]];
+    size_t plane = (size_t)first->rows * first->columns;
+    for (int i = 0; i < s->n; i++) {
+        const FileRec *r = &in->recs[s->files[i]];
+        const uint16_t *p = px + (size_t)i * plane;
+        float *v = vox + (size_t)i * plane;
+        for (size_t k = 0; k < plane; k++) {
+            double stored = is_signed ? (double)(int16_t)p[k] : (double)p[k];
+            v[k] = valid[i] ? (float)(stored * r->slope + r->intercept) : 0.0f;
+        }
+    }
+}
+
+/* One series' pixels: native voxels (vessel series) and normalised, resampled training slices
+ * into b->vox and b->grid. */
+static int series_pixels(Ingest *in, int s, Bufs *b, const double clip[2], uint64_t g, Err *e)
+{
+    const Series *se = &in->series[s];
+    const FileRec *fr = &in->recs[se->files[0]];
+    size_t plane = (size_t)fr->rows * fr->columns, total = (size_t)se->n * plane;
+    int train = in->info[s].train, native = in->info[s].native >= 0;
+    if (!grow((void **)&b->px, &b->cap[0], total * sizeof *b->px) ||
+        !grow((void **)&b->valid, &b->cap[1], (size_t)se->n) ||
+        (train && !grow((void **)&b->hist, &b->cap[2], 65536 * sizeof *b->hist)) ||
+        (native && !grow((void **)&b->vox, &b->cap[3], total * sizeof *b->vox)))
+        return err_set(e, ERR_NOMEM, "out of memory for a series of %d slices", se->n);
+    if (train)
+        memset(b->hist, 0, 65536 * sizeof *b->hist);
+    int is_signed = 0;
+    int rc = decode_series(in, se, b->px, b->valid, train ? b->hist : NULL, &is_signed, e);
+    if (rc)
+        return rc;
+    if (native)
+        rescale_series(in, se, b->px, b->valid, is_signed, b->vox);
+    if (!train)
+        return 0;
+    /* Per series: clip to quantiles, z-score, then resample each slice. */
+    if (!grow((void **)&b->norm, &b->cap[4], total * sizeof *b->norm) ||
+        !grow((void **)&b->grid, &b->cap[5], (size_t)se->n * g * g * sizeof *b->grid) ||
+        !grow((void **)&b->lut, &b->cap[6], 65536 * sizeof *b->lut))
+        return err_set(e, ERR_NOMEM, "out of memory normalising a series");
+    double lo, hi, mean, sd, qv[2];
+    if (shared_rescale(in, se, b->valid) &&
+        histogram_quantiles(in, se, b->hist, is_signed, clip, qv)) {
+        lo = qv[0];
+        hi = qv[1];
+        lut_normalise(b->px, total, b->hist, is_signed, fr, lo, hi, b->lut, b->norm, &mean, &sd);
+    } else {
+        if (!grow((void **)&b->scratch, &b->cap[7], total * sizeof *b->scratch))
+            return err_set(e, ERR_NOMEM, "out of memory normalising a series");
+        rescale_series(in, se, b->px, b->valid, is_signed, b->norm);
+        percentiles(b->norm, total, clip[0], clip[1], b->scratch, &lo, &hi);
+        clip_zscore(b->norm, total, lo, hi, &mean, &sd);
+    }
+    float fill = sd > 0 ? (float)((lo - mean) / sd) : 0.0f;
+    for (int i = 0; i < se->n; i++)
+        if (resample_square(b->norm + i * plane, (int)fr->rows, (int)fr->columns, fr->spacing,
+                            (int)g, fill, b->grid + (size_t)i * g * g) < 0)
+            return err_set(e, ERR_NOMEM, "out of memory resampling a slice");
     return 0;
 }
 
@@ -410,86 +568,42 @@ int ingest_write_h5(Ingest *in, const char *path, const char *inputs_hash, Err *
     if (rt_mpi_active() && rt_size() > 1)
         MPI_Allreduce(&mine, &rounds, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     int next = 0;
+    Bufs bufs = {0};
     for (int round = 0; round < rounds; round++) {
         while (next < in->n_series && in->info[next].owner != rt_rank())
             next++;
         int s = next < in->n_series ? next++ : -1;
-        float *vox = NULL, *grid = NULL;
-        uint32_t *hist = NULL;
-        int is_signed = 0;
-        int8_t *valid = NULL;
         uint64_t img_first = 0, img_n = 0, vox_first = 0, vox_n = 0;
         int lrc = rc;
         if (!lrc && s >= 0 && (in->info[s].train || in->info[s].native >= 0)) {
             const Series *se = &in->series[s];
             const FileRec *fr = &in->recs[se->files[0]];
-            size_t plane = (size_t)fr->rows * fr->columns;
-            vox = mem_alloc((size_t)se->n * plane * sizeof *vox);
-            valid = mem_alloc((size_t)se->n);
-            if (in->info[s].train)
-                hist = mem_calloc(65536, sizeof *hist);
-            if (!vox || !valid || (in->info[s].train && !hist))
-                lrc = err_set(e, ERR_NOMEM, "out of memory for a series of %d slices", se->n);
-            if (!lrc)
-                lrc = decode_series(in, se, vox, valid, hist, &is_signed, e);
+            lrc = series_pixels(in, s, &bufs, clip, g, e);
             if (!lrc && in->info[s].native >= 0) {
                 vox_first = (uint64_t)in->info[s].native;
-                vox_n = (uint64_t)se->n * plane;
+                vox_n = (uint64_t)se->n * fr->rows * fr->columns;
             }
             if (!lrc && in->info[s].train) {
-                /* Per series: clip to quantiles, z-score, then resample each slice. */
-                size_t total = (size_t)se->n * plane;
-                float *norm = mem_alloc(total * sizeof *norm), *scratch = mem_alloc(total * 4);
-                grid = mem_alloc((size_t)se->n * g * g * sizeof *grid);
-                if (!norm || !scratch || !grid) {
-                    lrc = err_set(e, ERR_NOMEM, "out of memory normalising a series");
-                } else {
-                    double lo, hi, mean, sd;
-                    memcpy(norm, vox, total * sizeof *norm);
-                    double qv[2];
-                    if (histogram_quantiles(in, se, valid, hist, is_signed, clip, qv)) {
-                        lo = qv[0];
-                        hi = qv[1];
-                    } else {
-                        percentiles(norm, total, clip[0], clip[1], scratch, &lo, &hi);
-                    }
-                    clip_zscore(norm, total, lo, hi, &mean, &sd);
-                    float fill = sd > 0 ? (float)((lo - mean) / sd) : 0.0f;
-                    for (int i = 0; i < se->n && !lrc; i++)
-                        if (resample_square(norm + i * plane, (int)fr->rows, (int)fr->columns,
-                                            fr->spacing, (int)g, fill,
-                                            grid + (size_t)i * g * g) < 0)
-                            lrc = err_set(e, ERR_NOMEM, "out of memory resampling a slice");
-                    img_first = (uint64_t)in->info[s].first_slice;
-                    img_n = (uint64_t)se->n;
-                }
-                mem_free(norm);
-                mem_free(scratch);
+                img_first = (uint64_t)in->info[s].first_slice;
+                img_n = (uint64_t)se->n;
             }
         }
         /* Every rank writes (perhaps nothing) to each dataset, once agreed nobody failed. */
         if (!rt_all_ok(lrc == 0)) {
             rc = lrc ? lrc : err_set(e, ERR_IO, "another rank failed while decoding");
-            mem_free(vox);
-            mem_free(grid);
-            mem_free(valid);
-            mem_free(hist);
             break;
         }
-        rc = h5out_write_rows(&o, image, H5T_NATIVE_FLOAT, img_first, img_n, grid, e);
+        rc = h5out_write_rows(&o, image, H5T_NATIVE_FLOAT, img_first, img_n, bufs.grid, e);
         if (!rc)
-            rc = h5out_write_rows(&o, valid_ds, H5T_NATIVE_INT8, img_first, img_n, valid, e);
+            rc = h5out_write_rows(&o, valid_ds, H5T_NATIVE_INT8, img_first, img_n, bufs.valid, e);
         if (!rc)
-            rc = h5out_write_rows(&o, voxels, H5T_NATIVE_FLOAT, vox_first, vox_n, vox, e);
-        mem_free(vox);
-        mem_free(grid);
-        mem_free(valid);
-        mem_free(hist);
+            rc = h5out_write_rows(&o, voxels, H5T_NATIVE_FLOAT, vox_first, vox_n, bufs.vox, e);
         if (!rt_all_ok(rc == 0)) {
             rc = rc ? rc : err_set(e, ERR_IO, "another rank failed writing %s", path);
             break;
         }
     }
+    bufs_free(&bufs);
     if (image >= 0)
         H5Dclose(image);
     if (valid_ds >= 0)

@@ -6,6 +6,7 @@
 
 #include <mpi.h>
 #include <regex.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,13 +119,14 @@ static int scan_everywhere(Ingest *in, Err *e)
     int begin = 0, end = 0;
     if (!rc)
         share_by_bytes(sizes, n, &begin, &end);
-    FileRec *mine = mem_calloc((size_t)(end > begin ? end - begin : 1), sizeof *mine);
-    if (!rc && !mine)
-        rc = err_set(e, ERR_NOMEM, "out of memory scanning files");
+    RecList mine = {0};
+    StrTab t = {0};
+    if (!rc)
+        rc = strtab_init(&t, e);
     Progress bar;
     rt_progress_start(&bar, "ingest: headers of rank 0", (uint64_t)(end - begin));
     for (int i = begin; !rc && i < end; i++) {
-        rc = ingest_scan_file(paths[i], sizes[i], &mine[i - begin], e);
+        rc = ingest_scan_file(paths[i], sizes[i], &t, &mine, e);
         rt_progress_update(&bar, (uint64_t)(i + 1 - begin));
     }
     rt_progress_finish(&bar);
@@ -132,18 +134,55 @@ static int scan_everywhere(Ingest *in, Err *e)
     mem_free(sizes);
     mem_free(list);
     if (rt_agree(e)) {
-        mem_free(mine);
+        mem_free(mine.v);
+        strtab_free(&t);
         return e->code;
     }
-    /* Every rank gets every record, in path order (shares are contiguous and in rank order). */
-    void *all;
-    size_t all_len;
-    rc = rt_allgather_bytes(mine, (size_t)(end - begin) * sizeof *mine, &all, &all_len, e);
-    mem_free(mine);
-    if (rc)
+    /* Every rank gets every record, in path order (shares are contiguous and in rank order),
+     * and every rank's strings, one table after the other: a record's offsets move by where
+     * its rank's table starts. */
+    uint64_t base = 0, my_len = t.len;
+    if (rt_mpi_active() && rt_size() > 1)
+        MPI_Exscan(&my_len, &base, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    if (rt_rank() == 0)
+        base = 0;
+    if (base + t.len > UINT32_MAX)
+        rc = err_set(e, ERR_NOMEM, "ingest: the strings of the file records pass 4 GiB");
+    static const size_t refs[] = {
+        offsetof(FileRec, dir),          offsetof(FileRec, name),
+        offsetof(FileRec, skip),         offsetof(FileRec, reason),
+        offsetof(FileRec, patient_id),   offsetof(FileRec, birth_date),
+        offsetof(FileRec, sex),          offsetof(FileRec, study_uid),
+        offsetof(FileRec, series_uid),   offsetof(FileRec, sop_uid),
+        offsetof(FileRec, study_date),   offsetof(FileRec, series_description),
+        offsetof(FileRec, manufacturer), offsetof(FileRec, model),
+        offsetof(FileRec, ts_uid)};
+    for (int i = 0; !rc && i < mine.n; i++)
+        for (size_t k = 0; k < sizeof refs / sizeof *refs; k++) {
+            StrRef *f = (StrRef *)((char *)&mine.v[i] + refs[k]);
+            *f += *f ? (StrRef)base : 0;
+        }
+    if (rt_agree(e)) {
+        mem_free(mine.v);
+        strtab_free(&t);
+        return e->code;
+    }
+    void *all = NULL, *strs = NULL;
+    size_t all_len = 0, strs_len = 0;
+    rc = rt_allgather_bytes(mine.v, (size_t)mine.n * sizeof *mine.v, &all, &all_len, e);
+    mem_free(mine.v);
+    if (!rc)
+        rc = rt_allgather_bytes(t.s, t.len, &strs, &strs_len, e);
+    strtab_free(&t);
+    if (rc) {
+        mem_free(all);
         return rc;
+    }
     in->recs = all;
     in->n_recs = (int)(all_len / sizeof(FileRec));
+    strtab_adopt(&in->strs, strs, strs_len);
+    for (int i = 0; i < in->n_recs; i++)
+        in->n_files += in->recs[i].frame == 0;
     return 0;
 }
 
@@ -170,11 +209,12 @@ static int plan_series(Ingest *in, Err *e)
     for (int s = 0; s < in->n_series; s++) {
         const FileRec *r = &in->recs[in->series[s].files[0]];
         SeriesInfo *si = &in->info[s];
-        si->patient = ingest_patient_index(in, r->patient_id);
-        si->study = ingest_study_index(in, si->patient, r->study_uid);
-        si->role = !regexec(&vessel_re, r->series_description, 0, NULL, 0)  ? ROLE_VESSEL
-                   : !regexec(&train_re, r->series_description, 0, NULL, 0) ? ROLE_TRAINING
-                                                                            : ROLE_OTHER;
+        const char *desc = REC_STR(in, r, series_description);
+        si->patient = ingest_patient_index(in, REC_STR(in, r, patient_id));
+        si->study = ingest_study_index(in, si->patient, REC_STR(in, r, study_uid));
+        si->role = !regexec(&vessel_re, desc, 0, NULL, 0)  ? ROLE_VESSEL
+                   : !regexec(&train_re, desc, 0, NULL, 0) ? ROLE_TRAINING
+                                                           : ROLE_OTHER;
         si->train = si->role == ROLE_TRAINING && !(in->series[s].qc & QC_EXCLUDE);
         si->first_slice = si->train ? slices : -1;
         slices += si->train ? in->series[s].n : 0;
@@ -195,35 +235,44 @@ static int plan_series(Ingest *in, Err *e)
     return 0;
 }
 
+/* 1 when record i is skipped and is the first skipped record of its file (the frames of a
+ * multi-frame file are consecutive records): files are reported and counted once. */
+static int first_skip_of_file(const Ingest *in, int i)
+{
+    const FileRec *r = &in->recs[i];
+    return r->skip && !(i > 0 && series_same_file(r, r - 1) && r[-1].skip);
+}
+
 /* Report rows for skipped files and flagged series (rank 0: every rank has the same view). */
 static void report_skips(Ingest *in)
 {
     for (int i = 0; i < in->n_recs; i++) {
         const FileRec *r = &in->recs[i];
-        if (!r->skip[0])
+        if (!first_skip_of_file(in, i))
             continue;
         in->n_skipped++;
         if (rt_rank() != 0)
             continue;
-        char safe[1100];
-        safe_report_path(in, r->path, safe, sizeof safe);
+        char safe[4200], path[4200];
+        series_rec_path(&in->strs, r, path, sizeof path);
+        safe_report_path(in, path, safe, sizeof safe);
         /* Reader messages name the file, and a duplicate's names the other copy: the report
          * shows neither as written (PatientIDs and dates in folder names are identifiers). */
-        char reason[300], cleaned[600];
-        const char *msg = r->reason, *colon = strstr(msg, r->path);
+        char reason[600], cleaned[4800];
+        const char *msg = REC_STR(in, r, reason), *colon = strstr(msg, path);
         if (colon)
-            msg = colon + strlen(r->path);
+            msg = colon + strlen(path);
         snprintf(reason, sizeof reason, "%s", msg[0] == ':' ? msg + 2 : msg);
         const char *dir = strstr(reason, in->dicom_dir);
         if (dir) {
-            char other[600];
+            char other[4200];
             safe_report_path(in, dir, other, sizeof other);
             snprintf(cleaned, sizeof cleaned, "%.*s%s", (int)(dir - reason), reason, other);
         } else {
             snprintf(cleaned, sizeof cleaned, "%s", reason);
         }
         char verdict[64];
-        snprintf(verdict, sizeof verdict, "skip:%s", r->skip);
+        snprintf(verdict, sizeof verdict, "skip:%s", REC_STR(in, r, skip));
         ingest_report_row(in, safe, verdict, cleaned);
     }
     for (int s = 0; s < in->n_series; s++) {
@@ -232,9 +281,9 @@ static void report_skips(Ingest *in)
         in->n_problems++;
         if (rt_rank() != 0)
             continue;
-        char flags[128], safe[1100], dir[1024], why[256];
+        char flags[128], safe[4200], dir[4200], why[256];
         series_qc_text(in->series[s].qc, flags, sizeof flags);
-        snprintf(dir, sizeof dir, "%s", in->recs[in->series[s].files[0]].path);
+        series_rec_path(&in->strs, &in->recs[in->series[s].files[0]], dir, sizeof dir);
         char *slash = strrchr(dir, '/');
         if (slash)
             slash[1] = '\0';
@@ -281,18 +330,29 @@ static int write_reports(Ingest *in, const char *csv_path, const char *json_path
     json_writer_init(&w, 1);
     json_object_begin(&w);
     json_key(&w, "files");
-    json_int(&w, in->n_recs);
+    json_int(&w, in->n_files);
     json_key(&w, "files_ingested");
-    json_int(&w, in->n_recs - in->n_skipped);
+    json_int(&w, in->n_files - in->n_skipped);
+    int multiframe = 0, frames = 0;
+    for (int i = 0; i < in->n_recs; i++)
+        if (!in->recs[i].skip && in->recs[i].n_frames > 1) {
+            multiframe += in->recs[i].frame == 0;
+            frames++;
+        }
+    json_key(&w, "multiframe_files");
+    json_int(&w, multiframe);
+    json_key(&w, "multiframe_slices");
+    json_int(&w, frames);
     json_key(&w, "files_skipped");
     json_object_begin(&w);
     static const char *const verdicts[] = {
-        "not_dicom", "truncated",         "corrupt",    "unreadable", "unsupported_transfer_syntax",
-        "not_image", "missing_attribute", "multiframe", "duplicate"};
+        "not_dicom", "truncated",         "corrupt",  "unreadable", "unsupported_transfer_syntax",
+        "not_image", "missing_attribute", "duplicate"};
     for (size_t v = 0; v < sizeof verdicts / sizeof *verdicts; v++) {
         int count = 0;
         for (int i = 0; i < in->n_recs; i++)
-            count += !strcmp(in->recs[i].skip, verdicts[v]);
+            count +=
+                first_skip_of_file(in, i) && !strcmp(REC_STR(in, &in->recs[i], skip), verdicts[v]);
         json_key(&w, verdicts[v]);
         json_int(&w, count);
     }
@@ -329,29 +389,26 @@ static int write_reports(Ingest *in, const char *csv_path, const char *json_path
     return rc;
 }
 
-/* SHA-256 over the inputs' hashes (rank 0 computes, every rank gets it: it is an attribute). */
+/* SHA-256 over the inputs' hashes (every rank gets it: it is an attribute). The tree's files
+ * are hashed by all ranks (manifest_hash_path_shared), and rank 0 remembers the result for the
+ * manifest entry. */
 static int inputs_hash(const char *const *paths, int n, char hex[65], Err *e)
 {
-    int rc = 0;
-    if (rt_rank() == 0) {
-        Sha256 s;
-        sha256_init(&s);
-        for (int i = 0; i < n && !rc; i++) {
-            char h[65];
-            uint64_t bytes, files;
-            if (!paths[i])
-                continue;
-            rc = manifest_hash_path(paths[i], h, &bytes, &files, e);
-            sha256_update(&s, h, 64);
-        }
-        uint8_t d[32];
-        sha256_final(&s, d);
-        sha256_to_hex(d, hex);
+    Sha256 s;
+    sha256_init(&s);
+    for (int i = 0; i < n; i++) {
+        char h[65];
+        uint64_t bytes, files;
+        if (!paths[i])
+            continue;
+        int rc = manifest_hash_path_shared(paths[i], h, &bytes, &files, e);
+        if (rc)
+            return rc;
+        sha256_update(&s, h, 64);
     }
-    if (rt_agree(e))
-        return e->code;
-    if (rt_mpi_active() && rt_size() > 1)
-        MPI_Bcast(hex, 65, MPI_CHAR, 0, MPI_COMM_WORLD);
+    uint8_t d[32];
+    sha256_final(&s, d);
+    sha256_to_hex(d, hex);
     return 0;
 }
 
@@ -359,6 +416,7 @@ static void free_ingest(Ingest *in)
 {
     series_free(in->series, in->n_series);
     mem_free(in->recs);
+    strtab_free(&in->strs);
     mem_free(in->info);
     mem_free(in->patients);
     mem_free(in->studies);
@@ -393,7 +451,7 @@ int ingest_run(Session *s, Err *e)
         goto out;
     if ((rc = scan_everywhere(&in, e)))
         goto out;
-    rc = series_assemble(in.recs, in.n_recs, &in.series, &in.n_series, e);
+    rc = series_assemble(in.recs, in.n_recs, &in.strs, &in.series, &in.n_series, e);
     if (!rc)
         rc = ingest_patients(&in, e);
     if (!rc)
@@ -437,7 +495,7 @@ int ingest_run(Session *s, Err *e)
     if (!rc)
         log_info("ingest: %d files (%d skipped), %d patients, %d series, %lld training slices, "
                  "%d problems; see ingest_report.csv",
-                 in.n_recs, in.n_skipped, in.n_patients, in.n_series, (long long)in.n_slices,
+                 in.n_files, in.n_skipped, in.n_patients, in.n_series, (long long)in.n_slices,
                  in.n_problems);
     rt_agree(e);
 out:

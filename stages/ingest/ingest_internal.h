@@ -1,14 +1,17 @@
 /* ingest_internal.h: what the files of stages/ingest share. Not for other stages.
  *
  * The flow (ingest.c):
- *   1. rank 0 lists the DICOM tree; files are shared out by size; each rank parses its files
- *      whole (so truncation is caught here) into FileRecs: header fields, or a skip verdict;
- *   2. the records are gathered to every rank, which all assemble the same series (series.c),
- *      patients and studies (deid.c) and join the CSVs (tables.c): every rank knows every row
- *      count and offset without asking;
- *   3. series are shared out by slice count; each rank decodes its series, normalises and
- *      resamples training slices, keeps vessel series at native resolution, and all ranks
- *      write cohort.h5 collectively (h5.c); rank 0 writes the report. */
+ *   1. rank 0 lists the DICOM tree; files are shared out by size; each rank parses its files'
+ *      headers and checks their pixel data's extent (so truncation is caught here) into
+ *      FileRecs, one per slice (a multi-frame file gives one per frame): header fields, or a
+ *      skip verdict;
+ *   2. the records and their strings are gathered to every rank, which all assemble the same
+ *      series (series.c), patients and studies (deid.c) and join the CSVs (tables.c): every
+ *      rank knows every row count and offset without asking;
+ *   3. series are shared out by slice count; each rank reads its series' files (the only full
+ *      read of a file) and decodes them, normalises and resamples training slices, keeps
+ *      vessel series at native resolution, and all ranks write cohort.h5 collectively (h5.c);
+ *      rank 0 writes the report. */
 #ifndef ONFH_INGEST_INTERNAL_H
 #define ONFH_INGEST_INTERNAL_H
 
@@ -58,11 +61,19 @@ typedef struct Clinical {
     char outcome[16];
 } Clinical;
 
+typedef struct RecList {
+    FileRec *v;
+    int n;
+    int cap;
+} RecList;
+
 typedef struct Ingest {
     Session *s;
     char dicom_dir[4096];
-    FileRec *recs;
+    FileRec *recs; /* one per slice (frames of a multi-frame file are consecutive), in path order */
     int n_recs;
+    int n_files; /* files: records with frame 0 */
+    StrTab strs; /* the records' strings */
     Series *series;
     int n_series;
     SeriesInfo *info;
@@ -85,9 +96,10 @@ typedef struct Ingest {
 
 /* scan.c */
 int ingest_list_files(const char *dir, char ***paths, uint64_t **sizes, int *n, Err *e);
-/* Parses one whole file into rec; bad input sets rec->skip and rec->reason and returns 0;
- * only ERR_NOMEM is an error. */
-int ingest_scan_file(const char *path, uint64_t bytes, FileRec *rec, Err *e);
+/* Parses one file's header into records appended to out (one per frame; one with skip and reason
+ * set when the file cannot be used), strings into t. Bad input is a verdict, not an error:
+ * only ERR_NOMEM is. */
+int ingest_scan_file(const char *path, uint64_t bytes, StrTab *t, RecList *out, Err *e);
 
 /* deid.c */
 int ingest_site_key(Ingest *in, Err *e);
@@ -96,6 +108,8 @@ int ingest_patient_index(const Ingest *in, const char *patient_id); /* -1: unkno
 int ingest_study_index(const Ingest *in, int patient, const char *study_uid);
 /* A path as reports show it: PatientIDs replaced by pseudonyms, 8-digit dates by "date". */
 void ingest_safe_path(const Ingest *in, const char *path, char *out, size_t cap);
+/* A record's string field. */
+#define REC_STR(in, r, field) strtab_get(&(in)->strs, (r)->field)
 
 /* tables.c: join labels.csv and clinical.csv. Rows that cannot be used (malformed, unknown
  * SOPInstanceUID or patient) are reported with file:line and skipped; a file that cannot be

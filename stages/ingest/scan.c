@@ -1,14 +1,21 @@
 /* scan.c: the files of a DICOM tree, and what each one's header says (see ingest_internal.h).
  *
- * Every file is parsed whole (pixels not decoded), so a truncated or corrupt file is caught
- * here, before series are assembled, and never takes a slice's place later. Verdicts:
+ * Every file's header is parsed and its pixel data's extent checked, so a truncated or corrupt
+ * file is caught here, before series are assembled, and never takes a slice's place later.
+ * Verdicts:
  *   not_dicom                    neither a Part 10 file nor a data set
  *   truncated                    the file ends inside an element
  *   corrupt                      other structural errors
  *   unsupported_transfer_syntax  a syntax the support matrix refuses or does not know
- *   not_image                    no PixelData (structured reports, presentation states ...)
- *   missing_attribute            a header field ingest needs is absent or malformed
- *   multiframe                   enhanced multi-frame images: not ingested (yet) */
+ *   unsupported_transfer_syntax  also JPEG (.50, .51) with more than 8 bits per sample: the
+ *                                system libjpeg is 8-bit
+ *   not_image                    no PixelData, or colour
+ *   missing_attribute            a header field ingest needs is absent or malformed (for an
+ *                                enhanced multi-frame image, in any frame: the message names it)
+ *
+ * A multi-frame image gives one record per frame, its position, orientation, spacing and
+ * rescale from the frame's functional groups (dicom_frame_geometry). Only the header is read
+ * here; the pixels' extent is checked against the file size without reading them. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -116,54 +123,150 @@ int ingest_list_files(const char *dir, char ***paths, uint64_t **sizes, int *n, 
 /* ---------------------------------------------------------------------------------------------
  * One file. */
 
-static void skip(FileRec *r, const char *verdict, const char *reason)
+/* What one file's scan adds: its records, the strings in the rank's table. */
+typedef struct Scan {
+    RecList *out;
+    StrTab *t;
+    FileRec base; /* fields every slice of the file shares */
+    Err *e;
+    int rc; /* ERR_NOMEM only */
+} Scan;
+
+static StrRef str(Scan *sc, const char *s)
 {
-    snprintf(r->skip, sizeof r->skip, "%s", verdict);
-    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    StrRef ref = 0;
+    if (!sc->rc)
+        sc->rc = strtab_addz(sc->t, s, &ref, sc->e);
+    return ref;
+}
+
+static void skip(Scan *sc, const char *verdict, const char *reason)
+{
+    sc->base.skip = str(sc, verdict);
+    sc->base.reason = str(sc, reason);
+}
+
+static int push(Scan *sc, const FileRec *r)
+{
+    RecList *l = sc->out;
+    if (sc->rc)
+        return sc->rc;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 1024;
+        FileRec *v = mem_realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return sc->rc = err_set(sc->e, ERR_NOMEM, "out of memory for file records");
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *r;
+    return 0;
 }
 
 /* A required string; missing or malformed gives the missing_attribute verdict. */
-static int need_string(const DicomDataset *ds, uint32_t tag, char *out, size_t cap, FileRec *r)
+static int need_string(Scan *sc, const DicomDataset *ds, uint32_t tag, StrRef *out)
 {
     Err e = {0};
-    if (dicom_find(ds, tag) && dicom_get_string(ds, tag, out, cap, &e) == 0 && out[0])
+    char buf[TEXT_CAP];
+    if (dicom_find(ds, tag) && dicom_get_string(ds, tag, buf, sizeof buf, &e) == 0 && buf[0]) {
+        *out = str(sc, buf);
         return 1;
+    }
     char why[300];
     snprintf(why, sizeof why, "(%04X,%04X) %s is %s", DICOM_GROUP(tag), DICOM_ELEMENT(tag),
              dicom_tag_keyword(tag), dicom_find(ds, tag) ? "malformed or empty" : "absent");
-    skip(r, "missing_attribute", why);
+    skip(sc, "missing_attribute", why);
     return 0;
 }
 
-static int need_numbers(const DicomDataset *ds, uint32_t tag, double *out, size_t want, FileRec *r)
+static StrRef optional_string(Scan *sc, const DicomDataset *ds, uint32_t tag, size_t cap)
 {
     Err e = {0};
-    size_t n = 0;
-    if (dicom_find(ds, tag) && dicom_get_numbers(ds, tag, out, want, &n, &e) == 0 && n >= want)
+    char buf[TEXT_CAP];
+    if (cap > sizeof buf)
+        cap = sizeof buf;
+    if (!dicom_find(ds, tag) || dicom_get_string(ds, tag, buf, cap, &e) != 0)
+        return 0;
+    return str(sc, buf);
+}
+
+/* A frame's geometry: the frame's functional groups, the shared ones, then the data set (so a
+ * classic image, which has only the last, goes through the same code). A frame without
+ * position, orientation or spacing makes the file missing_attribute, naming the frame. */
+static int frame_geometry(Scan *sc, const DicomDataset *ds, uint32_t frame, uint32_t frames,
+                          FileRec *r)
+{
+    DicomFrameGeometry g;
+    Err ge = {0};
+    char why[600], where[32] = "";
+    if (frames > 1)
+        snprintf(where, sizeof where, "frame %u: ", frame + 1);
+    if (dicom_frame_geometry(ds, frame, &g, &ge)) {
+        snprintf(why, sizeof why, "%s", ge.msg);
+        skip(sc, "missing_attribute", why);
+        return 0;
+    }
+    const char *absent = !g.has_position      ? "(0020,0032) ImagePositionPatient"
+                         : !g.has_orientation ? "(0020,0037) ImageOrientationPatient"
+                         : !g.has_spacing     ? "(0028,0030) PixelSpacing"
+                                              : NULL;
+    if (absent) {
+        snprintf(why, sizeof why, "%s%s is absent%s", where, absent,
+                 frames > 1 ? " (per-frame and shared functional groups, and the data set)" : "");
+        skip(sc, "missing_attribute", why);
+        return 0;
+    }
+    memcpy(r->position, g.position, sizeof r->position);
+    memcpy(r->orientation, g.orientation, sizeof r->orientation);
+    memcpy(r->spacing, g.spacing, sizeof r->spacing);
+    if (g.has_rescale) {
+        r->slope = g.rescale_slope;
+        r->intercept = g.rescale_intercept;
+    }
+    return 1;
+}
+
+/* The file's transfer syntax cannot give its pixels: refused by the matrix, or JPEG with more
+ * than 8 bits per sample, which the system's 8-bit libjpeg cannot decode. Says why in why. */
+static int refused_syntax(const DicomFile *f, const DicomImageInfo *info, char *why, size_t cap)
+{
+    if (!f->ts || !f->ts->supported) {
+        snprintf(why, cap, "transfer syntax %s (%s)", f->ts_uid,
+                 f->ts ? f->ts->name : "not in the support matrix");
         return 1;
-    char why[300];
-    snprintf(why, sizeof why, "(%04X,%04X) %s: expected %zu numbers%s%s", DICOM_GROUP(tag),
-             DICOM_ELEMENT(tag), dicom_tag_keyword(tag), want, e.msg[0] ? ": " : "", e.msg);
-    skip(r, "missing_attribute", why);
+    }
+    if (info && f->ts->codec == DICOM_CODEC_JPEG && info->bits_stored > 8) {
+        snprintf(why, cap,
+                 "transfer syntax %s (%s) with %u-bit samples (BitsStored %u): the system "
+                 "libjpeg decodes 8-bit samples only",
+                 f->ts_uid, f->ts->name, info->bits_stored, info->bits_stored);
+        return 1;
+    }
     return 0;
 }
 
-static void optional_string(const DicomDataset *ds, uint32_t tag, char *out, size_t cap)
+int ingest_scan_file(const char *path, uint64_t bytes, StrTab *t, RecList *out, Err *e)
 {
-    Err e = {0};
-    out[0] = '\0';
-    if (dicom_find(ds, tag) && dicom_get_string(ds, tag, out, cap, &e) != 0)
-        out[0] = '\0';
-}
-
-int ingest_scan_file(const char *path, uint64_t bytes, FileRec *r, Err *e)
-{
-    memset(r, 0, sizeof *r);
-    snprintf(r->path, sizeof r->path, "%s", path);
-    r->bytes = bytes;
+    Scan sc = {.out = out, .t = t, .e = e};
+    FileRec *b = &sc.base;
+    memset(b, 0, sizeof *b);
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        if (!sc.rc)
+            sc.rc = strtab_add(t, path, (size_t)(slash - path), &b->dir, e);
+        b->name = str(&sc, slash + 1);
+    } else {
+        b->name = str(&sc, path);
+    }
+    b->bytes = bytes;
+    b->n_frames = 1;
+    b->slope = 1;
     DicomFile *f = NULL;
     Err re = {0};
-    int rc = dicom_read_file(path, NULL, &f, &re);
+    /* The header only: the pixels are read once, by the rank that decodes the series; here
+     * their extent is checked against the file size, so a truncated file is caught now. */
+    DicomReadOptions opt = {.stop_before_pixels = 1, .check_pixel_extent = 1};
+    int rc = dicom_read_file(path, &opt, &f, &re);
     if (rc == ERR_NOMEM) {
         *e = re;
         return rc;
@@ -173,64 +276,72 @@ int ingest_scan_file(const char *path, uint64_t bytes, FileRec *r, Err *e)
                               : strstr(re.msg, "cannot")         ? "unreadable"
                               : dicom_error_truncated(&re)       ? "truncated"
                                                                  : "corrupt";
-        skip(r, verdict, re.msg);
-        return 0;
+        skip(&sc, verdict, re.msg);
+        return push(&sc, b);
     }
     const DicomDataset *ds = f->ds;
-    snprintf(r->ts_uid, sizeof r->ts_uid, "%s", f->ts_uid);
-    if (!f->ts || !f->ts->supported) {
-        char why[300];
-        snprintf(why, sizeof why, "transfer syntax %s (%s)", f->ts_uid,
-                 f->ts ? f->ts->name : "not in the support matrix");
-        skip(r, "unsupported_transfer_syntax", why);
-        goto out;
-    }
-    if (!dicom_find(ds, DICOM_TAG_PIXEL_DATA)) {
-        skip(r, "not_image", "no (7FE0,0010) PixelData");
-        goto out;
-    }
+    char why[600];
+    b->ts_uid = str(&sc, f->ts_uid);
     DicomImageInfo info;
-    if (dicom_image_info(f, &info, &re)) {
-        skip(r, "missing_attribute", re.msg);
+    int have_info = f->pixels_skipped && dicom_image_info(f, &info, &re) == 0;
+    if (refused_syntax(f, have_info ? &info : NULL, why, sizeof why)) {
+        skip(&sc, "unsupported_transfer_syntax", why);
         goto out;
     }
-    if (info.frames != 1 || info.samples_per_pixel != 1) {
-        skip(r, "multiframe",
-             info.frames != 1 ? "enhanced multi-frame images are not ingested yet"
-                              : "colour images are not MR slices");
+    if (!f->pixels_skipped) {
+        skip(&sc, "not_image", "no (7FE0,0010) PixelData");
         goto out;
     }
-    r->rows = info.rows;
-    r->columns = info.columns;
+    if (!have_info) {
+        skip(&sc, "missing_attribute", re.msg);
+        goto out;
+    }
+    if (info.samples_per_pixel != 1) {
+        snprintf(why, sizeof why, "colour images (SamplesPerPixel %u, %s) are not MR slices",
+                 info.samples_per_pixel, info.photometric);
+        skip(&sc, "not_image", why);
+        goto out;
+    }
+    b->rows = info.rows;
+    b->columns = info.columns;
+    b->n_frames = info.frames;
     double inst = 0, field = 0;
-    if (!need_string(ds, DICOM_TAG_PATIENT_ID, r->patient_id, sizeof r->patient_id, r) ||
-        !need_string(ds, DICOM_TAG_STUDY_INSTANCE_UID, r->study_uid, sizeof r->study_uid, r) ||
-        !need_string(ds, DICOM_TAG_SERIES_INSTANCE_UID, r->series_uid, sizeof r->series_uid, r) ||
-        !need_string(ds, DICOM_TAG_SOP_INSTANCE_UID, r->sop_uid, sizeof r->sop_uid, r) ||
-        !need_string(ds, DICOM_TAG_STUDY_DATE, r->study_date, sizeof r->study_date, r) ||
-        !need_numbers(ds, DICOM_TAG_IMAGE_POSITION_PATIENT, r->position, 3, r) ||
-        !need_numbers(ds, DICOM_TAG_IMAGE_ORIENTATION_PATIENT, r->orientation, 6, r) ||
-        !need_numbers(ds, DICOM_TAG_PIXEL_SPACING, r->spacing, 2, r))
+    if (!need_string(&sc, ds, DICOM_TAG_PATIENT_ID, &b->patient_id) ||
+        !need_string(&sc, ds, DICOM_TAG_STUDY_INSTANCE_UID, &b->study_uid) ||
+        !need_string(&sc, ds, DICOM_TAG_SERIES_INSTANCE_UID, &b->series_uid) ||
+        !need_string(&sc, ds, DICOM_TAG_SOP_INSTANCE_UID, &b->sop_uid) ||
+        !need_string(&sc, ds, DICOM_TAG_STUDY_DATE, &b->study_date))
         goto out;
-    optional_string(ds, DICOM_TAG_PATIENT_BIRTH_DATE, r->birth_date, sizeof r->birth_date);
-    optional_string(ds, DICOM_TAG_PATIENT_SEX, r->sex, sizeof r->sex);
-    optional_string(ds, DICOM_TAG_SERIES_DESCRIPTION, r->series_description,
-                    sizeof r->series_description);
-    optional_string(ds, DICOM_TAG_MANUFACTURER, r->manufacturer, sizeof r->manufacturer);
-    optional_string(ds, DICOM_TAG_MANUFACTURER_MODEL_NAME, r->model, sizeof r->model);
-    r->slope = 1;
-    r->intercept = 0;
+    b->birth_date = optional_string(&sc, ds, DICOM_TAG_PATIENT_BIRTH_DATE, 9);
+    b->sex = optional_string(&sc, ds, DICOM_TAG_PATIENT_SEX, 3);
+    b->series_description = optional_string(&sc, ds, DICOM_TAG_SERIES_DESCRIPTION, TEXT_CAP);
+    b->manufacturer = optional_string(&sc, ds, DICOM_TAG_MANUFACTURER, TEXT_CAP);
+    b->model = optional_string(&sc, ds, DICOM_TAG_MANUFACTURER_MODEL_NAME, TEXT_CAP);
     if (dicom_find(ds, DICOM_TAG_RESCALE_SLOPE))
-        dicom_get_number(ds, DICOM_TAG_RESCALE_SLOPE, &r->slope, &re);
+        dicom_get_number(ds, DICOM_TAG_RESCALE_SLOPE, &b->slope, &re);
     if (dicom_find(ds, DICOM_TAG_RESCALE_INTERCEPT))
-        dicom_get_number(ds, DICOM_TAG_RESCALE_INTERCEPT, &r->intercept, &re);
+        dicom_get_number(ds, DICOM_TAG_RESCALE_INTERCEPT, &b->intercept, &re);
     if (dicom_find(ds, DICOM_TAG_INSTANCE_NUMBER) &&
-        dicom_get_number(ds, DICOM_TAG_INSTANCE_NUMBER, &inst, &re) == 0)
-        r->instance = (long)inst;
+        dicom_get_number(ds, DICOM_TAG_INSTANCE_NUMBER, &inst, &re) == 0 && inst >= INT32_MIN &&
+        inst <= INT32_MAX)
+        b->instance = (int32_t)inst;
     if (dicom_find(ds, DICOM_TAG_MAGNETIC_FIELD_STRENGTH) &&
         dicom_get_number(ds, DICOM_TAG_MAGNETIC_FIELD_STRENGTH, &field, &re) == 0)
-        r->field_t = field;
+        b->field_t = field;
+    /* One record per frame; the file is skipped whole when any frame lacks its geometry. */
+    int first = out->n;
+    for (uint32_t k = 0; k < info.frames && !sc.rc; k++) {
+        FileRec r = *b;
+        r.frame = k;
+        if (!frame_geometry(&sc, ds, k, info.frames, &r)) {
+            out->n = first;
+            break;
+        }
+        push(&sc, &r);
+    }
 out:
+    if (b->skip && !sc.rc)
+        push(&sc, b);
     dicom_file_free(f);
-    return 0;
+    return sc.rc;
 }

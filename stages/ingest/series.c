@@ -8,20 +8,54 @@
 
 #include "lib/util/mem.h"
 
-/* qsort has no context argument in C11: the records being sorted. */
-static const FileRec *sort_recs;
+void series_rec_path(const StrTab *t, const FileRec *r, char *out, size_t cap)
+{
+    const char *dir = strtab_get(t, r->dir);
+    snprintf(out, cap, "%s%s%s", dir, dir[0] ? "/" : "", strtab_get(t, r->name));
+}
 
-/* Order of files before grouping: series identity, then path (so the first copy of a
- * duplicated SOPInstanceUID is the one kept, whatever order the ranks scanned in). */
+/* The i-th byte of a record's path dir "/" name, 0 past its end. */
+static int path_byte(const StrTab *t, const FileRec *r, size_t dir_len, size_t i)
+{
+    const char *dir = strtab_get(t, r->dir);
+    if (i < dir_len)
+        return (uint8_t)dir[i];
+    if (dir_len && i == dir_len)
+        return '/';
+    return (uint8_t)strtab_get(t, r->name)[i - dir_len - (dir_len != 0)];
+}
+
+int series_path_cmp(const StrTab *t, const FileRec *a, const FileRec *b)
+{
+    size_t la = strlen(strtab_get(t, a->dir)), lb = strlen(strtab_get(t, b->dir));
+    for (size_t i = 0;; i++) {
+        int x = path_byte(t, a, la, i), y = path_byte(t, b, lb, i);
+        if (x != y || !x)
+            return x - y;
+    }
+}
+
+/* qsort has no context argument in C11: the records being sorted and their strings. */
+static const FileRec *sort_recs;
+static const StrTab *sort_strs;
+
+#define STR(r, field) strtab_get(sort_strs, (r)->field)
+
+/* Order of slices before grouping: series identity, SOPInstanceUID and frame, then path (so the
+ * first copy of a duplicated slice is the one kept, whatever order the ranks scanned in). */
 static int cmp_file(const void *a, const void *b)
 {
     const FileRec *x = &sort_recs[*(const int *)a], *y = &sort_recs[*(const int *)b];
     int c;
-    if ((c = strcmp(x->patient_id, y->patient_id)) || (c = strcmp(x->study_date, y->study_date)) ||
-        (c = strcmp(x->study_uid, y->study_uid)) || (c = strcmp(x->series_uid, y->series_uid)) ||
-        (c = strcmp(x->sop_uid, y->sop_uid)))
+    if ((c = strcmp(STR(x, patient_id), STR(y, patient_id))) ||
+        (c = strcmp(STR(x, study_date), STR(y, study_date))) ||
+        (c = strcmp(STR(x, study_uid), STR(y, study_uid))) ||
+        (c = strcmp(STR(x, series_uid), STR(y, series_uid))) ||
+        (c = strcmp(STR(x, sop_uid), STR(y, sop_uid))))
         return c;
-    return strcmp(x->path, y->path);
+    if (x->frame != y->frame)
+        return x->frame < y->frame ? -1 : 1;
+    return series_path_cmp(sort_strs, x, y);
 }
 
 static void cross(const double a[3], const double b[3], double out[3])
@@ -122,7 +156,7 @@ static int order_series(const FileRec *recs, Series *s, Err *e)
     return 0;
 }
 
-int series_assemble(FileRec *recs, int n, Series **series, int *n_series, Err *e)
+int series_assemble(FileRec *recs, int n, StrTab *t, Series **series, int *n_series, Err *e)
 {
     *series = NULL;
     *n_series = 0;
@@ -130,28 +164,38 @@ int series_assemble(FileRec *recs, int n, Series **series, int *n_series, Err *e
     if (!order)
         return err_set(e, ERR_NOMEM, "out of memory assembling series");
     for (int i = 0; i < n; i++)
-        if (!recs[i].skip[0])
+        if (!recs[i].skip)
             order[m++] = i;
     sort_recs = recs;
+    sort_strs = t;
     qsort(order, (size_t)m, sizeof *order, cmp_file);
-    /* Duplicates: the same SOPInstanceUID again in the same series (sorted next to each other). */
-    int kept = 0;
-    for (int k = 0; k < m; k++) {
+    /* Duplicates: the same SOPInstanceUID and frame again in the same series (sorted next to
+     * each other). */
+    int kept = 0, rc = 0;
+    for (int k = 0; k < m && !rc; k++) {
         FileRec *r = &recs[order[k]];
-        if (kept && !strcmp(r->sop_uid, recs[order[kept - 1]].sop_uid) &&
-            !strcmp(r->series_uid, recs[order[kept - 1]].series_uid)) {
-            snprintf(r->skip, sizeof r->skip, "duplicate");
-            snprintf(r->reason, sizeof r->reason, "same SOPInstanceUID as %s",
-                     recs[order[kept - 1]].path);
+        const FileRec *prev = kept ? &recs[order[kept - 1]] : NULL;
+        if (prev && !strcmp(STR(r, sop_uid), STR(prev, sop_uid)) && r->frame == prev->frame &&
+            !strcmp(STR(r, series_uid), STR(prev, series_uid))) {
+            char path[4200], why[4400];
+            series_rec_path(t, prev, path, sizeof path);
+            if (r->n_frames > 1)
+                snprintf(why, sizeof why, "frame %u: same SOPInstanceUID and frame as %s",
+                         r->frame + 1, path);
+            else
+                snprintf(why, sizeof why, "same SOPInstanceUID as %s", path);
+            if (!(rc = strtab_addz(t, "duplicate", &r->skip, e)))
+                rc = strtab_addz(t, why, &r->reason, e);
             continue;
         }
         order[kept++] = order[k];
     }
-    int rc = 0, cap = 0;
+    int cap = 0;
     Series *out = NULL;
     for (int k = 0; k < kept && !rc;) {
         int end = k + 1;
-        while (end < kept && !strcmp(recs[order[end]].series_uid, recs[order[k]].series_uid))
+        while (end < kept &&
+               !strcmp(STR(&recs[order[end]], series_uid), STR(&recs[order[k]], series_uid)))
             end++;
         if (*n_series == cap) {
             int ncap = cap ? 2 * cap : 16;

@@ -1,7 +1,9 @@
 /* tables.c: labels.csv and clinical.csv joined to the ingested images (see ingest_internal.h).
  *
- * Labels are keyed by SOPInstanceUID and apply to training slices: "lesion" 1, "normal" 0; a
- * slice without a row stays unlabelled (-1). Clinical rows are keyed by PatientID (turned into
+ * Labels are keyed by SOPInstanceUID, and for a frame of a multi-frame image by SOPInstanceUID
+ * and frame number (1-based, an optional `frame` column; a row without one labels every frame
+ * of its instance). They apply to training slices: "lesion" 1, "normal" 0; a slice without a
+ * row stays unlabelled (-1). Clinical rows are keyed by PatientID (turned into
  * the patient's index, never stored) and visit. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,15 +28,47 @@ void ingest_report_row(Ingest *in, const char *path, const char *verdict, const 
     }
 }
 
-/* Training slices by SOPInstanceUID, sorted, for the join. */
+/* Training slices by (SOPInstanceUID, frame), sorted, for the join. */
 typedef struct SopIndex {
     const char *sop;
+    uint32_t frame; /* 1-based, as DICOM numbers frames (ReferencedFrameNumber) */
     int64_t slice;
 } SopIndex;
 
 static int cmp_sop(const void *a, const void *b)
 {
-    return strcmp(((const SopIndex *)a)->sop, ((const SopIndex *)b)->sop);
+    const SopIndex *x = a, *y = b;
+    int c = strcmp(x->sop, y->sop);
+    return c ? c : (x->frame > y->frame) - (x->frame < y->frame);
+}
+
+/* The first entry with this SOPInstanceUID, or -1. */
+static int64_t first_of(const SopIndex *index, int64_t n, const char *sop)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (strcmp(index[mid].sop, sop) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && !strcmp(index[lo].sop, sop) ? lo : -1;
+}
+
+/* A frame number field: "" (every frame) gives 0, else an integer >= 1. */
+static int frame_field(const char *s, uint32_t *frame)
+{
+    char *end;
+    if (!*s) {
+        *frame = 0;
+        return 1;
+    }
+    long v = strtol(s, &end, 10);
+    if (*end || v < 1 || v > 0x7FFFFFFFL)
+        return 0;
+    *frame = (uint32_t)v;
+    return 1;
 }
 
 int ingest_labels(Ingest *in, const char *path, Err *e)
@@ -46,7 +80,7 @@ int ingest_labels(Ingest *in, const char *path, Err *e)
     if (!path)
         return 0;
     Csv c;
-    int rc = csv_read_file(&c, path, e), col_sop, col_label;
+    int rc = csv_read_file(&c, path, e), col_sop, col_label, col_frame = -1;
     if (rc)
         return rc;
     if ((rc = csv_column(&c, "sop_instance_uid", &col_sop, e)) ||
@@ -54,6 +88,10 @@ int ingest_labels(Ingest *in, const char *path, Err *e)
         csv_free(&c);
         return rc;
     }
+    /* frame is optional: a multi-frame image's rows name the frame they label */
+    Err no_frame = {0};
+    if (csv_column(&c, "frame", &col_frame, &no_frame))
+        col_frame = -1;
     SopIndex *index = mem_calloc((size_t)(in->n_slices ? in->n_slices : 1), sizeof *index);
     if (!index) {
         csv_free(&c);
@@ -62,33 +100,49 @@ int ingest_labels(Ingest *in, const char *path, Err *e)
     int64_t k = 0;
     for (int s = 0; s < in->n_series; s++)
         if (in->info[s].train)
-            for (int i = 0; i < in->series[s].n; i++)
-                index[k++] = (SopIndex){in->recs[in->series[s].files[i]].sop_uid,
-                                        in->info[s].first_slice + i};
+            for (int i = 0; i < in->series[s].n; i++) {
+                const FileRec *r = &in->recs[in->series[s].files[i]];
+                index[k++] =
+                    (SopIndex){REC_STR(in, r, sop_uid), r->frame + 1, in->info[s].first_slice + i};
+            }
     qsort(index, (size_t)k, sizeof *index, cmp_sop);
     for (size_t r = 0; r < c.n_rows; r++) {
         const CsvRow *row = &c.rows[r];
-        const char *label = row->field[col_label];
+        const char *label = row->field[col_label], *sop = row->field[col_sop];
         char where[4200], why[512];
         snprintf(where, sizeof where, "%s:%d", path, row->line);
         int value = !strcmp(label, "lesion") ? 1 : !strcmp(label, "normal") ? 0 : -2;
-        if (value == -2) {
-            snprintf(why, sizeof why, "label \"%.100s\": expected lesion or normal", label);
+        uint32_t frame = 0;
+        if (value == -2 || (col_frame >= 0 && !frame_field(row->field[col_frame], &frame))) {
+            if (value == -2)
+                snprintf(why, sizeof why, "label \"%.100s\": expected lesion or normal", label);
+            else
+                snprintf(why, sizeof why,
+                         "frame \"%.40s\": expected a frame number >= 1, or nothing for every "
+                         "frame",
+                         row->field[col_frame]);
             ingest_report_row(in, where, "label_refused", why);
             in->n_problems++;
             continue;
         }
-        SopIndex key = {row->field[col_sop], 0};
-        const SopIndex *hit = bsearch(&key, index, (size_t)k, sizeof *index, cmp_sop);
-        if (!hit) {
-            snprintf(why, sizeof why,
-                     "SOPInstanceUID %.70s is not among the ingested training slices",
-                     row->field[col_sop]);
+        /* No frame: every slice of the instance (the one of a single-frame image). */
+        int64_t hit = first_of(index, k, sop), matched = 0;
+        for (int64_t j = hit; hit >= 0 && j < k && !strcmp(index[j].sop, sop); j++)
+            if (!frame || index[j].frame == frame) {
+                in->labels[index[j].slice] = (int8_t)value;
+                matched++;
+            }
+        if (!matched) {
+            if (frame)
+                snprintf(why, sizeof why,
+                         "SOPInstanceUID %.70s frame %u is not among the ingested training slices",
+                         sop, frame);
+            else
+                snprintf(why, sizeof why,
+                         "SOPInstanceUID %.70s is not among the ingested training slices", sop);
             ingest_report_row(in, where, "label_unmatched", why);
             in->n_problems++;
-            continue;
         }
-        in->labels[hit->slice] = (int8_t)value;
     }
     mem_free(index);
     csv_free(&c);

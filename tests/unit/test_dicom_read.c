@@ -1432,10 +1432,22 @@ static void test_stop_before_pixels(void **state)
         expect_format(dicom_decode_frame(f, 0, one, 300 * 256, &e), &e, "stop_before_pixels", NULL);
         mem_free(one);
         dicom_file_free(f);
-        /* A header scan does not care that the pixel data is cut short. */
+        /* With check_pixel_extent, a whole file passes and one cut anywhere in its pixel data
+         * (or its last byte: an encapsulated file's sequence delimiter) fails as truncated. */
+        DicomReadOptions extent = {.stop_before_pixels = 1, .check_pixel_extent = 1};
+        check_ok(dicom_read_file(path, &extent, &f, &e), &e);
+        assert_true(f->pixels_skipped);
+        dicom_file_free(f);
         char *data;
         size_t len;
         check_ok(file_read_all(path, &data, &len, &e), &e);
+        /* (a deflated file's last byte may be the pad after its deflate stream) */
+        const size_t cuts[] = {len / 2, len - 1, len - 2};
+        for (size_t c = 0; c < (ts == DICOM_TS_DEFLATED_LE ? 1u : 3u); c++) {
+            check_ok(file_write(path, data, cuts[c], &e), &e);
+            expect_format(dicom_read_file(path, &extent, &f, &e), &e, path, "(truncated)", NULL);
+        }
+        /* A header scan alone does not care that the pixel data is cut short. */
         if (ts != DICOM_TS_DEFLATED_LE) {
             check_ok(file_write(path, data, len / 2, &e), &e);
             check_ok(dicom_read_file(path, &stop, &f, &e), &e);
