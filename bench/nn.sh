@@ -7,6 +7,9 @@ build=${1:?usage: bench/nn.sh BUILD_DIR [THREADS]}
 threads=${2:-$(nproc)}
 export OMP_NUM_THREADS=$threads
 model=mobilenet_v3_large
+echo "nn engine: single ops, ref (plain C) beside dnnl (oneDNN), $threads threads"
+"$build/bench/bench_nn" || echo "bench_nn failed"
+echo
 echo "nn engine: $model at 224x224 on $threads threads"
 for mode in train infer; do
     for be in dnnl; do

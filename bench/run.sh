@@ -1,10 +1,10 @@
 #!/bin/bash
-# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest), each
+# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn), each
 # printing onfh's figure beside its peer's. `make bench BENCH=ingest` passes parts.
 set -eu
-build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest]...}
+build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn]...}
 shift
-parts=${*:-hash synth ingest}
+parts=${*:-hash synth ingest nn}
 want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
@@ -82,5 +82,7 @@ if command -v dcm2niix >/dev/null; then
     read -r user sys < <(tail -n 1 "$tmp/cpu")
     printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s; CPU %.1f s\n' "$secs" "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)"
 fi
-echo
-bench/nn.sh "$build"
+if want nn; then
+    echo
+    bench/nn.sh "$build"
+fi
