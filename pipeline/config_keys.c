@@ -139,6 +139,10 @@ const CfgKey onfh_config_keys[] = {
     {"train.class_weights", CFG_ENUM, "balanced", .choices = "balanced|none",
      .doc = "balanced: cross-entropy weights n / (2 n_class) from the training partition (3:1 "
             "lesion:normal in the paper)"},
+    {"train.bn_momentum", CFG_NUM, "0.1", CFG_RANGE(0, 1),
+     .doc = "batch-norm running-statistics momentum (0: the architecture's own; torchvision's "
+            "MobileNetV3 uses 0.01, tuned for ImageNet's 40,000 steps per epoch: on a cohort's "
+            "few hundred steps its running statistics lag so far that eval mode collapses)"},
     {"train.label_smoothing", CFG_NUM, "0", CFG_RANGE(0, 0.5), .doc = "label smoothing"},
     {"train.augment", CFG_BOOL, "true",
      .doc = "augment training slices (flip, rotation, scale, intensity), keyed by seed, epoch and "

@@ -288,6 +288,10 @@ static int train_task(Task *t, Err *e)
         return -1;
     g.seed = seed;
     nn_graph_init_params(&g, seed);
+    double bn_momentum = config_num(cfg, "train.bn_momentum");
+    for (int i = 0; bn_momentum > 0 && i < g.n_nodes; i++)
+        if (g.nodes[i].kind == NN_OP_BN)
+            g.nodes[i].u.bn.momentum = (float)bn_momentum;
     int rc = 0, skipped = 0;
     NnCheckpointInfo loaded;
     if (resume) {
