@@ -198,7 +198,8 @@ $(ONFH): $(BUILD)/pipeline/main.o $(LIB_A) $(if $(filter 1,$(HAVE_NVCC)),$(CU_OB
 
 bin/onfh: $(ONFH)
 	@mkdir -p bin
-	@cp $(ONFH) bin/onfh
+	@# copied then renamed: a running bin/onfh (a training job) keeps its file
+	@cp $(ONFH) bin/onfh.tmp && mv -f bin/onfh.tmp bin/onfh
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_A)
 	@mkdir -p $(@D)

@@ -116,3 +116,30 @@ int nn_xent_setup(const NnXent *x, const int *target, Err *e)
                                i, x->k);
     return 0;
 }
+
+NnPoolWindow nn_avgpool_window(const NnPool2d *p, int oh, int ow)
+{
+    int h0 = oh * p->stride_h - p->pad_h;
+    int w0 = ow * p->stride_w - p->pad_w;
+    int h1 = h0 + p->kh < p->h_in + p->pad_h ? h0 + p->kh : p->h_in + p->pad_h;
+    int w1 = w0 + p->kw < p->w_in + p->pad_w ? w0 + p->kw : p->w_in + p->pad_w;
+    int padded = (h1 - h0) * (w1 - w0);
+    NnPoolWindow win = {.h0 = h0 > 0 ? h0 : 0,
+                        .w0 = w0 > 0 ? w0 : 0,
+                        .h1 = h1 < p->h_in ? h1 : p->h_in,
+                        .w1 = w1 < p->w_in ? w1 : p->w_in};
+    if (win.h0 >= win.h1 || win.w0 >= win.w1)
+        win.divisor = 0;
+    else
+        win.divisor = p->count_include_pad ? padded : (win.h1 - win.h0) * (win.w1 - win.w0);
+    return win;
+}
+
+float nn_mask_scale(const NnDropout *d, uint64_t j)
+{
+    if (d->p <= 0.0f)
+        return 1.0f;
+    if (d->p >= 1.0f)
+        return 0.0f; /* everything dropped; avoids 0 times inf */
+    return nn_mask_uniform(d->seed, d->step, d->op, j) >= d->p ? 1.0f / (1.0f - d->p) : 0.0f;
+}

@@ -54,6 +54,16 @@ typedef struct NnPool2d {
  * also requires pad <= kernel / 2, and so do we. */
 int nn_pool2d_setup(NnPool2d *p, Err *e);
 
+/* Average pooling: the input window of output (oh, ow), clipped to the input, and its divisor
+ * by PyTorch's rule (window clipped to input + padding with count_include_pad, to the input
+ * without); divisor 0 for an empty window (its output is 0). */
+typedef struct NnPoolWindow {
+    int h0, h1, w0, w1; /* rows h0..h1-1, columns w0..w1-1 */
+    int divisor;
+} NnPoolWindow;
+
+NnPoolWindow nn_avgpool_window(const NnPool2d *p, int oh, int ow);
+
 /* AdaptiveAvgPool2d: x: (n, c, h_in, w_in) -> y: (n, c, h_out, w_out); output cell i averages
  * input rows floor(i h_in / h_out) .. ceil((i + 1) h_in / h_out) - 1 (PyTorch's start/end). */
 typedef struct NnAdaptivePool {
@@ -99,6 +109,8 @@ typedef struct NnDropout {
  * key = seed, counter = (j / 4, PHILOX_DROPOUT, stream low, stream high), where
  * stream = step * 2^24 + op (the philox.h stream layout with index = stream); j < 2^34. */
 float nn_mask_uniform(uint64_t seed, uint64_t step, uint32_t op, uint64_t j);
+/* What element (or sample) j is multiplied by: 1 / (1 - p) if kept, else 0 (p = 1: all 0). */
+float nn_mask_scale(const NnDropout *d, uint64_t j);
 
 /* Softmax cross-entropy over logits (n, k) with integer targets in [0, k); mean reduction,
  * optional class weights (k) and label smoothing in [0, 1], as torch.nn.functional.

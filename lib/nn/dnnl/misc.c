@@ -262,28 +262,18 @@ void dnnl_be_shuffle_backward(int n, int c, int hw, int groups, const float *dy,
 
 // --- dropout and stochastic depth ------------------------------------------------------------
 
-/* The factor element (or sample) j is multiplied by: 1 / (1 - p) if kept, else 0 (ref's). */
-static float mask_scale(const NnDropout *d, uint64_t j)
-{
-    if (d->p <= 0.0f)
-        return 1.0f;
-    if (d->p >= 1.0f)
-        return 0.0f; /* everything dropped; avoids 0 times inf */
-    return nn_mask_uniform(d->seed, d->step, d->op, j) >= d->p ? 1.0f / (1.0f - d->p) : 0.0f;
-}
-
 void dnnl_be_dropout_forward(const NnDropout *d, size_t n, const float *x, float *y)
 {
 #pragma omp parallel for if (n >= DNNL_BE_PAR_MIN / 8)
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * mask_scale(d, i);
+        y[i] = x[i] * nn_mask_scale(d, i);
 }
 
 void dnnl_be_dropout_backward(const NnDropout *d, size_t n, const float *dy, float *dx)
 {
 #pragma omp parallel for if (n >= DNNL_BE_PAR_MIN / 8)
     for (size_t i = 0; i < n; i++)
-        dx[i] += dy[i] * mask_scale(d, i);
+        dx[i] += dy[i] * nn_mask_scale(d, i);
 }
 
 void dnnl_be_stochastic_depth_forward(const NnDropout *d, int n, size_t per_sample, const float *x,
@@ -291,7 +281,7 @@ void dnnl_be_stochastic_depth_forward(const NnDropout *d, int n, size_t per_samp
 {
 #pragma omp parallel for if ((size_t)n * per_sample >= DNNL_BE_PAR_MIN)
     for (int b = 0; b < n; b++) {
-        float scale = mask_scale(d, (uint64_t)b);
+        float scale = nn_mask_scale(d, (uint64_t)b);
         for (size_t i = 0; i < per_sample; i++)
             y[b * per_sample + i] = x[b * per_sample + i] * scale;
     }
@@ -302,7 +292,7 @@ void dnnl_be_stochastic_depth_backward(const NnDropout *d, int n, size_t per_sam
 {
 #pragma omp parallel for if ((size_t)n * per_sample >= DNNL_BE_PAR_MIN)
     for (int b = 0; b < n; b++) {
-        float scale = mask_scale(d, (uint64_t)b);
+        float scale = nn_mask_scale(d, (uint64_t)b);
         for (size_t i = 0; i < per_sample; i++)
             dx[b * per_sample + i] += dy[b * per_sample + i] * scale;
     }

@@ -6,7 +6,7 @@
  * (the window clipped to input + padding, not the full kernel) is not oneDNN's. Channels last
  * makes the hand loops cheap anyway: every window position is a contiguous run of C floats,
  * so the inner loop over channels vectorises and the window arithmetic is paid once per
- * output pixel, not once per value. Window rules and float summation order are those of
+ * output pixel, not once per value. NnPoolWindow rules and float summation order are those of
  * lib/nn/ref/pool.c, so results agree with ref exactly. Images run in parallel; within an
  * image backward's windows overlap and run in order. */
 #if ONFH_HAVE_DNNL
@@ -83,31 +83,6 @@ void dnnl_be_maxpool2d_backward(const NnPool2d *p, const int32_t *argmax, const 
         }
 }
 
-/* The input window of output (oh, ow) and its divisor, as lib/nn/ref/pool.c's. */
-typedef struct Window {
-    int h0, h1, w0, w1;
-    int divisor; /* 0: empty window */
-} Window;
-
-static Window avg_window(const NnPool2d *p, int oh, int ow)
-{
-    Window win;
-    int h0 = oh * p->stride_h - p->pad_h;
-    int w0 = ow * p->stride_w - p->pad_w;
-    int h1 = min_int(h0 + p->kh, p->h_in + p->pad_h);
-    int w1 = min_int(w0 + p->kw, p->w_in + p->pad_w);
-    int padded = (h1 - h0) * (w1 - w0);
-    win.h0 = max_int(h0, 0);
-    win.w0 = max_int(w0, 0);
-    win.h1 = min_int(h1, p->h_in);
-    win.w1 = min_int(w1, p->w_in);
-    if (win.h0 >= win.h1 || win.w0 >= win.w1)
-        win.divisor = 0;
-    else
-        win.divisor = p->count_include_pad ? padded : (win.h1 - win.h0) * (win.w1 - win.w0);
-    return win;
-}
-
 /* y: (C) = the average over rows h0..h1-1, columns w0..w1-1 of image xn (H,W,C). */
 static void window_mean(const float *xn, int w_in, int c, int h0, int h1, int w0, int w1,
                         int divisor, float *y)
@@ -145,7 +120,7 @@ void dnnl_be_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
     for (int n = 0; n < p->n; n++)
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
-                Window win = avg_window(p, oh, ow);
+                NnPoolWindow win = nn_avgpool_window(p, oh, ow);
                 float *yo = y + (((size_t)n * p->h_out + oh) * p->w_out + ow) * p->c;
                 window_mean(x + n * plane_in, p->w_in, p->c, win.h0, win.h1, win.w0, win.w1,
                             win.divisor, yo);
@@ -159,7 +134,7 @@ void dnnl_be_avgpool2d_backward(const NnPool2d *p, const float *dy, float *dx)
     for (int n = 0; n < p->n; n++)
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
-                Window win = avg_window(p, oh, ow);
+                NnPoolWindow win = nn_avgpool_window(p, oh, ow);
                 if (!win.divisor)
                     continue;
                 const float *g = dy + (((size_t)n * p->h_out + oh) * p->w_out + ow) * p->c;

@@ -146,33 +146,23 @@ void ref_shuffle_backward(int n, int c, int hw, int groups, const float *dy, flo
             }
 }
 
-/* The factor element (or sample) j is multiplied by: 1 / (1 - p) if kept, else 0. */
-static float mask_scale(const NnDropout *d, uint64_t j)
-{
-    if (d->p <= 0.0f)
-        return 1.0f;
-    if (d->p >= 1.0f)
-        return 0.0f; /* everything dropped; avoids 0 times inf */
-    return nn_mask_uniform(d->seed, d->step, d->op, j) >= d->p ? 1.0f / (1.0f - d->p) : 0.0f;
-}
-
 void ref_dropout_forward(const NnDropout *d, size_t n, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * mask_scale(d, i);
+        y[i] = x[i] * nn_mask_scale(d, i);
 }
 
 void ref_dropout_backward(const NnDropout *d, size_t n, const float *dy, float *dx)
 {
     for (size_t i = 0; i < n; i++)
-        dx[i] += dy[i] * mask_scale(d, i);
+        dx[i] += dy[i] * nn_mask_scale(d, i);
 }
 
 void ref_stochastic_depth_forward(const NnDropout *d, int n, size_t per_sample, const float *x,
                                   float *y)
 {
     for (int b = 0; b < n; b++) {
-        float scale = mask_scale(d, (uint64_t)b);
+        float scale = nn_mask_scale(d, (uint64_t)b);
         for (size_t i = 0; i < per_sample; i++)
             y[b * per_sample + i] = x[b * per_sample + i] * scale;
     }
@@ -182,7 +172,7 @@ void ref_stochastic_depth_backward(const NnDropout *d, int n, size_t per_sample,
                                    float *dx)
 {
     for (int b = 0; b < n; b++) {
-        float scale = mask_scale(d, (uint64_t)b);
+        float scale = nn_mask_scale(d, (uint64_t)b);
         for (size_t i = 0; i < per_sample; i++)
             dx[b * per_sample + i] += dy[b * per_sample + i] * scale;
     }

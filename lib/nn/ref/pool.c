@@ -1,6 +1,6 @@
 /* pool.c: reference max, average and adaptive average pooling, forward and backward.
  *
- * Window arithmetic is PyTorch's CPU kernels' (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
+ * NnPoolWindow arithmetic is PyTorch's CPU kernels' (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
  * AvgPoolKernel.cpp, AdaptiveAvgPoolKernel.cpp), because ceil mode and padding decide which
  * inputs a border window covers and what it divides by:
  *   max: window [o s - pad, o s - pad + k) clipped to the input; the first maximum in
@@ -66,31 +66,6 @@ void ref_maxpool2d_backward(const NnPool2d *p, const int32_t *argmax, const floa
         }
 }
 
-/* The input window of output (oh, ow) and its divisor. */
-typedef struct Window {
-    int h0, h1, w0, w1;
-    int divisor; /* 0: empty window */
-} Window;
-
-static Window avg_window(const NnPool2d *p, int oh, int ow)
-{
-    Window win;
-    int h0 = oh * p->stride_h - p->pad_h;
-    int w0 = ow * p->stride_w - p->pad_w;
-    int h1 = min_int(h0 + p->kh, p->h_in + p->pad_h);
-    int w1 = min_int(w0 + p->kw, p->w_in + p->pad_w);
-    int padded = (h1 - h0) * (w1 - w0);
-    win.h0 = max_int(h0, 0);
-    win.w0 = max_int(w0, 0);
-    win.h1 = min_int(h1, p->h_in);
-    win.w1 = min_int(w1, p->w_in);
-    if (win.h0 >= win.h1 || win.w0 >= win.w1)
-        win.divisor = 0;
-    else
-        win.divisor = p->count_include_pad ? padded : (win.h1 - win.h0) * (win.w1 - win.w0);
-    return win;
-}
-
 void ref_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
 {
     size_t plane_in = (size_t)p->h_in * p->w_in;
@@ -99,7 +74,7 @@ void ref_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
         const float *xp = x + pl * plane_in;
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
-                Window win = avg_window(p, oh, ow);
+                NnPoolWindow win = nn_avgpool_window(p, oh, ow);
                 float sum = 0.0f;
                 for (int ih = win.h0; ih < win.h1; ih++)
                     for (int iw = win.w0; iw < win.w1; iw++)
@@ -117,7 +92,7 @@ void ref_avgpool2d_backward(const NnPool2d *p, const float *dy, float *dx)
         float *dxp = dx + pl * plane_in;
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
-                Window win = avg_window(p, oh, ow);
+                NnPoolWindow win = nn_avgpool_window(p, oh, ow);
                 if (!win.divisor)
                     continue;
                 float g = dy[pl * plane_out + oh * p->w_out + ow] / win.divisor;
