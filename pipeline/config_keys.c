@@ -143,6 +143,9 @@ const CfgKey onfh_config_keys[] = {
      .doc = "batch-norm running-statistics momentum (0: the architecture's own; torchvision's "
             "MobileNetV3 uses 0.01, tuned for ImageNet's 40,000 steps per epoch: on a cohort's "
             "few hundred steps its running statistics lag so far that eval mode collapses)"},
+    {"train.cache_mib", CFG_INT, "2048", CFG_RANGE(0, 1048576),
+     .doc = "keep each partition's decoded slices in memory when they fit in this many MiB, so "
+            "epochs after the first read nothing from cohort.h5 (0: read every epoch)"},
     {"train.label_smoothing", CFG_NUM, "0", CFG_RANGE(0, 0.5), .doc = "label smoothing"},
     {"train.augment", CFG_BOOL, "true",
      .doc = "augment training slices (flip, rotation, scale, intensity), keyed by seed, epoch and "

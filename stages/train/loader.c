@@ -32,7 +32,9 @@ struct Loader {
     LoaderSpec spec;
     int32_t *rows, *label, *order;
     Augment augment;
-    float *plane; /* (grid, grid) scratch of the thread */
+    float *plane;    /* (grid, grid) scratch of the thread */
+    float *cache;    /* (n, grid, grid) decoded slices, or NULL */
+    uint8_t *cached; /* (n) 1 once cache holds item i */
     Slot slot[2];
     pthread_t thread;
     pthread_mutex_t mu;
@@ -100,17 +102,27 @@ static void fill(Loader *l, hid_t f, Slot *s, long seq, uint64_t epoch)
     for (int k = 0; k < count; k++) {
         int item = l->order[first + k];
         int32_t row = l->rows[item];
-        Err e = {0};
-        loader_h5_lock();
-        int bad = h5_read_rows(f, "/slices/image", row, 1, H5T_NATIVE_FLOAT, l->plane, &e);
-        loader_h5_unlock();
-        if (bad) {
-            s->error = 1;
-            snprintf(s->msg, sizeof s->msg, "%s", e.msg);
-            break;
+        size_t gg = (size_t)sp->grid * sp->grid;
+        const float *src = l->plane;
+        if (l->cache && l->cached[item]) {
+            src = l->cache + (size_t)item * gg;
+        } else {
+            Err e = {0};
+            float *into = l->cache ? l->cache + (size_t)item * gg : l->plane;
+            loader_h5_lock();
+            int bad = h5_read_rows(f, "/slices/image", row, 1, H5T_NATIVE_FLOAT, into, &e);
+            loader_h5_unlock();
+            if (bad) {
+                s->error = 1;
+                snprintf(s->msg, sizeof s->msg, "%s", e.msg);
+                break;
+            }
+            if (l->cache)
+                l->cached[item] = 1;
+            src = into;
         }
         float *dst = s->images + (size_t)k * sp->channels * plane;
-        augment_slice(sp->augment ? &l->augment : NULL, sp->seed, epoch, (uint64_t)row, l->plane,
+        augment_slice(sp->augment ? &l->augment : NULL, sp->seed, epoch, (uint64_t)row, src,
                       sp->grid, sp->grid, dst, sp->size);
         for (int c = 1; c < sp->channels; c++)
             memcpy(dst + c * plane, dst, plane * sizeof(float));
@@ -189,6 +201,15 @@ int loader_open(Loader **out, const LoaderSpec *spec, Err *e)
     l->order = mem_alloc((size_t)n * sizeof *l->order);
     l->plane = mem_alloc((size_t)spec->grid * spec->grid * sizeof(float));
     int ok = l->rows && l->label && l->order && l->plane;
+    size_t cache = (size_t)n * spec->grid * spec->grid * sizeof(float);
+    if (ok && cache <= spec->cache_bytes) {
+        l->cache = mem_alloc(cache); /* no cache if this fails: reading still works */
+        l->cached = l->cache ? mem_calloc((size_t)n, 1) : NULL;
+        if (!l->cached) {
+            mem_free(l->cache);
+            l->cache = NULL;
+        }
+    }
     for (int k = 0; k < 2 && ok; k++) {
         l->slot[k].images = mem_alloc(img * sizeof(float));
         l->slot[k].labels = mem_alloc((size_t)spec->batch * sizeof(int));
@@ -297,5 +318,6 @@ void loader_close(Loader *l)
         mem_free(l->slot[k].rows);
     }
     mem_free(l->rows), mem_free(l->label), mem_free(l->order), mem_free(l->plane);
+    mem_free(l->cache), mem_free(l->cached);
     mem_free(l);
 }

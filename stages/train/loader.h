@@ -5,7 +5,10 @@
  * into two slots while the caller computes on the previous one. Sample order is a Philox
  * permutation keyed by (seed, PHILOX_SHUFFLE, epoch), so epoch e's order, a sample's
  * augmentation and therefore a resumed run are independent of timing and of where a run
- * stopped. HDF5 is used under one process-wide lock (loader_h5_lock). */
+ * stopped. HDF5 is used under one process-wide lock (loader_h5_lock). When the partition's
+ * decoded slices fit in spec.cache_bytes they are kept after their first read, so later epochs
+ * cost only the augmentation: on 2 cores the reader's decompression otherwise takes CPU from
+ * the compute threads. */
 #ifndef ONFH_TRAIN_LOADER_H
 #define ONFH_TRAIN_LOADER_H
 
@@ -25,8 +28,9 @@ typedef struct LoaderSpec {
     int size;               /* side of the images produced */
     const Augment *augment; /* NULL: none (validation, test) */
     uint64_t seed;
-    int shuffle;   /* 1: Philox order per epoch; 0: partition order */
-    int drop_last; /* 1: every batch full (training); 0: the last one may be short */
+    int shuffle;        /* 1: Philox order per epoch; 0: partition order */
+    int drop_last;      /* 1: every batch full (training); 0: the last one may be short */
+    size_t cache_bytes; /* keep decoded slices in memory up to this size (0: read every time) */
 } LoaderSpec;
 
 typedef struct Loader Loader;

@@ -331,7 +331,8 @@ static int train_task(Task *t, Err *e)
                            .augment = p == SPLIT_TRAIN && use_aug ? &aug : NULL,
                            .seed = seed,
                            .shuffle = p == SPLIT_TRAIN,
-                           .drop_last = p == SPLIT_TRAIN};
+                           .drop_last = p == SPLIT_TRAIN,
+                           .cache_bytes = (size_t)config_int(cfg, "train.cache_mib") << 20};
         rc = loader_open(&loader[p], &spec, e);
     }
     StrBuf log = STRBUF_INIT;
