@@ -31,22 +31,33 @@ void augment_slice(const Augment *a, uint64_t seed, uint64_t epoch, uint64_t sam
         offset = (2 * u[4] - 1) * a->intensity;
     }
     /* output pixel centre (i, j) -> source coordinates: scale the grid to the slice, then rotate
-     * and zoom about the slice centre (cy, cx) */
+     * and zoom about the slice centre (cy, cx). The map is affine, so along a row the source
+     * point moves by a constant step (dy, dx): one multiply-add per coordinate per pixel. */
     double sy = (double)h / out, sx = (double)w / out;
     double cy = (h - 1) / 2.0, cx = (w - 1) / 2.0;
     double c = cos(angle) / zoom, s = sin(angle) / zoom;
+    double fsx = flip ? -sx : sx;
+    double dyj = -s * fsx, dxj = c * fsx; /* per output column */
     for (int i = 0; i < out; i++) {
-        for (int j = 0; j < out; j++) {
-            double y = (i + 0.5) * sy - 0.5 - cy, x = (j + 0.5) * sx - 0.5 - cx;
-            if (flip)
-                x = -x;
-            double yy = cy + c * y - s * x, xx = cx + s * y + c * x;
-            int y0 = (int)floor(yy), x0 = (int)floor(xx);
-            double fy = yy - y0, fx = xx - x0;
-            double v =
-                (1 - fy) * ((1 - fx) * at(src, h, w, y0, x0) + fx * at(src, h, w, y0, x0 + 1)) +
-                fy * ((1 - fx) * at(src, h, w, y0 + 1, x0) + fx * at(src, h, w, y0 + 1, x0 + 1));
-            dst[(size_t)i * out + j] = (float)(v * gain + offset);
+        double y = (i + 0.5) * sy - 0.5 - cy;
+        double x = (0.5 * sx - 0.5 - cx) * (flip ? -1 : 1);
+        double yy = cy + c * y - s * x, xx = cx + s * y + c * x;
+        float *row = dst + (size_t)i * out;
+        for (int j = 0; j < out; j++, yy += dyj, xx += dxj) {
+            double fy0 = floor(yy), fx0 = floor(xx);
+            int y0 = (int)fy0, x0 = (int)fx0;
+            double fy = yy - fy0, fx = xx - fx0;
+            double v;
+            if (y0 >= 0 && x0 >= 0 && y0 + 1 < h && x0 + 1 < w) {
+                const float *p = src + (size_t)y0 * w + x0;
+                v = (1 - fy) * ((1 - fx) * p[0] + fx * p[1]) +
+                    fy * ((1 - fx) * p[w] + fx * p[w + 1]);
+            } else {
+                v = (1 - fy) * ((1 - fx) * at(src, h, w, y0, x0) + fx * at(src, h, w, y0, x0 + 1)) +
+                    fy *
+                        ((1 - fx) * at(src, h, w, y0 + 1, x0) + fx * at(src, h, w, y0 + 1, x0 + 1));
+            }
+            row[j] = (float)(v * gain + offset);
         }
     }
 }
