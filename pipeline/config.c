@@ -329,7 +329,7 @@ static int convert(const CfgKey *k, const Raw *r, const char *where, CfgValue *o
     CfgValue v = {0};
     snprintf(v.where, sizeof v.where, "%s", where);
 
-    if (r->kind == RAW_NULL && !k->def) {
+    if (r->kind == RAW_NULL && (!k->def || k->nullable)) {
         *out = v; /* optional key explicitly unset */
         return 0;
     }

@@ -39,6 +39,7 @@ typedef struct CfgKey {
     int max_excl;
     const char *choices; /* ENUM, LIST: "a|b|c" */
     const char *doc;     /* one line */
+    int nullable;        /* with a default: null is still accepted and means "none" */
 } CfgKey;
 
 /* Designated-initializer helpers for schema tables. */

@@ -75,9 +75,9 @@ const CfgKey onfh_config_keys[] = {
 
     {"ingest.dicom_dir", CFG_STR, "\"raw\"",
      .doc = "the DICOM tree to ingest (relative paths are taken from the run directory)"},
-    {"ingest.labels_csv", CFG_STR, "\"labels.csv\"",
+    {"ingest.labels_csv", CFG_STR, "\"labels.csv\"", .nullable = 1,
      .doc = "slice labels keyed by SOPInstanceUID (null: none; relative to the run directory)"},
-    {"ingest.clinical_csv", CFG_STR, "\"clinical.csv\"",
+    {"ingest.clinical_csv", CFG_STR, "\"clinical.csv\"", .nullable = 1,
      .doc = "clinical rows by patient, hip and visit (null: none; relative to the run directory)"},
     {"ingest.training_series", CFG_STR, "\"T1\"",
      .doc = "series whose SeriesDescription matches this extended regex (any case) give training "

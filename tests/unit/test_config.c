@@ -293,6 +293,19 @@ static void test_onfh_schema(void **state)
     assert_int_equal(
         config_load(&c, onfh_config_keys, onfh_config_n_keys, "empty.yaml", "", 0, NULL, 0, &e), 0);
     config_free(&c);
+    /* keys with a default that also accept null (no labels, no clinical data) */
+    const char *nul = "ingest:\n  labels_csv: null\n  clinical_csv: ~\n";
+    assert_int_equal(config_load(&c, onfh_config_keys, onfh_config_n_keys, "n.yaml", nul,
+                                 strlen(nul), NULL, 0, &e),
+                     0);
+    assert_null(config_str(&c, "ingest.labels_csv"));
+    assert_null(config_str(&c, "ingest.clinical_csv"));
+    config_free(&c);
+    const char *bad = "train:\n  lr: null\n";
+    assert_int_not_equal(config_load(&c, onfh_config_keys, onfh_config_n_keys, "b.yaml", bad,
+                                     strlen(bad), NULL, 0, &e),
+                         0);
+    assert_non_null(strstr(e.msg, "train.lr"));
     Config d;
     assert_int_equal(config_load_file(&d, onfh_config_keys, onfh_config_n_keys,
                                       "no/such/config.yaml", NULL, 0, &e),
