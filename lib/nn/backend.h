@@ -34,9 +34,22 @@
 
 typedef enum NnLayout { NN_LAYOUT_NCHW, NN_LAYOUT_NHWC } NnLayout;
 
+/* Backward entries that honour set_fresh_grads (NnBackend.fresh_grad_ops). */
+enum { NN_BWD_CONV = 1, NN_BWD_BN = 2, NN_BWD_ACT = 4, NN_BWD_ADD = 8 };
+
 typedef struct NnBackend {
     const char *name;
     NnLayout layout; /* of activations */
+
+    /* An exception to the accumulate contract, optional (NULL: none). The graph may declare,
+     * for the next backward call only, that some of its input gradients hold garbage: bit k of
+     * mask set means input k's gradient must be written (dx = ...), not added to. This spares
+     * zeroing a gradient before its first consumer and, in kernels that compute into a
+     * temporary, the extra pass that adds it. Only the backward entries named in fresh_grad_ops
+     * (NN_BWD_* bits) honour it; the graph zeroes gradients for every other entry, and resets
+     * the mask to 0 after the call. Conv, BN and act have one input (bit 0); add has two. */
+    void (*set_fresh_grads)(unsigned mask);
+    unsigned fresh_grad_ops;
 
     /* x: (N,C,HW) plain NCHW -> y: the same tensor in `layout`, and back. y != x. */
     void (*to_layout)(int n, int c, int hw, const float *x, float *y);

@@ -792,18 +792,42 @@ int nn_graph_loss(NnGraph *g, const int *targets, const float *class_weight, flo
     return 0;
 }
 
-/* Zeroes the gradients of node i's inputs whose first backward consumer is node i. */
-static void zero_input_grads(NnGraph *g, const NnNode *nd, int i)
+/* The NN_BWD_* bit of a node's backward entry (0: the entry never takes fresh gradients). */
+static unsigned bwd_bit(NnOpKind kind)
 {
+    switch (kind) {
+    case NN_OP_CONV: return NN_BWD_CONV;
+    case NN_OP_BN: return NN_BWD_BN;
+    case NN_OP_ACT: return NN_BWD_ACT;
+    case NN_OP_ADD: return NN_BWD_ADD;
+    default: return 0;
+    }
+}
+
+/* Prepares the gradients of node i's inputs whose first backward consumer is node i: where the
+ * backend's entry takes fresh gradients (backend.h, set_fresh_grads) they are left as they are
+ * and flagged in the returned mask, otherwise they are zeroed. */
+static unsigned prepare_input_grads(NnGraph *g, const NnNode *nd, int i, int has_dy)
+{
+    unsigned mask = 0;
+    int fresh_ok = has_dy && g->be->set_fresh_grads && (g->be->fresh_grad_ops & bwd_bit(nd->kind));
     for (int k = 0; k < nd->n_in; k++) {
         const NnValue *v = &g->values[nd->in[k]];
         float *d = grad_of(g, nd->in[k]);
         int seen = 0;
         for (int j = 0; j < k; j++)
             seen |= nd->in[j] == nd->in[k];
-        if (d && v->last_consumer == i && !seen)
+        if (!d || v->last_consumer != i)
+            continue;
+        if (fresh_ok && !seen && k < 2)
+            mask |= 1u << k;
+        else if (!seen)
             memset(d, 0, v->numel * sizeof(float));
     }
+    /* add(x, x): both bits would name one buffer; write once, then add */
+    if (mask == 3 && nd->in[0] == nd->in[1])
+        mask = 1;
+    return mask;
 }
 
 int nn_graph_backward(NnGraph *g, Err *e)
@@ -818,13 +842,15 @@ int nn_graph_backward(NnGraph *g, Err *e)
                       dout);
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         NnNode *nd = &g->nodes[i];
-        zero_input_grads(g, nd, i);
+        const float *dy = grad_of(g, nd->out[0]);
+        unsigned fresh = prepare_input_grads(g, nd, i, dy != NULL);
         const float *x = nn_graph_value_data(g, nd->in[0]);
         float *dx = grad_of(g, nd->in[0]);
-        const float *dy = grad_of(g, nd->out[0]);
         const NnValue *vx = &g->values[nd->in[0]];
         if (!dy && nd->kind != NN_OP_SPLIT)
             continue; /* nothing downstream needs it */
+        if (fresh)
+            be->set_fresh_grads(fresh);
         switch (nd->kind) {
         case NN_OP_CONV:
             be->conv2d_backward(&nd->u.conv, x, param(g, nd->weight), dy, dx, pgrad(g, nd->weight),
@@ -898,6 +924,8 @@ int nn_graph_backward(NnGraph *g, Err *e)
             break;
         }
         }
+        if (fresh)
+            be->set_fresh_grads(0);
     }
     return 0;
 }

@@ -1085,6 +1085,100 @@ static void test_release(void **state)
     assert_int_equal(mem_bytes_in_use(), before);
 }
 
+/* set_fresh_grads (backend.h): with input k flagged, a kernel writes that gradient; the result
+ * must equal accumulating into zeros, whatever garbage the buffer held (NaN here). */
+static float *nan_buf(size_t n)
+{
+    float *p = mem_alloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+    return p;
+}
+
+static void test_fresh_grads(void **state)
+{
+    (void)state;
+    assert_non_null(dn->set_fresh_grads);
+    /* convolution, stride 2, odd sizes, and depthwise */
+    for (int depthwise = 0; depthwise <= 1; depthwise++) {
+        NnConv2d c = {.n = 2,
+                      .c_in = 6,
+                      .h_in = 9,
+                      .w_in = 7,
+                      .c_out = depthwise ? 6 : 5,
+                      .kh = 3,
+                      .kw = 3,
+                      .stride_h = 2,
+                      .stride_w = 2,
+                      .pad_h = 1,
+                      .pad_w = 1,
+                      .dil_h = 1,
+                      .dil_w = 1,
+                      .groups = depthwise ? 6 : 1};
+        Err e = {0};
+        assert_int_equal(nn_conv2d_setup(&c, &e), 0);
+        size_t nx = (size_t)c.n * c.c_in * c.h_in * c.w_in;
+        size_t ny = (size_t)c.n * c.c_out * c.h_out * c.w_out;
+        size_t nw = (size_t)c.c_out * (c.c_in / c.groups) * 9;
+        float *x = rand_buf(nx, 1, 0), *w = rand_buf(nw, 1, 0), *dy = rand_buf(ny, 1, 0);
+        float *dw = rand_buf(nw, 0, 0), *a = mem_calloc(nx, sizeof(float)), *b = nan_buf(nx);
+        void *ws = mem_alloc(dn->conv2d_workspace(&c));
+        dn->conv2d_backward(&c, x, w, dy, a, dw, NULL, ws);
+        dn->set_fresh_grads(1);
+        dn->conv2d_backward(&c, x, w, dy, b, dw, NULL, ws);
+        dn->set_fresh_grads(0);
+        expect_close(depthwise ? "fresh dx: depthwise conv" : "fresh dx: conv", a, b, nx, 0);
+        mem_free(x), mem_free(w), mem_free(dy), mem_free(dw), mem_free(a), mem_free(b);
+        mem_free(ws);
+    }
+    /* batch norm, training */
+    NnBatchNorm bn = {.n = 3, .c = 5, .h = 4, .w = 3, .eps = 1e-5f, .momentum = 0.1f};
+    size_t n = (size_t)bn.n * bn.c * bn.h * bn.w;
+    float *x = rand_buf(n, 2, 0.5f), *dy = rand_buf(n, 1, 0), *gamma = rand_buf(5, 0.5f, 1);
+    float *beta = rand_buf(5, 0.5f, 0), *y = mem_alloc(n * sizeof(float));
+    float *rm = mem_calloc(5, sizeof(float)), *rv = mem_calloc(5, sizeof(float));
+    float *mean = mem_alloc(5 * sizeof(float)), *invstd = mem_alloc(5 * sizeof(float));
+    float *dg = mem_calloc(5, sizeof(float)), *db = mem_calloc(5, sizeof(float));
+    int64_t tracked = 0;
+    dn->batchnorm_forward_train(&bn, x, gamma, beta, y, rm, rv, &tracked, mean, invstd);
+    float *a = mem_calloc(n, sizeof(float)), *b = nan_buf(n);
+    dn->batchnorm_backward_train(&bn, x, gamma, mean, invstd, dy, a, dg, db);
+    dn->set_fresh_grads(1);
+    dn->batchnorm_backward_train(&bn, x, gamma, mean, invstd, dy, b, dg, db);
+    dn->set_fresh_grads(0);
+    expect_close("fresh dx: batch norm", a, b, n, 0);
+    /* activations: hand-written and oneDNN ones */
+    NnAct acts[] = {NN_RELU, NN_HARDSWISH, NN_HARDSIGMOID, NN_SILU, NN_SIGMOID};
+    for (int k = 0; k < 5; k++) {
+        memset(a, 0, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            b[i] = NAN;
+        dn->act_backward(acts[k], n, x, dy, a);
+        dn->set_fresh_grads(1);
+        dn->act_backward(acts[k], n, x, dy, b);
+        dn->set_fresh_grads(0);
+        char what[64];
+        snprintf(what, sizeof what, "fresh dx: %s", nn_act_name(acts[k]));
+        expect_close(what, a, b, n, 0);
+    }
+    /* add: the second input fresh, the first accumulated */
+    float *da = rand_buf(n, 1, 0), *da2 = copy_buf(da, n);
+    memset(a, 0, n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        b[i] = NAN;
+    dn->add_backward(n, dy, da, a);
+    dn->set_fresh_grads(2);
+    dn->add_backward(n, dy, da2, b);
+    dn->set_fresh_grads(0);
+    expect_close("fresh db: add", a, b, n, 0);
+    for (size_t i = 0; i < n; i++)
+        assert_true(da2[i] == da[i]); /* the unflagged input still accumulates */
+    mem_free(x), mem_free(dy), mem_free(gamma), mem_free(beta), mem_free(y), mem_free(rm);
+    mem_free(rv), mem_free(mean), mem_free(invstd), mem_free(dg), mem_free(db), mem_free(a);
+    mem_free(b), mem_free(da), mem_free(da2);
+}
+
 static void test_skipped(void **state)
 {
     (void)state;
@@ -1108,7 +1202,7 @@ int main(void)
         cmocka_unit_test(test_chanmul_large), cmocka_unit_test(test_concat_split),
         cmocka_unit_test(test_shuffle),       cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_xent),          cmocka_unit_test(test_optimizers),
-        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_fresh_grads),   cmocka_unit_test(test_release),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nn_dnnl_release();

@@ -12,6 +12,8 @@
 
 #include <stdio.h>
 
+#include <string.h>
+
 #include "lib/nn/dnnl/dnnl_be.h"
 #include "lib/util/mem.h"
 
@@ -163,14 +165,18 @@ void dnnl_be_act_backward(NnAct a, size_t n, const float *x, const float *dy, fl
         dnnl_be_exec_bind(&e->bwd, DNNL_ARG_DIFF_DST, dy);
         dnnl_be_exec_bind(&e->bwd, DNNL_ARG_DIFF_SRC, tmp);
         dnnl_be_exec_run(&e->bwd, "eltwise backward");
-        dnnl_be_accumulate(n, tmp, dx);
+        dnnl_be_deliver(0, n, tmp, dx);
         return;
     }
+    /* a fresh dx (backend.h) is zeroed chunk by chunk, in cache, just before it is added to */
+    int fresh = dnnl_be_fresh & 1;
     size_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for if (n >= DNNL_BE_PAR_MIN) schedule(static)
     for (size_t ch = 0; ch < chunks; ch++) {
-        size_t i0 = ch * CHUNK;
-        linear_pieces_backward(a, n - i0 < CHUNK ? n - i0 : CHUNK, x + i0, dy + i0, dx + i0);
+        size_t i0 = ch * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        if (fresh)
+            memset(dx + i0, 0, len * sizeof(float));
+        linear_pieces_backward(a, len, x + i0, dy + i0, dx + i0);
     }
 }
 

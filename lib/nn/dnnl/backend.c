@@ -13,6 +13,8 @@
 static const NnBackend dnnl_backend = {
     .name = "dnnl",
     .layout = NN_LAYOUT_NHWC,
+    .set_fresh_grads = dnnl_be_set_fresh_grads,
+    .fresh_grad_ops = NN_BWD_CONV | NN_BWD_BN | NN_BWD_ACT | NN_BWD_ADD,
     .to_layout = dnnl_be_to_nhwc,
     .from_layout = dnnl_be_from_nhwc,
     .conv2d_workspace = dnnl_be_conv2d_workspace,

@@ -253,10 +253,13 @@ static void conv_backward_data(ConvEntry *e, const float *w, const float *dy, fl
         dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
     dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SRC, dx_tmp);
+    /* a fresh dx (backend.h, set_fresh_grads) is written in place: no temporary, no add */
+    int fresh = dnnl_be_fresh & 1;
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SRC, fresh ? dx : dx_tmp);
     dnnl_be_exec_run(ex, name);
     const NnConv2d *c = &e->c;
-    dnnl_be_accumulate((size_t)c->n * c->c_in * c->h_in * c->w_in, dx_tmp, dx);
+    if (!fresh)
+        dnnl_be_accumulate((size_t)c->n * c->c_in * c->h_in * c->w_in, dx_tmp, dx);
 }
 
 /* dw += backward-weights(x, dy) (and db += sum of dy), through temporaries placed after the

@@ -118,6 +118,12 @@ int dnnl_be_verbose(void);
 /* y (n) += x (n), in parallel for large n. */
 void dnnl_be_accumulate(size_t n, const float *x, float *y);
 
+/* set_fresh_grads (backend.h): the mask of the backward call in progress. */
+extern unsigned dnnl_be_fresh;
+void dnnl_be_set_fresh_grads(unsigned mask);
+/* y = x when input k's gradient is fresh, else y += x. */
+void dnnl_be_deliver(unsigned k, size_t n, const float *x, float *y);
+
 // --- conv.c ----------------------------------------------------------------------------------
 
 size_t dnnl_be_conv2d_workspace(const NnConv2d *c);

@@ -81,9 +81,9 @@ void dnnl_be_add_forward(size_t n, const float *a, const float *b, float *y)
 void dnnl_be_add_backward(size_t n, const float *dy, float *da, float *db)
 {
     if (da)
-        dnnl_be_accumulate(n, dy, da);
+        dnnl_be_deliver(0, n, dy, da);
     if (db)
-        dnnl_be_accumulate(n, dy, db);
+        dnnl_be_deliver(1, n, dy, db);
 }
 
 /* y: (P,C) = x: (P,C) times s: (C) per row. */

@@ -172,11 +172,12 @@ static void bn_backward(const NnBatchNorm *bn, int kind, const float *x, const f
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
     dnnl_be_exec_bind(ex, DNNL_ARG_SCALE, gamma);
     dnnl_be_exec_bind(ex, DNNL_ARG_SHIFT, gamma); /* required, never read (gotcha 1) */
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SRC, dx_tmp);
+    int fresh = dx && (dnnl_be_fresh & 1);        /* written in place (backend.h) */
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SRC, fresh ? dx : dx_tmp);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SCALE, dg_tmp);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SHIFT, db_tmp);
     dnnl_be_exec_run(ex, name);
-    if (dx)
+    if (dx && !fresh)
         dnnl_be_accumulate(n, dx_tmp, dx);
     for (int c = 0; c < bn->c; c++) {
         dgamma[c] += dg_tmp[c];
