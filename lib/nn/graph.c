@@ -194,7 +194,7 @@ int nn_graph_conv(NnGraph *g, const char *name, int x, int c_out, int k, int str
                   .groups = groups};
     Err e = {0};
     if (nn_conv2d_setup(&c, &e) < 0) {
-        err_prefix(&e, "%s", name);
+        err_prefix(&e, "%s: ", name);
         g->err = e, g->failed = 1;
         return -1;
     }
@@ -643,9 +643,16 @@ void nn_graph_init_params(NnGraph *g, uint64_t seed)
             case NN_INIT_KAIMING_FAN_OUT:
                 w[j] = (float)(philox_normal(&p) * sqrt(2.0 / fan_out));
                 break;
+            case NN_INIT_KAIMING_FAN_IN:
+                w[j] = (float)(philox_normal(&p) * sqrt(2.0 / fan_in));
+                break;
             case NN_INIT_NORMAL_001: w[j] = (float)(philox_normal(&p) * 0.01); break;
             case NN_INIT_TORCH_DEFAULT:
+            case NN_INIT_TORCH_WEIGHT:
                 w[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt(fan_in));
+                break;
+            case NN_INIT_UNIFORM_FAN_OUT:
+                w[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt((double)v->shape[0]));
                 break;
             }
         }

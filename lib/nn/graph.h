@@ -18,7 +18,9 @@
  * Training step, in order:
  *   nn_graph_set_input (images, NCHW) -> nn_graph_forward(g, 1) -> nn_graph_loss ->
  *   nn_store_zero_grads -> nn_graph_backward -> nn_optim_step; g->step += 1.
- * Dropout masks depend on (g->seed, g->step, the op's random-op ordinal), see ops.h. */
+ * Dropout masks depend on (g->seed, g->step, the op's random-op ordinal), see ops.h. The
+ * ordinal counts the dropout and stochastic-depth nodes in the order they were created (a
+ * builder creates them in torchvision's module order, which tools/golden.py restates). */
 #ifndef ONFH_NN_GRAPH_H
 #define ONFH_NN_GRAPH_H
 
@@ -49,7 +51,11 @@ typedef enum NnOpKind {
 typedef enum NnInit {
     NN_INIT_KAIMING_FAN_OUT, /* normal(0, sqrt(2 / fan_out)), conv weights of most models */
     NN_INIT_NORMAL_001,      /* normal(0, 0.01), MobileNet's linear layers */
-    NN_INIT_TORCH_DEFAULT,   /* kaiming_uniform(a = sqrt 5): uniform(+-1/sqrt(fan_in)) */
+    NN_INIT_TORCH_DEFAULT,   /* kaiming_uniform(a = sqrt 5): uniform(+-1/sqrt(fan_in)), and
+                                the bias uniform(+-1/sqrt(fan_in)) too: PyTorch's own default */
+    NN_INIT_KAIMING_FAN_IN,  /* normal(0, sqrt(2 / fan_in)), DenseNet's convs */
+    NN_INIT_TORCH_WEIGHT,    /* the weight as TORCH_DEFAULT, bias 0: DenseNet's classifier */
+    NN_INIT_UNIFORM_FAN_OUT, /* uniform(+-1/sqrt(out_features)), EfficientNet's classifier */
 } NnInit;
 
 #define NN_MAX_OUT 4 /* outputs of one node (split) */

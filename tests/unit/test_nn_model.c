@@ -1,10 +1,11 @@
-/* test_nn_model.c: whole models against torchvision: parameter counts, state_dict names and
- * shapes, and a training run of mobilenet_v3_large matched to PyTorch's.
+/* test_nn_model.c: whole models against torchvision: parameter counts of all ten
+ * architectures, state_dict names and shapes, and a training run of every architecture that
+ * has a fixture matched to PyTorch's.
  *
- * tests/fixtures/nn/mobilenet_v3_large.h5 comes from tools/golden.py (which documents it): the
- * weights are not stored but drawn by a rule restated here (golden_weights), so the fixture is
- * small. For each backend (ref always, dnnl where built) the test runs, on a batch of 4 at
- * 64x64 in training mode:
+ * tests/fixtures/nn/<model>.h5 come from tools/golden.py (which documents them): the weights
+ * are not stored but drawn by a rule restated here (golden_weights), so the fixtures are small.
+ * For each fixture and backend (ref always, dnnl where built) the test runs, on the fixture's
+ * batch (2 to 4 images of 64x64) in training mode:
  *   logits and loss of the first forward: within 1e-4 relative (to the largest |logit|);
  *   every parameter gradient: L2 norm within 1e-3 relative, 4 random projections within
  *     1e-3 |g| |r|, and 64 sampled elements within 1e-3 of the tensor's largest sample;
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -39,14 +41,21 @@
 #define TEST_DNNL 0
 #endif
 
-#define FIXTURE "tests/fixtures/nn/mobilenet_v3_large.h5"
-
-static const char *fixture_path(void)
+/* tests/fixtures/nn/<id>.h5 under $ONFH_ROOT. */
+static const char *fixture_path(const char *id)
 {
     static char path[1024];
     const char *root = getenv("ONFH_ROOT");
-    snprintf(path, sizeof path, "%s/%s", root ? root : ".", FIXTURE);
+    snprintf(path, sizeof path, "%s/tests/fixtures/nn/%s.h5", root ? root : ".", id);
     return path;
+}
+
+static int have_fixture(const char *id)
+{
+    FILE *f = fopen(fixture_path(id), "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -65,15 +74,39 @@ static size_t count_params(const char *id, int classes, int *views)
     return n;
 }
 
+/* torchvision 0.14: sum of p.numel() over model.parameters() for num_classes 2 and 1000, and
+ * len(model.state_dict()). */
+static const struct {
+    const char *id;
+    size_t params2, params1000;
+    int keys;
+} expected[] = {
+    {"mobilenet_v3_large", 4204594, 5483032, 312}, {"mobilenet_v3_small", 1519906, 2542856, 244},
+    {"mobilenet_v2", 2226434, 3504872, 314},       {"resnet18", 11177538, 11689512, 122},
+    {"resnet50", 23512130, 25557032, 320},         {"densenet121", 6955906, 7978856, 727},
+    {"densenet201", 18096770, 20013928, 1207},     {"efficientnet_b0", 4010110, 5288548, 360},
+    {"shufflenet_v2_x1_0", 1255654, 2278604, 338}, {"vgg16_bn", 134277186, 138365992, 97},
+};
+#define N_EXPECTED (int)(sizeof expected / sizeof *expected)
+
 static void test_param_counts(void **state)
 {
     (void)state;
-    int views;
-    assert_int_equal(count_params("mobilenet_v3_large", 2, &views), 4204594);
-    assert_int_equal(views, 312);
-    assert_int_equal(count_params("mobilenet_v3_large", 1000, &views), 5483032);
-    assert_int_equal(count_params("mobilenet_v3_small", 2, &views), 1519906);
-    assert_int_equal(count_params("mobilenet_v3_small", 1000, &views), 2542856);
+    int n_models = 0;
+    for (const NnModelInfo *m = nn_models; m->id; m++)
+        n_models++;
+    assert_int_equal(n_models, N_EXPECTED);
+    for (int i = 0; i < N_EXPECTED; i++) {
+        int views;
+        size_t n2 = count_params(expected[i].id, 2, &views);
+        if (n2 != expected[i].params2 || views != expected[i].keys)
+            fail_msg("%s: %zu parameters in %d tensors, torchvision %zu in %d", expected[i].id, n2,
+                     views, expected[i].params2, expected[i].keys);
+        size_t n1000 = count_params(expected[i].id, 1000, &views);
+        if (n1000 != expected[i].params1000)
+            fail_msg("%s, 1000 classes: %zu parameters, torchvision %zu", expected[i].id, n1000,
+                     expected[i].params1000);
+    }
 }
 
 static void test_unknown_model(void **state)
@@ -92,13 +125,13 @@ static void test_unknown_model(void **state)
     assert_true(e.msg[0] != 0);
 }
 
-/* Names and shapes equal torchvision's state_dict, in its order. */
-static void test_state_dict_keys(void **state)
+/* Names and shapes equal torchvision's state_dict, in its order, for each model with a
+ * fixture. */
+static void state_dict_keys(const char *id)
 {
-    (void)state;
     Err e = {0};
     hid_t f;
-    if (h5_open_read(fixture_path(), &f, &e))
+    if (h5_open_read(fixture_path(id), &f, &e))
         fail_msg("%s", e.msg);
     hid_t ds = H5Dopen2(f, "keys", H5P_DEFAULT);
     assert_true(ds >= 0);
@@ -110,7 +143,7 @@ static void test_state_dict_keys(void **state)
     assert_true(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, keys) >= 0);
 
     NnGraph g;
-    if (nn_model_graph(&g, nn_backend_ref(), "mobilenet_v3_large", 1, 3, 64, 64, 2, 0, 0, &e))
+    if (nn_model_graph(&g, nn_backend_ref(), id, 1, 3, 64, 64, 2, 0, 0, &e))
         fail_msg("%s", e.msg);
     assert_int_equal(g.store.n_views, n);
     for (int i = 0; i < n; i++) {
@@ -120,7 +153,8 @@ static void test_state_dict_keys(void **state)
         for (int d = 0; d < v->ndim; d++)
             len += snprintf(want + len, sizeof want - (size_t)len, d ? " %d" : "%d", v->shape[d]);
         if (strcmp(want, keys[i]) != 0)
-            fail_msg("state_dict entry %d: onfh has '%s', torchvision '%s'", i, want, keys[i]);
+            fail_msg("%s: state_dict entry %d: onfh has '%s', torchvision '%s'", id, i, want,
+                     keys[i]);
     }
     nn_graph_free(&g);
     H5Dvlen_reclaim(type, space, H5P_DEFAULT, keys);
@@ -131,20 +165,57 @@ static void test_state_dict_keys(void **state)
     h5_close(f);
 }
 
+static void test_state_dict_keys(void **state)
+{
+    (void)state;
+    int n = 0;
+    for (const NnModelInfo *m = nn_models; m->id; m++)
+        if (have_fixture(m->id)) {
+            state_dict_keys(m->id);
+            n++;
+        }
+    assert_true(have_fixture("mobilenet_v3_large"));
+    print_message("# %d models' state_dict keys match torchvision's\n", n);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The training run against PyTorch
 
-/* tools/golden.py's rule: uniform24(seed, PHILOX_TEST, stream, j) as nn_mask_uniform draws. */
-static double uniform24(uint64_t seed, uint64_t stream, size_t j)
-{
-    uint32_t ctr[4] = {(uint32_t)(j / 4), PHILOX_TEST, (uint32_t)stream, (uint32_t)(stream >> 32)};
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+/* tools/golden.py's rule: uniform24(seed, PHILOX_TEST, stream, j) as nn_mask_uniform draws,
+ * element j being word j % 4 of Philox block j / 4. Read in order, one block serves four
+ * elements (VGG's classifier has 10^8 of them). */
+typedef struct Uniform24 {
+    uint64_t seed, stream;
+    size_t block; /* of out; SIZE_MAX: none yet */
     uint32_t out[4];
-    philox4x32_10(ctr, key, out);
-    return (double)(out[j % 4] >> 8) * 0x1p-24;
+} Uniform24;
+
+static Uniform24 uniform24_start(uint64_t seed, uint64_t stream)
+{
+    return (Uniform24){.seed = seed, .stream = stream, .block = SIZE_MAX};
 }
 
-static void golden_weights(NnGraph *g, uint64_t seed)
+static double uniform24(Uniform24 *u, size_t j)
+{
+    if (j / 4 != u->block) {
+        u->block = j / 4;
+        uint32_t ctr[4] = {(uint32_t)u->block, PHILOX_TEST, (uint32_t)u->stream,
+                           (uint32_t)(u->stream >> 32)};
+        uint32_t key[2] = {(uint32_t)u->seed, (uint32_t)(u->seed >> 32)};
+        philox4x32_10(ctr, key, u->out);
+    }
+    return (double)(u->out[j % 4] >> 8) * 0x1p-24;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* tools/golden.py's weight rule; shift is the fixture's bn_bias_shift. */
+static void golden_weights(NnGraph *g, uint64_t seed, double shift)
 {
     ParamStore *s = &g->store;
     nn_graph_init_params(g, 1); /* running_var 1, the rest overwritten below */
@@ -157,15 +228,19 @@ static void golden_weights(NnGraph *g, uint64_t seed)
         const NnView *v = &s->views[i];
         if (v->kind != NN_PARAM)
             continue;
-        int bn_weight = 0;
-        for (int k = 0; k < g->n_nodes; k++)
+        int bn_weight = 0, bn_bias = 0;
+        for (int k = 0; k < g->n_nodes; k++) {
             bn_weight |= g->nodes[k].kind == NN_OP_BN && g->nodes[k].weight == i;
+            bn_bias |= g->nodes[k].kind == NN_OP_BN && g->nodes[k].bias == i;
+        }
         float *p = nn_store_param(s, i);
         double fan_in = v->ndim > 1 ? (double)(v->numel / (size_t)v->shape[0]) : 1.0;
+        Uniform24 rng = uniform24_start(seed, (uint64_t)i);
         for (size_t j = 0; j < v->numel; j++) {
-            double u = 2.0 * uniform24(seed, (uint64_t)i, j) - 1.0;
+            double u = 2.0 * uniform24(&rng, j) - 1.0;
             p[j] = (float)(v->ndim > 1 ? u * sqrt(6.0 / fan_in)
                            : bn_weight ? 1.0 + 0.5 * u
+                           : bn_bias   ? shift + 0.2 * u
                                        : 0.2 * u);
         }
     }
@@ -238,10 +313,10 @@ static void compare_grads(const NnGraph *g, hid_t f, uint64_t seed, Worst *w)
             n2 += (double)gr[j] * gr[j];
         note(w, fabs(sqrt(n2) - norm), 1e-3 * scale_norm, "grad norm", v->name);
         for (int k = 0; k < 4; k++) {
-            uint64_t stream = (1u << 20) + 4u * (uint64_t)i + (uint64_t)k;
+            Uniform24 rng = uniform24_start(seed, (1u << 20) + 4u * (uint64_t)i + (uint64_t)k);
             double dot = 0, r2 = 0;
             for (size_t j = 0; j < v->numel; j++) {
-                double r = 2.0 * uniform24(seed, stream, j) - 1.0;
+                double r = 2.0 * uniform24(&rng, j) - 1.0;
                 dot += r * gr[j], r2 += r * r;
             }
             note(w, fabs(dot - proj[k]), 1e-3 * scale_norm * sqrt(r2), "grad projection", v->name);
@@ -265,11 +340,12 @@ static void compare_grads(const NnGraph *g, hid_t f, uint64_t seed, Worst *w)
     }
 }
 
-static void golden_run(const NnBackend *be)
+static void golden_run(const NnBackend *be, const char *id)
 {
     Err e = {0};
     hid_t f;
-    if (h5_open_read(fixture_path(), &f, &e))
+    double t0 = now_seconds();
+    if (h5_open_read(fixture_path(id), &f, &e))
         fail_msg("%s", e.msg);
     long seed, batch, size, steps;
     double loss0, losses[5], hp[5];
@@ -288,10 +364,13 @@ static void golden_run(const NnBackend *be)
         .adamw = {
             .lr = hp[0], .beta1 = hp[1], .beta2 = hp[2], .eps = hp[3], .weight_decay = hp[4]}};
     NnGraph g;
-    if (nn_model_graph(&g, be, "mobilenet_v3_large", (int)batch, 3, (int)size, (int)size, 2, 1,
+    if (nn_model_graph(&g, be, id, (int)batch, 3, (int)size, (int)size, 2, 1,
                        nn_optim_moments(&opt), &e))
         fail_msg("%s", e.msg);
-    golden_weights(&g, (uint64_t)seed);
+    double shift = 0.0;
+    if (H5Aexists(f, "bn_bias_shift") > 0 && h5_attr_double(f, ".", "bn_bias_shift", &shift, &e))
+        fail_msg("%s", e.msg);
+    golden_weights(&g, (uint64_t)seed, shift);
     g.seed = (uint64_t)seed;
     nn_graph_set_input(&g, input.data);
 
@@ -306,7 +385,8 @@ static void golden_run(const NnBackend *be)
             note(&fwd, fabs(loss - loss0), 1e-4 * loss0, "loss", "step 0");
         }
         note(&curve, fabs(loss - losses[s]), 1e-4 * losses[s], "AdamW loss", s ? "later" : "0");
-        print_message("# %s: step %d loss %.7f (PyTorch %.7f)\n", be->name, s, loss, losses[s]);
+        print_message("# %s %s: step %d loss %.7f (PyTorch %.7f)\n", id, be->name, s, loss,
+                      losses[s]);
         nn_store_zero_grads(&g.store);
         if (nn_graph_backward(&g, &e))
             fail_msg("%s", e.msg);
@@ -319,30 +399,31 @@ static void golden_run(const NnBackend *be)
         if (nn_optim_step(be, &opt, &g.store, s + 1, &e))
             fail_msg("%s", e.msg);
     }
-    print_message("# %s: worst error / tolerance: forward %.3f (%s), gradients %.3f (%s), "
-                  "5 steps %.3f (%s); activations %.1f MiB\n",
-                  be->name, fwd.err, fwd.where, grad.err, grad.where, curve.err, curve.where,
-                  (double)nn_graph_activation_bytes(&g) / 1048576.0);
+    print_message("# %s %s: worst error / tolerance: forward %.3f (%s), gradients %.3f (%s), "
+                  "5 steps %.3f (%s); %ldx%ldx%ld, activations %.1f MiB, %.1f s\n",
+                  id, be->name, fwd.err, fwd.where, grad.err, grad.where, curve.err, curve.where,
+                  batch, size, size, (double)nn_graph_activation_bytes(&g) / 1048576.0,
+                  now_seconds() - t0);
     nn_graph_free(&g);
     h5_array_free(&input);
     h5_array_free(&target);
     h5_close(f);
     if (fwd.err > 1 || grad.err > 1 || curve.err > 1)
-        fail_msg("%s: outside tolerance: forward %.3f (%s), gradients %.3f (%s), curve %.3f (%s)",
-                 be->name, fwd.err, fwd.where, grad.err, grad.where, curve.err, curve.where);
+        fail_msg("%s %s: outside tolerance: forward %.3f (%s), gradients %.3f (%s), curve %.3f "
+                 "(%s)",
+                 id, be->name, fwd.err, fwd.where, grad.err, grad.where, curve.err, curve.where);
 }
 
+/* state: the model id. */
 static void test_golden_ref(void **state)
 {
-    (void)state;
-    golden_run(nn_backend_ref());
+    golden_run(nn_backend_ref(), *state);
 }
 
 #if TEST_DNNL
 static void test_golden_dnnl(void **state)
 {
-    (void)state;
-    golden_run(nn_backend_dnnl());
+    golden_run(nn_backend_dnnl(), *state);
 }
 #endif
 
@@ -368,17 +449,32 @@ static void test_memory_plan(void **state)
     }
 }
 
+/* The fixed tests, then one golden test per backend and fixture present ("golden_ref_<id>"). */
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    static const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_unknown_model),
         cmocka_unit_test(test_state_dict_keys),
         cmocka_unit_test(test_memory_plan),
-        cmocka_unit_test(test_golden_ref),
-#if TEST_DNNL
-        cmocka_unit_test(test_golden_dnnl),
-#endif
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    enum { N_FIXED = sizeof fixed / sizeof *fixed, MAX_TESTS = N_FIXED + 2 * N_EXPECTED };
+    struct CMUnitTest tests[MAX_TESTS];
+    char names[2 * N_EXPECTED][64];
+    int n = 0, n_names = 0;
+    for (; n < N_FIXED; n++)
+        tests[n] = fixed[n];
+    for (const NnModelInfo *m = nn_models; m->id && n_names < 2 * N_EXPECTED; m++) {
+        if (!have_fixture(m->id))
+            continue;
+        snprintf(names[n_names], sizeof names[0], "golden_ref_%s", m->id);
+        tests[n++] =
+            (struct CMUnitTest){names[n_names++], test_golden_ref, NULL, NULL, (void *)m->id};
+#if TEST_DNNL
+        snprintf(names[n_names], sizeof names[0], "golden_dnnl_%s", m->id);
+        tests[n++] =
+            (struct CMUnitTest){names[n_names++], test_golden_dnnl, NULL, NULL, (void *)m->id};
+#endif
+    }
+    return _cmocka_run_group_tests("test_nn_model", tests, (size_t)n, NULL, NULL);
 }
