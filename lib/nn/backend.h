@@ -37,6 +37,10 @@ typedef enum NnLayout { NN_LAYOUT_NCHW, NN_LAYOUT_NHWC } NnLayout;
 typedef struct NnBackend {
     const char *name;
     NnLayout layout; /* of activations */
+    /* 1: the kernels honour the channel views of ops.h (conv2d y/dy by ldy, batchnorm x/dx by
+     * ldx, max/avg pooling y/dy by ldy), so the graph may concatenate without copies; 0: the
+     * graph never sets them and concatenates by copying. */
+    int channel_views;
 
     /* x: (N,C,HW) plain NCHW -> y: the same tensor in `layout`, and back. y != x. */
     void (*to_layout)(int n, int c, int hw, const float *x, float *y);

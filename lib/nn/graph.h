@@ -63,11 +63,18 @@ typedef enum NnInit {
 typedef struct NnValue {
     int n, c, h, w;
     size_t numel;
-    int producer;       /* node index, -1 for the graph input */
+    int producer;       /* node index, -1 for the graph input; a buffer's: its first writer */
     int last_consumer;  /* highest node index reading it, -1 if none */
     int needs_grad;     /* some parameter lies upstream */
     int backward_reads; /* some consumer's backward reads it (keeps it live in training) */
     size_t off, goff;   /* in floats into the arena: data and gradient (SIZE_MAX: none) */
+    /* Channel buffers (nn_graph_buffer): */
+    int is_buffer; /* storage that only views read and write */
+    int filled;    /* buffer: channels placed so far */
+    int base;      /* the buffer this value was placed in or slices, -1 if none */
+    int c_off;     /* its first channel there */
+    int view;      /* 1: its storage is channels [c_off, c_off + c) of base's */
+    int zero_at;   /* backward step before which its gradient is zeroed (planned) */
 } NnValue;
 
 typedef struct NnNode {
@@ -125,6 +132,8 @@ typedef struct NnGraph {
     int weighted;        /* the last loss used class_weight */
     NnXent xent;
     float **ptrs; /* scratch: one pointer per input of the widest concat */
+    int no_views; /* set before building: concatenate by copying even where the backend could
+                     use channel views (tests compare the two) */
 } NnGraph;
 
 void nn_graph_init(NnGraph *g, const NnBackend *be, int batch);
@@ -151,6 +160,26 @@ int nn_graph_concat(NnGraph *g, int n, const int *xs);
 /* Splits x along channels into parts of chans[i] channels; ids written to outs. Returns 0. */
 int nn_graph_split(NnGraph *g, int x, int parts, const int *chans, int *outs);
 int nn_graph_shuffle(NnGraph *g, int x, int groups);
+/* Zero-copy channel concatenation (DenseNet). A buffer is one (N,C,H,W) tensor that values
+ * are placed in, channel block after channel block; a prefix reads its first channels:
+ *   buf = nn_graph_buffer(g, C, H, W);
+ *   nn_graph_place(g, x0, buf);               x0 (N,C0,H,W) now lives in channels [0, C0)
+ *   y = nn_graph_prefix(g, buf, C0);          a value reading those channels
+ *   nn_graph_place(g, f1, buf);               f1 (N,32,H,W) lives in [C0, C0 + 32)
+ *   y = nn_graph_prefix(g, buf, C0 + 32);     = concat(x0, f1), without a copy
+ * On a backend with channel_views (backend.h) placed values and prefixes are views of the
+ * buffer's storage: the op producing a placed value writes straight into its channels (ldy),
+ * and a prefix narrower than the buffer is read with a channel stride (ldx): only by a BN,
+ * which is what every reader of a DenseNet concatenation is. Gradients share the buffer's
+ * gradient the same way, and since every backward accumulates (backend.h), the consumers of
+ * each channel block sum into it before its producer's backward reads it. On other backends
+ * (and with g->no_views) placed values keep their own storage and a prefix is a concat node
+ * of the parts it covers: the same numbers, with copies. The value to place must be the one
+ * just made by a conv, max pool or average pool, not read yet; a prefix must end where a
+ * placed value ends. */
+int nn_graph_buffer(NnGraph *g, int c, int h, int w);
+int nn_graph_place(NnGraph *g, int x, int buf);
+int nn_graph_prefix(NnGraph *g, int buf, int c);
 int nn_graph_dropout(NnGraph *g, int x, float p);
 int nn_graph_stochastic_depth(NnGraph *g, int x, float p);
 

@@ -12,9 +12,8 @@
 
 #include "lib/nn/models/models.h"
 
-#define GROWTH     32
-#define BN_SIZE    4
-#define MAX_LAYERS 48 /* per block: DenseNet-201's third */
+#define GROWTH  32
+#define BN_SIZE 4
 
 /* prefix.normK + ReLU + prefix.convK (k x k, no bias); x: (N,C,H,W) -> (N,out,H,W). */
 static int bn_relu_conv(NnGraph *g, const char *prefix, const char *k_suffix, int x, int out, int k)
@@ -26,21 +25,30 @@ static int bn_relu_conv(NnGraph *g, const char *prefix, const char *k_suffix, in
     return nn_graph_conv(g, name, x, out, k, 1, (k - 1) / 2, 1, 1, 0);
 }
 
-/* Dense block b of n layers on x: (N,C0,H,W) -> (N,C0 + 32 n,H,W). Layer l reads the
- * concatenation of x and the l earlier layers' 32 new channels, copied as torch.cat does. */
+/* Dense block b of n layers on x: (N,C0,H,W), just made by a pool (the stem's max pool or a
+ * transition's average pool) -> (N,C0 + 32 n,H,W).
+ *
+ * Why one buffer: layer l reads the concatenation of x and the l earlier layers' outputs.
+ * torch.cat copies it for every layer, which costs time and memory quadratic in the block's
+ * depth (DenseNet-201's third block copies up to 1,792 channels 48 times, and a training graph
+ * keeps every copy for its BN's backward). Here the block owns one (N,C0 + 32 n,H,W) buffer:
+ * x and each layer's 32 new channels are written into their slice of it once, and layer l's
+ * norm1 reads the first C0 + 32 l channels in place (graph.h nn_graph_buffer; on backends
+ * without channel views the graph falls back to torchvision's copies, with equal results). */
 static int dense_block(NnGraph *g, int b, int x, int n)
 {
-    int parts[MAX_LAYERS + 1];
-    parts[0] = x;
-    int cat = x;
-    for (int l = 0; l < n && l < MAX_LAYERS; l++) {
+    const NnValue *v = nn_graph_value(g, x < 0 ? 0 : x);
+    int c0 = v->c;
+    int buf = nn_graph_buffer(g, c0 + GROWTH * n, v->h, v->w);
+    nn_graph_place(g, x, buf);
+    for (int l = 0; l < n; l++) {
         char prefix[NN_NAME_MAX];
         snprintf(prefix, sizeof prefix, "features.denseblock%d.denselayer%d", b, l + 1);
-        int y = bn_relu_conv(g, prefix, "1", cat, BN_SIZE * GROWTH, 1);
-        parts[l + 1] = bn_relu_conv(g, prefix, "2", y, GROWTH, 3);
-        cat = nn_graph_concat(g, l + 2, parts);
+        int y = bn_relu_conv(g, prefix, "1", nn_graph_prefix(g, buf, c0 + GROWTH * l),
+                             BN_SIZE * GROWTH, 1);
+        nn_graph_place(g, bn_relu_conv(g, prefix, "2", y, GROWTH, 3), buf);
     }
-    return cat;
+    return nn_graph_prefix(g, buf, c0 + GROWTH * n);
 }
 
 static int densenet(NnGraph *g, int x, const int *blocks, int classes)
