@@ -787,6 +787,21 @@ size_t nn_graph_activation_bytes(const NnGraph *g)
     return b;
 }
 
+double nn_graph_forward_macs(const NnGraph *g)
+{
+    double macs = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const NnNode *nd = &g->nodes[i];
+        if (nd->kind == NN_OP_CONV) {
+            const NnConv2d *c = &nd->u.conv;
+            macs += (double)c->c_out * c->h_out * c->w_out * (c->c_in / c->groups) * c->kh * c->kw;
+        } else if (nd->kind == NN_OP_LINEAR) {
+            macs += (double)nd->u.lin.in * nd->u.lin.out;
+        }
+    }
+    return macs; /* per image: the descriptors' batch is not counted */
+}
+
 // ---------------------------------------------------------------------------------------------
 // Initialisation
 

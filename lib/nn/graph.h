@@ -210,4 +210,8 @@ int nn_graph_backward(NnGraph *g, Err *e);
  * store). */
 size_t nn_graph_activation_bytes(const NnGraph *g);
 
+/* Multiply-accumulates of one image's forward pass through the convolutions and linear layers
+ * (the usual "MACs" / "FLOPs / 2" of model tables; the rest is a rounding error beside it). */
+double nn_graph_forward_macs(const NnGraph *g);
+
 #endif
