@@ -58,6 +58,13 @@ static int have_fixture(const char *id)
     return f != NULL;
 }
 
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Architecture facts (../shared/reference/architectures.md)
 
@@ -123,6 +130,55 @@ static void test_unknown_model(void **state)
     assert_int_not_equal(
         nn_model_graph(&g, nn_backend_ref(), "mobilenet_v3_large", 1, 3, 0, 0, 2, 0, 0, &e), 0);
     assert_true(e.msg[0] != 0);
+}
+
+/* Small weights of both signs and unit running variances, without the cost of drawing 10^8
+ * normals (VGG) that nn_graph_init_params has: enough for a forward to say finite things. */
+static void cheap_weights(NnGraph *g)
+{
+    ParamStore *s = &g->store;
+    for (size_t j = 0; j < s->n_param; j++)
+        s->params[j] = 0.02f * (float)((int)(j % 7) - 3);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].kind == NN_OP_BN)
+            for (int c = 0; c < g->nodes[i].u.bn.c; c++)
+                nn_store_buffer(s, g->nodes[i].run_var)[c] = 1.0f;
+}
+
+/* Any input from 32 up: every model runs an eval forward on a 32x32 and an odd 45x45 image and
+ * builds (plans) at 224 and 299, with (N,2) logits out. */
+static void test_input_sizes(void **state)
+{
+    (void)state;
+    static const int run[2] = {32, 45}, build[2] = {224, 299};
+    float *x = mem_alloc(3 * 45 * 45 * sizeof(float));
+    assert_non_null(x);
+    for (int i = 0; i < 3 * 45 * 45; i++)
+        x[i] = (float)cos(0.1 * i);
+    for (const NnModelInfo *m = nn_models; m->id; m++)
+        for (int k = 0; k < 4; k++) {
+            int size = k < 2 ? run[k] : build[k - 2];
+            double t0 = now_seconds();
+            NnGraph g;
+            Err e = {0};
+            if (nn_model_graph(&g, nn_backend_ref(), m->id, 1, 3, size, size, 2, 0, 0, &e))
+                fail_msg("%s at %d: %s", m->id, size, e.msg);
+            const NnValue *out = nn_graph_value(&g, g.output);
+            assert_true(out->n == 1 && out->c == 2 && out->h == 1 && out->w == 1);
+            if (k < 2) {
+                cheap_weights(&g);
+                nn_graph_set_input(&g, x);
+                if (nn_graph_forward(&g, 0, &e))
+                    fail_msg("%s at %d: %s", m->id, size, e.msg);
+                const float *y = nn_graph_output(&g);
+                if (!isfinite(y[0]) || !isfinite(y[1]))
+                    fail_msg("%s at %d: logits %g %g", m->id, size, y[0], y[1]);
+            }
+            nn_graph_free(&g);
+            if (getenv("ONFH_TEST_VERBOSE"))
+                print_message("# %s at %d: %.2f s\n", m->id, size, now_seconds() - t0);
+        }
+    mem_free(x);
 }
 
 /* Names and shapes equal torchvision's state_dict, in its order, for each model with a
@@ -205,13 +261,6 @@ static double uniform24(Uniform24 *u, size_t j)
         philox4x32_10(ctr, key, u->out);
     }
     return (double)(u->out[j % 4] >> 8) * 0x1p-24;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* tools/golden.py's weight rule; shift is the fixture's bn_bias_shift. */
@@ -528,9 +577,9 @@ static void test_densenet_views(void **state)
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
-        cmocka_unit_test(test_param_counts),    cmocka_unit_test(test_unknown_model),
-        cmocka_unit_test(test_state_dict_keys), cmocka_unit_test(test_memory_plan),
-        cmocka_unit_test(test_densenet_views),
+        cmocka_unit_test(test_param_counts), cmocka_unit_test(test_unknown_model),
+        cmocka_unit_test(test_input_sizes),  cmocka_unit_test(test_state_dict_keys),
+        cmocka_unit_test(test_memory_plan),  cmocka_unit_test(test_densenet_views),
     };
     enum { N_FIXED = sizeof fixed / sizeof *fixed, MAX_TESTS = N_FIXED + 2 * N_EXPECTED };
     struct CMUnitTest tests[MAX_TESTS];
