@@ -28,7 +28,7 @@ error):
 - every parameter gradient of that step, summarised so the file stays small but no element
   escapes: /grad/<name>/norm (L2), /proj (4 dot products with vectors r_k = 2 u - 1,
   u = uniform24(SEED, PHILOX_TEST, 2^20 + 4 i + k)), /sample (64 elements at j = t numel / 64,
-  or the whole tensor when it has at most 256 elements).
+  or the whole tensor when it has at most 256 elements; the C test restates which).
 - /adamw_loss (5): the loss of steps 0..4 of AdamW (lr from SIZES, betas 0.9/0.999, eps 1e-8,
   weight decay 0.01 on conv and linear weights only: onfh's store flags), each step a forward,
   backward and update.
@@ -271,7 +271,6 @@ def main():
                 gg.attrs["proj"] = np.array([grad_proj(g, i, k) for k in range(4)])
                 idx = np.arange(g.size) if g.size <= 256 else \
                     (np.arange(64) * g.size) // 64
-                gg.create_dataset("index", data=idx.astype(np.int32), track_times=False)
                 gg.create_dataset("sample", data=g[idx].astype(np.float32), track_times=False)
             model.eval()
             with torch.no_grad():
