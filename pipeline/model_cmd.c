@@ -57,6 +57,7 @@ static void primitives(const NnGraph *g, char *buf, size_t size)
         case NN_OP_SHUFFLE: name = "channel shuffle"; break;
         case NN_OP_DROPOUT: name = "dropout"; break;
         case NN_OP_SDEPTH: name = "stochastic depth"; break;
+        case NN_OP_FLATTEN: name = "flatten"; break;
         }
         add_primitive(buf, size, name);
         if (nd->n_out == 1 && g->values[nd->out[0]].view)

@@ -310,16 +310,27 @@ int nn_graph_adaptive_avgpool(NnGraph *g, int x, int h_out, int w_out)
     return add_output(g, nd, p.n, p.c, h_out, w_out);
 }
 
+/* x: (N,C,H,W) in the backend's layout -> (N,CHW,1,1) in torch.flatten's order, (C,H,W). */
+static int flatten(NnGraph *g, int x)
+{
+    NnNode *nd = new_node(g, NN_OP_FLATTEN, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    return add_output(g, nd, v->n, v->c * v->h * v->w, 1, 1);
+}
+
 int nn_graph_linear(NnGraph *g, const char *name, int x, int out, int bias)
 {
+    /* Linear flattens (N,C,H,W) in NCHW order (its weight's columns are (C,H,W)): free in
+     * NCHW, a transposition in a channels-last layout unless H = W = 1 (VGG's 7x7 map). */
+    if (check_value(g, x) == 0 && g->values[x].h * g->values[x].w != 1 &&
+        g->be->layout != NN_LAYOUT_NCHW)
+        x = flatten(g, x);
     NnNode *nd = new_node(g, NN_OP_LINEAR, 1, &x);
     if (!nd)
         return -1;
     const NnValue *v = &g->values[x];
-    /* Flattening (N,C,H,W) is torch.flatten's NCHW order; in a channels-last backend that is
-     * a different order unless H = W = 1, which is all the models here need. */
-    if (v->h * v->w != 1 && g->be->layout != NN_LAYOUT_NCHW)
-        return fail(g, "graph: %s: linear over a spatial map needs an NCHW backend", name);
     int in = v->c * v->h * v->w;
     nd->u.lin.in = in, nd->u.lin.out = out;
     nd->init = g->linear_init;
@@ -752,12 +763,15 @@ int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e)
     if (nn_store_alloc(&g->store, n_moments, e) < 0)
         return -1;
     size_t ws = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].kind == NN_OP_CONV) {
-            size_t b = g->be->conv2d_workspace(&g->nodes[i].u.conv);
-            if (b > ws)
-                ws = b;
-        }
+    for (int i = 0; i < g->n_nodes; i++) {
+        size_t b = 0;
+        if (g->nodes[i].kind == NN_OP_CONV)
+            b = g->be->conv2d_workspace(&g->nodes[i].u.conv);
+        else if (g->nodes[i].kind == NN_OP_FLATTEN) /* backward's transposed dy */
+            b = g->values[g->nodes[i].out[0]].numel * sizeof(float);
+        if (b > ws)
+            ws = b;
+    }
     g->workspace_bytes = ws;
     g->workspace = mem_alloc(ws ? ws : 1);
     int k = out->c;
@@ -952,6 +966,7 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
         case NN_OP_SHUFFLE:
             be->shuffle_forward(vx->n, vx->c, vx->h * vx->w, nd->u.groups, x, y);
             break;
+        case NN_OP_FLATTEN: be->from_layout(vx->n, vx->c, vx->h * vx->w, x, y); break;
         case NN_OP_DROPOUT:
         case NN_OP_SDEPTH:
             if (!training || nd->u.drop.p == 0.0f) {
@@ -1078,6 +1093,12 @@ int nn_graph_backward(NnGraph *g, Err *e)
         case NN_OP_SHUFFLE:
             if (dx)
                 be->shuffle_backward(vx->n, vx->c, vx->h * vx->w, nd->u.groups, dy, dx);
+            break;
+        case NN_OP_FLATTEN:
+            if (dx) { /* dx += dy back in the backend's layout, through the workspace */
+                be->to_layout(vx->n, vx->c, vx->h * vx->w, dy, g->workspace);
+                be->add_backward(vx->numel, g->workspace, dx, NULL);
+            }
             break;
         case NN_OP_DROPOUT:
         case NN_OP_SDEPTH: {

@@ -45,6 +45,7 @@ typedef enum NnOpKind {
     NN_OP_SHUFFLE,
     NN_OP_DROPOUT,
     NN_OP_SDEPTH,
+    NN_OP_FLATTEN, /* channels-last backends only: (N,C,H,W) to torch.flatten's (C,H,W) order */
 } NnOpKind;
 
 /* How nn_graph_init_params fills a weight (torchvision's per-model init code). */

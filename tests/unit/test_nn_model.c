@@ -571,6 +571,67 @@ static void test_densenet_views(void **state)
         }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Linear over a spatial map on a channels-last backend (VGG's 7x7 classifier input)
+
+/* A stand-in for a channels-last backend: ref's kernels, with a layout that stores each (n, c)
+ * plane reversed. 1x1 convs, BN and activations do not care in which order a plane's positions
+ * come, so the graph computes the same function as on ref only if the flatten before a linear
+ * layer (graph.c) undoes the layout, forward and backward. */
+static void reverse_planes(int n, int c, int hw, const float *x, float *y)
+{
+    for (size_t pl = 0; pl < (size_t)n * c; pl++)
+        for (int i = 0; i < hw; i++)
+            y[pl * hw + i] = x[pl * hw + (hw - 1 - i)];
+}
+
+static int build_flatten_net(NnGraph *g, const NnBackend *be)
+{
+    nn_graph_init(g, be, 2);
+    int x = nn_graph_input(g, 3, 5, 4);
+    x = nn_graph_conv(g, "conv", x, 4, 1, 1, 0, 1, 1, 1);
+    x = nn_graph_act(g, nn_graph_bn(g, "bn", x, 1e-5f, 0.1f), NN_RELU);
+    x = nn_graph_linear(g, "fc", x, 3, 1);
+    Err e = {0};
+    if (nn_graph_finish(g, 1, 0, &e))
+        fail_msg("%s", e.msg);
+    return x;
+}
+
+static void test_flatten_channels_last(void **state)
+{
+    (void)state;
+    NnBackend fake = *nn_backend_ref();
+    fake.name = "reversed planes";
+    fake.layout = NN_LAYOUT_NHWC;
+    fake.to_layout = fake.from_layout = reverse_planes;
+    const NnBackend *bes[2] = {nn_backend_ref(), &fake};
+    NnGraph g[2];
+    float img[2 * 3 * 5 * 4], logits[2][6], loss[2];
+    int target[2] = {2, 0};
+    for (int i = 0; i < 2 * 3 * 5 * 4; i++)
+        img[i] = (float)sin(1.3 * i);
+    for (int k = 0; k < 2; k++) {
+        Err e = {0};
+        build_flatten_net(&g[k], bes[k]);
+        nn_graph_init_params(&g[k], 3);
+        nn_graph_set_input(&g[k], img);
+        if (nn_graph_forward(&g[k], 1, &e) || nn_graph_loss(&g[k], target, NULL, 0, &loss[k], &e))
+            fail_msg("%s", e.msg);
+        memcpy(logits[k], nn_graph_output(&g[k]), sizeof logits[k]);
+        nn_store_zero_grads(&g[k].store);
+        if (nn_graph_backward(&g[k], &e))
+            fail_msg("%s", e.msg);
+    }
+    assert_int_equal(g[0].n_nodes + 1, g[1].n_nodes); /* the flatten */
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(logits[0][i], logits[1][i], 1e-5);
+    for (size_t j = 0; j < g[0].store.n_param; j++) /* conv's gradient went through it */
+        assert_float_equal(g[0].store.grads[j], g[1].store.grads[j], 1e-5);
+    for (int k = 0; k < 2; k++)
+        nn_graph_free(&g[k]);
+}
+
 /* The fixed tests, then one golden test per backend and fixture present ("golden_ref_<id>"). */
 int main(void)
 {
@@ -578,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_param_counts),          cmocka_unit_test(test_unknown_model),
         cmocka_unit_test(test_input_sizes),           cmocka_unit_test(test_state_dict_keys),
         cmocka_unit_test(test_memory_plan),           cmocka_unit_test(test_densenet_views),
+        cmocka_unit_test(test_flatten_channels_last),
     };
     enum { N_FIXED = sizeof fixed / sizeof *fixed, MAX_TESTS = N_FIXED + 2 * N_EXPECTED };
     struct CMUnitTest tests[MAX_TESTS];

@@ -8,8 +8,8 @@
  * ReLU, Dropout, classifier.6 ->classes. BN: PyTorch's defaults. Init: convs
  * kaiming_normal(fan_out, relu), Linear normal(0, 0.01), biases 0, BN 1 / 0.
  *
- * The flatten of a 7x7 map is NCHW order, so the graph builds this model for NCHW backends only
- * (graph.c nn_graph_linear says so). */
+ * classifier.0's weight columns are in (C,H,W) order, torch.flatten's of the 7x7 map: free in
+ * NCHW; on a channels-last backend nn_graph_linear inserts the transposition (graph.c). */
 #include <stdio.h>
 
 #include "lib/nn/models/models.h"
