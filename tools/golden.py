@@ -57,7 +57,8 @@ CLASSES, STEPS = 2, 5
 # (size, batch, AdamW lr, BN bias shift) per model.
 # Size and batch: small enough that the ref backend runs the 5 steps in seconds, big enough that
 # no BatchNorm normalises fewer than 8 values per channel (with 2 values, training BN's input
-# gradient is pure cancellation).
+# gradient is pure cancellation). VGG at 32: its last convs see 2x2 maps, and its cost is then
+# mostly the 10^8 classifier weights' (AdamW, gradient summaries), not the convs'.
 # The golden must be well conditioned: float32 rounding (relative 1e-7) in the C run must not
 # move the answers by the tolerances. Deep ReLU networks with training-mode BatchNorm on a tiny
 # batch are not, at the plain weight rule: in ResNet-50 a 1e-7 relative change of the input
@@ -71,7 +72,7 @@ CLASSES, STEPS = 2, 5
 # step to step, with the dropout masks). Each lr was picked by running the C test at several
 # (worst error / tolerance of the curve, all others well below: mobilenet_v2 0.6, resnet18 0.26,
 # resnet50 0.09, densenet121 0.18, densenet201 0.26, efficientnet_b0 0.07, shufflenet 0.47,
-# vgg16_bn 0.29). MobileNetV3 is fine with 1e-4 and no shift (its fixture predates the others).
+# vgg16_bn 0.15). MobileNetV3 is fine with 1e-4 and no shift (its fixture predates the others).
 SIZES = {
     "mobilenet_v3_large": (64, 4, 1e-4, 0.0),
     "mobilenet_v3_small": (64, 4, 1e-4, 0.0),
@@ -82,7 +83,7 @@ SIZES = {
     "densenet201": (64, 2, 3e-6, 0.5),
     "efficientnet_b0": (64, 4, 1e-5, 0.5),
     "shufflenet_v2_x1_0": (64, 4, 1e-5, 0.5),
-    "vgg16_bn": (64, 2, 1e-8, 0.5),
+    "vgg16_bn": (32, 2, 1e-8, 0.5),
 }
 TARGETS = [0, 1, 1, 0]
 BETAS, EPS, WD = (0.9, 0.999), 1e-8, 0.01

@@ -5,7 +5,7 @@
  * tests/fixtures/nn/<model>.h5 come from tools/golden.py (which documents them): the weights
  * are not stored but drawn by a rule restated here (golden_weights), so the fixtures are small.
  * For each fixture and backend (ref always, dnnl where built) the test runs, on the fixture's
- * batch (2 to 4 images of 64x64) in training mode:
+ * batch (2 to 4 images of 64x64, 32x32 for VGG) in training mode:
  *   logits and loss of the first forward: within 1e-4 relative (to the largest |logit|);
  *   every parameter gradient: L2 norm within 1e-3 relative, 4 random projections within
  *     1e-3 |g| |r|, and 64 sampled elements within 1e-3 of the tensor's largest sample;
@@ -267,8 +267,9 @@ static double uniform24(Uniform24 *u, size_t j)
 static void golden_weights(NnGraph *g, uint64_t seed, double shift)
 {
     ParamStore *s = &g->store;
-    nn_graph_init_params(g, 1); /* running_var 1, the rest overwritten below */
+    /* every parameter is written below; running_mean 0, running_var 1, counters 0 */
     memset(s->buffers, 0, s->n_buffer * sizeof(float));
+    memset(s->counters, 0, s->n_counter * sizeof(int64_t));
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].kind == NN_OP_BN)
             for (int c = 0; c < g->nodes[i].u.bn.c; c++)
