@@ -116,6 +116,74 @@ static void test_param_counts(void **state)
     }
 }
 
+static double max_abs(const float *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* Each model initialises each kind of layer by torchvision's scheme for it: the standard
+ * deviation of a weight drawn by nn_graph_init_params against the scheme's, within 10 %, and
+ * biases zero or not. (VGG uses the same two schemes as MobileNetV2 and 10^8 draws: left out.) */
+static void test_init_schemes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *id, *name;
+        double std; /* of the weight */
+        int bias;   /* view name.bias: 0 all zero, 1 drawn */
+    } cases[] = {
+        /* kaiming_normal fan_out: sqrt(2 / (out k k)) */
+        {"mobilenet_v2", "features.0.0", 0.0833333, -1},
+        {"resnet18", "conv1", 0.0252538, -1},
+        {"efficientnet_b0", "features.0.0", 0.0833333, -1},
+        {"efficientnet_b0", "features.1.0.block.1.fc1", 0.5, 0}, /* SE conv 32 -> 8 */
+        /* kaiming_normal fan_in (DenseNet): sqrt(2 / (in k k)) */
+        {"densenet121", "features.conv0", 0.1166424, -1},
+        /* PyTorch's default: uniform(+-1/sqrt(fan_in)), std 1/sqrt(3 fan_in) */
+        {"shufflenet_v2_x1_0", "conv1.0", 0.1111111, -1},
+        {"shufflenet_v2_x1_0", "fc", 0.0180422, 1},
+        {"resnet18", "fc", 0.0255155, 1},
+        {"densenet121", "classifier", 0.0180422, 0}, /* DenseNet zeroes the bias */
+        /* normal(0, 0.01) */
+        {"mobilenet_v2", "classifier.1", 0.01, 0},
+        /* EfficientNet: uniform(+-1/sqrt(out)), 2 classes: std 1/sqrt(6) */
+        {"efficientnet_b0", "classifier.1", 0.4082483, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        NnGraph g;
+        Err e = {0};
+        if (nn_model_graph(&g, nn_backend_ref(), cases[i].id, 1, 3, 32, 32, 2, 0, 0, &e))
+            fail_msg("%s", e.msg);
+        nn_graph_init_params(&g, 9);
+        char name[NN_NAME_MAX];
+        snprintf(name, sizeof name, "%s.weight", cases[i].name);
+        int w = nn_store_find(&g.store, name);
+        assert_true(w >= 0);
+        const float *p = nn_store_param(&g.store, w);
+        size_t n = g.store.views[w].numel;
+        double s2 = 0;
+        for (size_t j = 0; j < n; j++)
+            s2 += (double)p[j] * p[j];
+        double std = sqrt(s2 / (double)n);
+        if (fabs(std / cases[i].std - 1) > 0.1)
+            fail_msg("%s %s: std %g, torchvision's scheme %g", cases[i].id, name, std,
+                     cases[i].std);
+        snprintf(name, sizeof name, "%s.bias", cases[i].name);
+        int b = nn_store_find(&g.store, name);
+        assert_true((b >= 0) == (cases[i].bias >= 0));
+        if (b >= 0) {
+            const float *pb = nn_store_param(&g.store, b);
+            double m = max_abs(pb, g.store.views[b].numel);
+            if ((m > 0) != cases[i].bias)
+                fail_msg("%s %s: largest |bias| %g", cases[i].id, name, m);
+        }
+        nn_graph_free(&g);
+    }
+}
+
 static void test_unknown_model(void **state)
 {
     (void)state;
@@ -311,14 +379,6 @@ static void note(Worst *w, double err, double tol, const char *what, const char 
         w->err = r;
         snprintf(w->where, sizeof w->where, "%s %s", what, name);
     }
-}
-
-static double max_abs(const float *a, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs(a[i]));
-    return m;
 }
 
 static void compare_logits(const NnGraph *g, hid_t f, const char *path, Worst *w)
@@ -637,10 +697,10 @@ static void test_flatten_channels_last(void **state)
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
-        cmocka_unit_test(test_param_counts),          cmocka_unit_test(test_unknown_model),
-        cmocka_unit_test(test_input_sizes),           cmocka_unit_test(test_state_dict_keys),
-        cmocka_unit_test(test_memory_plan),           cmocka_unit_test(test_densenet_views),
-        cmocka_unit_test(test_flatten_channels_last),
+        cmocka_unit_test(test_param_counts),    cmocka_unit_test(test_init_schemes),
+        cmocka_unit_test(test_unknown_model),   cmocka_unit_test(test_input_sizes),
+        cmocka_unit_test(test_state_dict_keys), cmocka_unit_test(test_memory_plan),
+        cmocka_unit_test(test_densenet_views),  cmocka_unit_test(test_flatten_channels_last),
     };
     enum { N_FIXED = sizeof fixed / sizeof *fixed, MAX_TESTS = N_FIXED + 2 * N_EXPECTED };
     struct CMUnitTest tests[MAX_TESTS];
