@@ -93,6 +93,7 @@ static int new_value(NnGraph *g, int n, int c, int h, int w)
     v->last_consumer = -1;
     v->base = -1;
     v->zero_at = -1;
+    v->alias = -1;
     v->off = v->goff = SIZE_MAX;
     g->output = g->n_values;
     return g->n_values++;
@@ -429,10 +430,11 @@ int nn_graph_shuffle(NnGraph *g, int x, int groups)
 // and all l earlier layers' 32 new channels. Concatenating by copy, as torch.cat does, writes
 // C0 + 32 l channels per layer: quadratic in the block's depth in time and, since a training
 // graph keeps every concatenation for its BN's backward, in memory too. One buffer per block
-// that every layer writes its channels into stores each channel once. (Each layer's norm1 and
-// relu1 outputs are still C0 + 32 l channels wide and kept for backward: DenseNet-121 at 224
-// trains in 171 MiB of activations per image with buffers, 206 with copies; recomputing
-// norm1-relu1 in backward, torchvision's memory_efficient, would remove those too.)
+// that every layer writes its channels into stores each channel once. (Each layer's norm1
+// output, which relu1 then overwrites in place, is still C0 + 32 l channels wide and kept for
+// conv1's backward: DenseNet-121 at 224 trains in 115 MiB of activations per image with
+// buffers, 149 with copies; recomputing norm1-relu1 in backward, torchvision's
+// memory_efficient, would remove that term too.)
 
 static int views_on(const NnGraph *g)
 {
@@ -665,6 +667,47 @@ static void fold_views(NnGraph *g, int *first_bwd)
     }
 }
 
+/* In-place ReLU and ReLU6. Why: after BN -> ReLU a training graph would keep both the BN's
+ * output (the ReLU's backward reads its input) and the ReLU's (the next conv's backward reads
+ * it), two tensors where one carries the information: ReLU and ReLU6 are 0 exactly where their
+ * output is 0 or 6, so their backward gives the same gradient from the output as from the input
+ * (backend.h's kink rules included: relu' = 0 at x <= 0, i.e. at y = 0). So when an activation's
+ * input has no other reader, is not the graph's input or output and is not a channel view, the
+ * activation overwrites it (act_forward may run in place) and its backward is handed the
+ * output where its input was. Gradients are never shared: only data. Builds on counts[] (the
+ * readers of each value). */
+static void plan_inplace(NnGraph *g, const int *counts)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const NnNode *nd = &g->nodes[i];
+        if (nd->kind != NN_OP_ACT || (nd->u.act != NN_RELU && nd->u.act != NN_RELU6))
+            continue;
+        int x = nd->in[0], y = nd->out[0];
+        const NnValue *vx = &g->values[x];
+        if (counts[x] != 1 || x == g->input || x == g->output || y == g->output || vx->view ||
+            vx->is_buffer || g->values[y].view)
+            continue;
+        g->values[y].alias = vx->alias >= 0 ? vx->alias : x;
+    }
+}
+
+/* Folds the values computed in place into the value whose storage they share: it lives until
+ * the last of them is read, forward or backward. */
+static void fold_aliases(NnGraph *g, int *first_bwd)
+{
+    for (int id = 0; id < g->n_values; id++) {
+        const NnValue *v = &g->values[id];
+        if (v->alias < 0)
+            continue;
+        NnValue *r = &g->values[v->alias];
+        if (v->last_consumer > r->last_consumer)
+            r->last_consumer = v->last_consumer;
+        r->backward_reads |= v->backward_reads;
+        if (first_bwd[id] < first_bwd[v->alias])
+            first_bwd[v->alias] = first_bwd[id];
+    }
+}
+
 /* The offset of channel c_off in a buffer of h x w: a plane per channel in NCHW, one float in
  * NHWC (the view's kernels then step by the buffer's channel count, ops.h). */
 static size_t channel_offset(const NnGraph *g, const NnValue *v)
@@ -676,9 +719,11 @@ static int plan(NnGraph *g, Err *e)
 {
     int n = g->n_nodes, T = 2 * n; /* forward i at time i, loss at n, backward i at T - i */
     int *first_bwd = mem_alloc((size_t)g->n_values * sizeof(int));
+    int *counts = mem_calloc((size_t)g->n_values, sizeof(int));
     Interval *iv = mem_alloc((size_t)(2 * g->n_values + 1) * sizeof *iv);
-    if (!first_bwd || !iv) {
+    if (!first_bwd || !counts || !iv) {
         mem_free(first_bwd);
+        mem_free(counts);
         mem_free(iv);
         return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
     }
@@ -690,6 +735,7 @@ static int plan(NnGraph *g, Err *e)
         for (int k = 0; k < nd->n_in; k++) {
             NnValue *v = &g->values[nd->in[k]];
             v->last_consumer = i;
+            counts[nd->in[k]]++;
             /* a prefix view is made by no node: its buffer knows whether a gradient flows */
             upstream |= v->needs_grad || (v->view && g->values[v->base].needs_grad);
             if (backward_reads_input(nd, k)) {
@@ -706,9 +752,13 @@ static int plan(NnGraph *g, Err *e)
         }
     }
     fold_views(g, first_bwd);
+    plan_inplace(g, counts);
+    mem_free(counts);
+    fold_aliases(g, first_bwd);
     int m = 0;
     for (int id = 0; id < g->n_values; id++) {
         NnValue *v = &g->values[id];
+        int data = v->alias < 0; /* an in-place result only needs a gradient of its own */
         if (v->view || (v->is_buffer && v->producer == INT_MAX))
             continue; /* storage elsewhere, or a buffer without views (copies: graph.h) */
         int start = v->producer; /* -1 for the input: written before the first step */
@@ -719,7 +769,8 @@ static int plan(NnGraph *g, Err *e)
          * that of its first reader, at time T - first reader. */
         if (g->training && v->backward_reads)
             end = T - first_bwd[id];
-        iv[m++] = (Interval){start, end, align_up(v->numel), &v->off};
+        if (data)
+            iv[m++] = (Interval){start, end, align_up(v->numel), &v->off};
         if (g->training && v->needs_grad) {
             /* From the first backward touching it (its last consumer's, or for a buffer any
              * view's) to that of its producer; the output's gradient starts at the loss. */
@@ -732,6 +783,9 @@ static int plan(NnGraph *g, Err *e)
     mem_free(first_bwd);
     if (total == SIZE_MAX)
         return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
+    for (int id = 0; id < g->n_values; id++)
+        if (g->values[id].alias >= 0)
+            g->values[id].off = g->values[g->values[id].alias].off;
     for (int id = 0; id < g->n_values; id++) {
         NnValue *v = &g->values[id];
         if (!v->view)

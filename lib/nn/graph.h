@@ -76,6 +76,7 @@ typedef struct NnValue {
     int c_off;     /* its first channel there */
     int view;      /* 1: its storage is channels [c_off, c_off + c) of base's */
     int zero_at;   /* backward step before which its gradient is zeroed (planned) */
+    int alias;     /* planned: the data is value alias's, overwritten in place (ReLU), or -1 */
 } NnValue;
 
 typedef struct NnNode {

@@ -547,8 +547,12 @@ static void test_memory_plan(void **state)
                            &e))
             fail_msg("%s", e.msg);
         size_t sum = 0;
-        for (int i = 0; i < g.n_values; i++)
+        int in_place = 0;
+        for (int i = 0; i < g.n_values; i++) {
             sum += g.values[i].numel * (training && g.values[i].needs_grad ? 2 : 1);
+            in_place += g.values[i].alias >= 0;
+        }
+        assert_true(in_place > 0); /* the ReLUs after a BN or a conv with no other reader */
         print_message("# %s plan: %zu floats of %zu (%.0f%%)\n",
                       training ? "training" : "inference", g.arena_floats, sum,
                       100.0 * (double)g.arena_floats / (double)sum);
