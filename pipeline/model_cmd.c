@@ -14,7 +14,8 @@ static const char usage[] =
     "usage: onfh model list   (or: onfh archs)\n"
     "       onfh model init ID --out FILE [--classes K] [--size N] [--channels C] [--seed S]\n"
     "  list   the architectures: parameters for 2 and 1000 classes, forward GMAC of one\n"
-    "         224x224 image, and the primitives (graph ops) each uses\n"
+    "         224x224 image, activation memory of a training step per image at 224, and the\n"
+    "         primitives (graph ops) each uses\n"
     "  init   a checkpoint of architecture ID initialised as torchvision does (seeded), for\n"
     "         `onfh predict` or as a training start; defaults: 2 classes, 224, 3 channels,\n"
     "         seed 0\n";
@@ -66,31 +67,36 @@ static void primitives(const NnGraph *g, char *buf, size_t size)
 }
 
 /* One row per architecture: parameters for 2 and 1000 classes (torchvision's counts), forward
- * GMAC at 224 (1000 classes, as model tables quote them) and its primitives. */
+ * GMAC at 224 (1000 classes, as model tables quote them), the planned activation memory of a
+ * training step per 224x224 image (ref's plan, 2 classes; it scales with the batch) and its
+ * primitives. */
 static int list(void)
 {
-    printf("%-20s %12s %12s %9s  %s\n", "architecture", "params (2)", "params (1000)", "GMAC@224",
-           "primitives");
+    printf("%-20s %12s %12s %9s %10s  %s\n", "architecture", "params (2)", "params (1000)",
+           "GMAC@224", "train MiB", "primitives");
     for (const NnModelInfo *m = nn_models; m->id; m++) {
         size_t n[2];
         int classes[2] = {2, 1000};
-        double macs = 0;
+        double macs = 0, mib = 0;
         char prims[512];
         for (int k = 0; k < 2; k++) {
             NnGraph g;
             Err e = {0};
-            if (nn_model_graph(&g, nn_backend_ref(), m->id, 1, 3, 224, 224, classes[k], 0, 0, &e)) {
+            if (nn_model_graph(&g, nn_backend_ref(), m->id, 1, 3, 224, 224, classes[k], k == 0, 0,
+                               &e)) {
                 fprintf(stderr, "onfh model list: %s\n", e.msg);
                 return EXIT_FAILURE_RUN;
             }
             n[k] = nn_store_param_count(&g.store);
+            if (k == 0)
+                mib = (double)nn_graph_activation_bytes(&g) / 1048576.0;
             if (k == 1) {
                 macs = nn_graph_forward_macs(&g);
                 primitives(&g, prims, sizeof prims);
             }
             nn_graph_free(&g);
         }
-        printf("%-20s %12zu %12zu %9.3f  %s\n", m->id, n[0], n[1], macs / 1e9, prims);
+        printf("%-20s %12zu %12zu %9.3f %10.1f  %s\n", m->id, n[0], n[1], macs / 1e9, mib, prims);
     }
     return EXIT_OK;
 }
