@@ -423,6 +423,8 @@ static const Command commands[] = {
      cmd_formats},
     {"model", "list | init ID --out FILE [--classes K] [--size N] [--channels C] [--seed S]",
      "the architectures (parameter counts), and freshly initialised checkpoints", NULL, cmd_model},
+    {"archs", "", "the ten architectures: parameters, forward GMAC at 224, primitives used", NULL,
+     cmd_archs},
     {"predict",
      "CONFIG --checkpoint FILE [--out FILE] [--backend auto|ref|dnnl] [--batch N] "
      "[--run DIR] [--set KEY=VALUE]...",

@@ -40,6 +40,10 @@ enum { NN_BWD_CONV = 1, NN_BWD_BN = 2, NN_BWD_ACT = 4, NN_BWD_ADD = 8 };
 typedef struct NnBackend {
     const char *name;
     NnLayout layout; /* of activations */
+    /* 1: the kernels honour the channel views of ops.h (conv2d y/dy by ldy, batchnorm x/dx by
+     * ldx, max/avg pooling y/dy by ldy), so the graph may concatenate without copies; 0: the
+     * graph never sets them and concatenates by copying. */
+    int channel_views;
 
     /* An exception to the accumulate contract, optional (NULL: none). The graph may declare,
      * for the next backward call only, that some of its input gradients hold garbage: bit k of

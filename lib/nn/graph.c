@@ -1,6 +1,7 @@
 /* graph.c: building a static graph, planning its memory, and running it (see graph.h). */
 #include "lib/nn/graph.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -90,6 +91,9 @@ static int new_value(NnGraph *g, int n, int c, int h, int w)
     v->numel = (size_t)n * c * h * w;
     v->producer = g->n_nodes; /* the node about to be appended; the input fixes this up */
     v->last_consumer = -1;
+    v->base = -1;
+    v->zero_at = -1;
+    v->alias = -1;
     v->off = v->goff = SIZE_MAX;
     g->output = g->n_values;
     return g->n_values++;
@@ -100,9 +104,15 @@ static NnNode *new_node(NnGraph *g, NnOpKind kind, int n_in, const int *in)
 {
     if (g->failed)
         return NULL;
-    for (int i = 0; i < n_in; i++)
+    for (int i = 0; i < n_in; i++) {
         if (check_value(g, in[i]) < 0)
             return NULL;
+        const NnValue *v = &g->values[in[i]];
+        if (v->is_buffer || (v->view && kind != NN_OP_BN && v->c != g->values[v->base].c)) {
+            fail(g, "graph: %s", "a channel buffer or a strided view read by an op but BN");
+            return NULL;
+        }
+    }
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? 2 * g->cap_nodes : 64;
         NnNode *nd = mem_realloc(g->nodes, (size_t)cap * sizeof *nd);
@@ -194,7 +204,7 @@ int nn_graph_conv(NnGraph *g, const char *name, int x, int c_out, int k, int str
                   .groups = groups};
     Err e = {0};
     if (nn_conv2d_setup(&c, &e) < 0) {
-        err_prefix(&e, "%s", name);
+        err_prefix(&e, "%s: ", name);
         g->err = e, g->failed = 1;
         return -1;
     }
@@ -215,6 +225,8 @@ int nn_graph_bn(NnGraph *g, const char *name, int x, float eps, float momentum)
     const NnValue *v = &g->values[x];
     nd->u.bn =
         (NnBatchNorm){.n = v->n, .c = v->c, .h = v->h, .w = v->w, .eps = eps, .momentum = momentum};
+    if (v->view)
+        nd->u.bn.ldx = g->values[v->base].c;
     int c = v->c, n = v->n, h = v->h, w = v->w;
     nd->weight = add_param(g, NN_PARAM, name, "weight", 1, &c, 0);
     nd->bias = add_param(g, NN_PARAM, name, "bias", 1, &c, 0);
@@ -299,16 +311,27 @@ int nn_graph_adaptive_avgpool(NnGraph *g, int x, int h_out, int w_out)
     return add_output(g, nd, p.n, p.c, h_out, w_out);
 }
 
+/* x: (N,C,H,W) in the backend's layout -> (N,CHW,1,1) in torch.flatten's order, (C,H,W). */
+static int flatten(NnGraph *g, int x)
+{
+    NnNode *nd = new_node(g, NN_OP_FLATTEN, 1, &x);
+    if (!nd)
+        return -1;
+    const NnValue *v = &g->values[x];
+    return add_output(g, nd, v->n, v->c * v->h * v->w, 1, 1);
+}
+
 int nn_graph_linear(NnGraph *g, const char *name, int x, int out, int bias)
 {
+    /* Linear flattens (N,C,H,W) in NCHW order (its weight's columns are (C,H,W)): free in
+     * NCHW, a transposition in a channels-last layout unless H = W = 1 (VGG's 7x7 map). */
+    if (check_value(g, x) == 0 && g->values[x].h * g->values[x].w != 1 &&
+        g->be->layout != NN_LAYOUT_NCHW)
+        x = flatten(g, x);
     NnNode *nd = new_node(g, NN_OP_LINEAR, 1, &x);
     if (!nd)
         return -1;
     const NnValue *v = &g->values[x];
-    /* Flattening (N,C,H,W) is torch.flatten's NCHW order; in a channels-last backend that is
-     * a different order unless H = W = 1, which is all the models here need. */
-    if (v->h * v->w != 1 && g->be->layout != NN_LAYOUT_NCHW)
-        return fail(g, "graph: %s: linear over a spatial map needs an NCHW backend", name);
     int in = v->c * v->h * v->w;
     nd->u.lin.in = in, nd->u.lin.out = out;
     nd->init = g->linear_init;
@@ -400,6 +423,118 @@ int nn_graph_shuffle(NnGraph *g, int x, int groups)
         return fail(g, "graph: %s: groups must divide the channels", "shuffle");
     nd->u.groups = groups;
     return add_output(g, nd, v->n, v->c, v->h, v->w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channel buffers (graph.h). Why: DenseNet's layer l reads the concatenation of the block input
+// and all l earlier layers' 32 new channels. Concatenating by copy, as torch.cat does, writes
+// C0 + 32 l channels per layer: quadratic in the block's depth in time and, since a training
+// graph keeps every concatenation for its BN's backward, in memory too. One buffer per block
+// that every layer writes its channels into stores each channel once. (Each layer's norm1
+// output, which relu1 then overwrites in place, is still C0 + 32 l channels wide and kept for
+// conv1's backward: DenseNet-121 at 224 trains in 115 MiB of activations per image with
+// buffers, 149 with copies; recomputing norm1-relu1 in backward, torchvision's
+// memory_efficient, would remove that term too.)
+
+static int views_on(const NnGraph *g)
+{
+    return g->be->channel_views && !g->no_views;
+}
+
+int nn_graph_buffer(NnGraph *g, int c, int h, int w)
+{
+    if (g->failed)
+        return -1;
+    if (c < 1 || h < 1 || w < 1)
+        return fail(g, "graph: buffer of %d x %d x %d", c, h, w);
+    int out = g->output;
+    int id = new_value(g, g->batch, c, h, w);
+    if (id < 0)
+        return -1;
+    g->output = out; /* storage, never a result */
+    g->values[id].is_buffer = 1;
+    g->values[id].producer = INT_MAX; /* until a view is placed */
+    return id;
+}
+
+/* Sets the ldy of the node that made x: y is now a channel view of a buffer of ld channels. */
+static int set_ldy(NnNode *nd, int ld)
+{
+    switch (nd->kind) {
+    case NN_OP_CONV: nd->u.conv.ldy = ld; return 0;
+    case NN_OP_MAXPOOL:
+    case NN_OP_AVGPOOL: nd->u.pool.ldy = ld; return 0;
+    default: return -1;
+    }
+}
+
+int nn_graph_place(NnGraph *g, int x, int buf)
+{
+    if (check_value(g, x) < 0 || check_value(g, buf) < 0)
+        return -1;
+    NnValue *v = &g->values[x], *b = &g->values[buf];
+    if (!b->is_buffer)
+        return fail(g, "graph: %s", "placing into a value that is not a buffer");
+    int unread =
+        v->producer >= 0 && v->view == 0 && v->base < 0 && g->nodes[v->producer].n_out == 1;
+    for (int i = v->producer + 1; unread && i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            unread &= g->nodes[i].in[k] != x;
+    if (!unread)
+        return fail(g, "graph: %s", "only a value not read yet can be placed, once");
+    if (v->n != b->n || v->h != b->h || v->w != b->w || b->filled + v->c > b->c)
+        return fail(g, "graph: %s", "placed value does not fit the buffer");
+    NnNode *nd = &g->nodes[v->producer];
+    if (views_on(g)) {
+        if (set_ldy(nd, b->c) < 0)
+            return fail(g, "graph: %s", "only conv and pooling outputs can be placed");
+        v->view = 1;
+        if (b->producer > v->producer)
+            b->producer = v->producer;
+    }
+    v->base = buf;
+    v->c_off = b->filled;
+    b->filled += v->c;
+    return x;
+}
+
+int nn_graph_prefix(NnGraph *g, int buf, int c)
+{
+    if (check_value(g, buf) < 0)
+        return -1;
+    const NnValue b = g->values[buf];
+    if (!b.is_buffer || c < 1 || c > b.filled)
+        return fail(g, "graph: %s", "prefix beyond the channels placed");
+    if (views_on(g)) {
+        int out = g->output;
+        int id = new_value(g, b.n, c, b.h, b.w);
+        if (id < 0)
+            return -1;
+        NnValue *v = &g->values[id];
+        v->producer = INT_MAX; /* made by no node: the parts' producers count */
+        v->base = buf, v->c_off = 0, v->view = 1;
+        g->output = out;
+        return id;
+    }
+    /* Copies: a concat of the parts covering [0, c), in placement order. */
+    int n = 0, at = 0, single = -1;
+    for (int id = 0; id < g->n_values && at < c; id++)
+        if (g->values[id].base == buf && g->values[id].c_off == at)
+            at += g->values[id].c, n++, single = id;
+    if (at != c)
+        return fail(g, "graph: %s", "prefix does not end where a placed value ends");
+    if (n == 1)
+        return single;
+    int *parts = mem_alloc((size_t)n * sizeof(int));
+    if (!parts)
+        return fail(g, "graph: %s", "out of memory");
+    n = 0, at = 0;
+    for (int id = 0; id < g->n_values && at < c; id++)
+        if (g->values[id].base == buf && g->values[id].c_off == at)
+            at += g->values[id].c, parts[n++] = id;
+    int y = nn_graph_concat(g, n, parts);
+    mem_free(parts);
+    return y;
 }
 
 static int random_op(NnGraph *g, NnOpKind kind, int x, float p)
@@ -503,57 +638,162 @@ static size_t place(Interval *iv, int n)
     return total;
 }
 
+/* Folds the views of each channel buffer into the buffer, which holds their storage: it lives
+ * from its first writer to its last reader (first_bwd: the earliest backward reading it), and
+ * its gradient is zeroed before the first backward that touches any of its views. */
+static void fold_views(NnGraph *g, int *first_bwd)
+{
+    for (int id = 0; id < g->n_values; id++) {
+        NnValue *v = &g->values[id];
+        if (!v->is_buffer)
+            v->zero_at = v->last_consumer;
+    }
+    for (int id = 0; id < g->n_values; id++) {
+        const NnValue *v = &g->values[id];
+        if (!v->view)
+            continue;
+        NnValue *b = &g->values[v->base];
+        if (v->last_consumer > b->last_consumer)
+            b->last_consumer = v->last_consumer;
+        int touch = v->producer == INT_MAX ? v->last_consumer : v->producer;
+        if (v->last_consumer > touch)
+            touch = v->last_consumer;
+        if (touch > b->zero_at)
+            b->zero_at = touch;
+        b->backward_reads |= v->backward_reads;
+        b->needs_grad |= v->needs_grad;
+        if (first_bwd[id] < first_bwd[v->base])
+            first_bwd[v->base] = first_bwd[id];
+    }
+}
+
+/* In-place ReLU and ReLU6. Why: after BN -> ReLU a training graph would keep both the BN's
+ * output (the ReLU's backward reads its input) and the ReLU's (the next conv's backward reads
+ * it), two tensors where one carries the information: ReLU and ReLU6 are 0 exactly where their
+ * output is 0 or 6, so their backward gives the same gradient from the output as from the input
+ * (backend.h's kink rules included: relu' = 0 at x <= 0, i.e. at y = 0). So when an activation's
+ * input has no other reader, is not the graph's input or output and is not a channel view, the
+ * activation overwrites it (act_forward may run in place) and its backward is handed the
+ * output where its input was. Gradients are never shared: only data. Builds on counts[] (the
+ * readers of each value). */
+static void plan_inplace(NnGraph *g, const int *counts)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const NnNode *nd = &g->nodes[i];
+        if (nd->kind != NN_OP_ACT || (nd->u.act != NN_RELU && nd->u.act != NN_RELU6))
+            continue;
+        int x = nd->in[0], y = nd->out[0];
+        const NnValue *vx = &g->values[x];
+        if (counts[x] != 1 || x == g->input || x == g->output || y == g->output || vx->view ||
+            vx->is_buffer || g->values[y].view)
+            continue;
+        g->values[y].alias = vx->alias >= 0 ? vx->alias : x;
+    }
+}
+
+/* Folds the values computed in place into the value whose storage they share: it lives until
+ * the last of them is read, forward or backward. */
+static void fold_aliases(NnGraph *g, int *first_bwd)
+{
+    for (int id = 0; id < g->n_values; id++) {
+        const NnValue *v = &g->values[id];
+        if (v->alias < 0)
+            continue;
+        NnValue *r = &g->values[v->alias];
+        if (v->last_consumer > r->last_consumer)
+            r->last_consumer = v->last_consumer;
+        r->backward_reads |= v->backward_reads;
+        if (first_bwd[id] < first_bwd[v->alias])
+            first_bwd[v->alias] = first_bwd[id];
+    }
+}
+
+/* The offset of channel c_off in a buffer of h x w: a plane per channel in NCHW, one float in
+ * NHWC (the view's kernels then step by the buffer's channel count, ops.h). */
+static size_t channel_offset(const NnGraph *g, const NnValue *v)
+{
+    return g->be->layout == NN_LAYOUT_NCHW ? (size_t)v->c_off * v->h * v->w : (size_t)v->c_off;
+}
+
 static int plan(NnGraph *g, Err *e)
 {
     int n = g->n_nodes, T = 2 * n; /* forward i at time i, loss at n, backward i at T - i */
+    int *first_bwd = mem_alloc((size_t)g->n_values * sizeof(int));
+    int *counts = mem_calloc((size_t)g->n_values, sizeof(int));
+    Interval *iv = mem_alloc((size_t)(2 * g->n_values + 1) * sizeof *iv);
+    if (!first_bwd || !counts || !iv) {
+        mem_free(first_bwd);
+        mem_free(counts);
+        mem_free(iv);
+        return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
+    }
+    for (int id = 0; id < g->n_values; id++)
+        first_bwd[id] = n;
     for (int i = 0; i < n; i++) {
         const NnNode *nd = &g->nodes[i];
         int upstream = nd->weight >= 0;
         for (int k = 0; k < nd->n_in; k++) {
             NnValue *v = &g->values[nd->in[k]];
             v->last_consumer = i;
-            upstream |= v->needs_grad;
-            if (backward_reads_input(nd, k))
+            counts[nd->in[k]]++;
+            /* a prefix view is made by no node: its buffer knows whether a gradient flows */
+            upstream |= v->needs_grad || (v->view && g->values[v->base].needs_grad);
+            if (backward_reads_input(nd, k)) {
                 v->backward_reads = 1;
+                if (i < first_bwd[nd->in[k]])
+                    first_bwd[nd->in[k]] = i;
+            }
         }
-        for (int k = 0; k < nd->n_out; k++)
-            g->values[nd->out[k]].needs_grad = upstream;
+        for (int k = 0; k < nd->n_out; k++) {
+            NnValue *v = &g->values[nd->out[k]];
+            v->needs_grad = upstream;
+            if (v->view)
+                g->values[v->base].needs_grad |= upstream;
+        }
     }
-    Interval *iv = mem_alloc((size_t)(2 * g->n_values + 1) * sizeof *iv);
-    if (!iv)
-        return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
+    fold_views(g, first_bwd);
+    plan_inplace(g, counts);
+    mem_free(counts);
+    fold_aliases(g, first_bwd);
     int m = 0;
     for (int id = 0; id < g->n_values; id++) {
         NnValue *v = &g->values[id];
+        int data = v->alias < 0; /* an in-place result only needs a gradient of its own */
+        if (v->view || (v->is_buffer && v->producer == INT_MAX))
+            continue; /* storage elsewhere, or a buffer without views (copies: graph.h) */
         int start = v->producer; /* -1 for the input: written before the first step */
         int end = id == g->output ? n : v->last_consumer;
         if (end < start)
             end = start;
-        /* In training a value some backward reads lives until the earliest such backward,
-         * i.e. that of its first reader (highest time = T - first reader). Simplest safe
-         * bound: until the backward of its first consumer, which runs last. */
-        if (g->training && v->backward_reads) {
-            int first = n;
-            for (int i = 0; i < n; i++) {
-                const NnNode *nd = &g->nodes[i];
-                for (int k = 0; k < nd->n_in; k++)
-                    if (nd->in[k] == id && backward_reads_input(nd, k) && i < first)
-                        first = i;
-            }
-            end = T - first;
-        }
-        iv[m++] = (Interval){start, end, align_up(v->numel), &v->off};
+        /* In training a value some backward reads lives until the earliest such backward:
+         * that of its first reader, at time T - first reader. */
+        if (g->training && v->backward_reads)
+            end = T - first_bwd[id];
+        if (data)
+            iv[m++] = (Interval){start, end, align_up(v->numel), &v->off};
         if (g->training && v->needs_grad) {
-            /* From the backward of the last consumer (the first to run) to that of the
-             * producer; the output's gradient starts at the loss. */
-            int gs = id == g->output ? n : T - v->last_consumer;
+            /* From the first backward touching it (its last consumer's, or for a buffer any
+             * view's) to that of its producer; the output's gradient starts at the loss. */
+            int gs = id == g->output ? n : T - v->zero_at;
             iv[m++] = (Interval){gs, T - v->producer, align_up(v->numel), &v->goff};
         }
     }
     size_t total = place(iv, m);
     mem_free(iv);
+    mem_free(first_bwd);
     if (total == SIZE_MAX)
         return err_set(e, ERR_NOMEM, "graph: out of memory planning %d values", g->n_values);
+    for (int id = 0; id < g->n_values; id++)
+        if (g->values[id].alias >= 0)
+            g->values[id].off = g->values[g->values[id].alias].off;
+    for (int id = 0; id < g->n_values; id++) {
+        NnValue *v = &g->values[id];
+        if (!v->view)
+            continue;
+        const NnValue *b = &g->values[v->base];
+        v->off = b->off + channel_offset(g, v);
+        v->goff = b->goff == SIZE_MAX ? SIZE_MAX : b->goff + channel_offset(g, v);
+    }
     g->arena_floats = total;
     g->arena = mem_alloc((total ? total : 1) * sizeof(float));
     if (!g->arena)
@@ -577,12 +817,15 @@ int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e)
     if (nn_store_alloc(&g->store, n_moments, e) < 0)
         return -1;
     size_t ws = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].kind == NN_OP_CONV) {
-            size_t b = g->be->conv2d_workspace(&g->nodes[i].u.conv);
-            if (b > ws)
-                ws = b;
-        }
+    for (int i = 0; i < g->n_nodes; i++) {
+        size_t b = 0;
+        if (g->nodes[i].kind == NN_OP_CONV)
+            b = g->be->conv2d_workspace(&g->nodes[i].u.conv);
+        else if (g->nodes[i].kind == NN_OP_FLATTEN) /* backward's transposed dy */
+            b = g->values[g->nodes[i].out[0]].numel * sizeof(float);
+        if (b > ws)
+            ws = b;
+    }
     g->workspace_bytes = ws;
     g->workspace = mem_alloc(ws ? ws : 1);
     int k = out->c;
@@ -610,6 +853,21 @@ size_t nn_graph_activation_bytes(const NnGraph *g)
             b += g->values[nd->out[0]].numel * sizeof(int32_t);
     }
     return b;
+}
+
+double nn_graph_forward_macs(const NnGraph *g)
+{
+    double macs = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const NnNode *nd = &g->nodes[i];
+        if (nd->kind == NN_OP_CONV) {
+            const NnConv2d *c = &nd->u.conv;
+            macs += (double)c->c_out * c->h_out * c->w_out * (c->c_in / c->groups) * c->kh * c->kw;
+        } else if (nd->kind == NN_OP_LINEAR) {
+            macs += (double)nd->u.lin.in * nd->u.lin.out;
+        }
+    }
+    return macs; /* per image: the descriptors' batch is not counted */
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,9 +901,16 @@ void nn_graph_init_params(NnGraph *g, uint64_t seed)
             case NN_INIT_KAIMING_FAN_OUT:
                 w[j] = (float)(philox_normal(&p) * sqrt(2.0 / fan_out));
                 break;
+            case NN_INIT_KAIMING_FAN_IN:
+                w[j] = (float)(philox_normal(&p) * sqrt(2.0 / fan_in));
+                break;
             case NN_INIT_NORMAL_001: w[j] = (float)(philox_normal(&p) * 0.01); break;
             case NN_INIT_TORCH_DEFAULT:
+            case NN_INIT_TORCH_WEIGHT:
                 w[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt(fan_in));
+                break;
+            case NN_INIT_UNIFORM_FAN_OUT:
+                w[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt((double)v->shape[0]));
                 break;
             }
         }
@@ -755,6 +1020,7 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
         case NN_OP_SHUFFLE:
             be->shuffle_forward(vx->n, vx->c, vx->h * vx->w, nd->u.groups, x, y);
             break;
+        case NN_OP_FLATTEN: be->from_layout(vx->n, vx->c, vx->h * vx->w, x, y); break;
         case NN_OP_DROPOUT:
         case NN_OP_SDEPTH:
             if (!training || nd->u.drop.p == 0.0f) {
@@ -804,29 +1070,33 @@ static unsigned bwd_bit(NnOpKind kind)
     }
 }
 
-/* Prepares the gradients of node i's inputs whose first backward consumer is node i: where the
- * backend's entry takes fresh gradients (backend.h, set_fresh_grads) they are left as they are
- * and flagged in the returned mask, otherwise they are zeroed. */
-static unsigned prepare_input_grads(NnGraph *g, const NnNode *nd, int i, int has_dy)
+/* Prepares the gradient storage that node i's backward is the first to touch: an input's whose
+ * last consumer it is, or a channel buffer's (through any view among its inputs and outputs)
+ * whose views it touches last in the forward order. A plain input (not a view) of an entry
+ * that takes fresh gradients (backend.h, set_fresh_grads) is left as it is and flagged in the
+ * returned mask, to be written rather than added to; everything else is zeroed. */
+static unsigned prepare_grads_at(NnGraph *g, const NnNode *nd, int i, int has_dy)
 {
     unsigned mask = 0;
     int fresh_ok = has_dy && g->be->set_fresh_grads && (g->be->fresh_grad_ops & bwd_bit(nd->kind));
-    for (int k = 0; k < nd->n_in; k++) {
-        const NnValue *v = &g->values[nd->in[k]];
-        float *d = grad_of(g, nd->in[k]);
-        int seen = 0;
-        for (int j = 0; j < k; j++)
-            seen |= nd->in[j] == nd->in[k];
-        if (!d || v->last_consumer != i)
+    for (int k = 0; k < nd->n_in + nd->n_out; k++) {
+        int id = k < nd->n_in ? nd->in[k] : nd->out[k - nd->n_in];
+        int plain = !g->values[id].view;
+        if (!plain)
+            id = g->values[id].base;
+        const NnValue *v = &g->values[id];
+        if (v->zero_at != i || v->goff == SIZE_MAX)
             continue;
-        if (fresh_ok && !seen && k < 2)
+        int dup = 0; /* add(x, x): one buffer, zeroed or flagged once */
+        for (int j = 0; j < k && j < nd->n_in; j++)
+            dup |= nd->in[j] == nd->in[k];
+        if (dup)
+            continue;
+        if (fresh_ok && plain && k < nd->n_in && k < 2)
             mask |= 1u << k;
-        else if (!seen)
-            memset(d, 0, v->numel * sizeof(float));
+        else
+            memset(g->arena + v->goff, 0, v->numel * sizeof(float));
     }
-    /* add(x, x): both bits would name one buffer; write once, then add */
-    if (mask == 3 && nd->in[0] == nd->in[1])
-        mask = 1;
     return mask;
 }
 
@@ -843,7 +1113,7 @@ int nn_graph_backward(NnGraph *g, Err *e)
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         NnNode *nd = &g->nodes[i];
         const float *dy = grad_of(g, nd->out[0]);
-        unsigned fresh = prepare_input_grads(g, nd, i, dy != NULL);
+        unsigned fresh = prepare_grads_at(g, nd, i, dy != NULL);
         const float *x = nn_graph_value_data(g, nd->in[0]);
         float *dx = grad_of(g, nd->in[0]);
         const NnValue *vx = &g->values[nd->in[0]];
@@ -906,6 +1176,12 @@ int nn_graph_backward(NnGraph *g, Err *e)
         case NN_OP_SHUFFLE:
             if (dx)
                 be->shuffle_backward(vx->n, vx->c, vx->h * vx->w, nd->u.groups, dy, dx);
+            break;
+        case NN_OP_FLATTEN:
+            if (dx) { /* dx += dy back in the backend's layout, through the workspace */
+                be->to_layout(vx->n, vx->c, vx->h * vx->w, dy, g->workspace);
+                be->add_backward(vx->numel, g->workspace, dx, NULL);
+            }
             break;
         case NN_OP_DROPOUT:
         case NN_OP_SDEPTH: {

@@ -18,7 +18,9 @@
  * Training step, in order:
  *   nn_graph_set_input (images, NCHW) -> nn_graph_forward(g, 1) -> nn_graph_loss ->
  *   nn_store_zero_grads -> nn_graph_backward -> nn_optim_step; g->step += 1.
- * Dropout masks depend on (g->seed, g->step, the op's random-op ordinal), see ops.h. */
+ * Dropout masks depend on (g->seed, g->step, the op's random-op ordinal), see ops.h. The
+ * ordinal counts the dropout and stochastic-depth nodes in the order they were created (a
+ * builder creates them in torchvision's module order, which tools/golden.py restates). */
 #ifndef ONFH_NN_GRAPH_H
 #define ONFH_NN_GRAPH_H
 
@@ -43,13 +45,18 @@ typedef enum NnOpKind {
     NN_OP_SHUFFLE,
     NN_OP_DROPOUT,
     NN_OP_SDEPTH,
+    NN_OP_FLATTEN, /* channels-last backends only: (N,C,H,W) to torch.flatten's (C,H,W) order */
 } NnOpKind;
 
 /* How nn_graph_init_params fills a weight (torchvision's per-model init code). */
 typedef enum NnInit {
     NN_INIT_KAIMING_FAN_OUT, /* normal(0, sqrt(2 / fan_out)), conv weights of most models */
     NN_INIT_NORMAL_001,      /* normal(0, 0.01), MobileNet's linear layers */
-    NN_INIT_TORCH_DEFAULT,   /* kaiming_uniform(a = sqrt 5): uniform(+-1/sqrt(fan_in)) */
+    NN_INIT_TORCH_DEFAULT,   /* kaiming_uniform(a = sqrt 5): uniform(+-1/sqrt(fan_in)), and
+                                the bias uniform(+-1/sqrt(fan_in)) too: PyTorch's own default */
+    NN_INIT_KAIMING_FAN_IN,  /* normal(0, sqrt(2 / fan_in)), DenseNet's convs */
+    NN_INIT_TORCH_WEIGHT,    /* the weight as TORCH_DEFAULT, bias 0: DenseNet's classifier */
+    NN_INIT_UNIFORM_FAN_OUT, /* uniform(+-1/sqrt(out_features)), EfficientNet's classifier */
 } NnInit;
 
 #define NN_MAX_OUT 4 /* outputs of one node (split) */
@@ -57,11 +64,19 @@ typedef enum NnInit {
 typedef struct NnValue {
     int n, c, h, w;
     size_t numel;
-    int producer;       /* node index, -1 for the graph input */
+    int producer;       /* node index, -1 for the graph input; a buffer's: its first writer */
     int last_consumer;  /* highest node index reading it, -1 if none */
     int needs_grad;     /* some parameter lies upstream */
     int backward_reads; /* some consumer's backward reads it (keeps it live in training) */
     size_t off, goff;   /* in floats into the arena: data and gradient (SIZE_MAX: none) */
+    /* Channel buffers (nn_graph_buffer): */
+    int is_buffer; /* storage that only views read and write */
+    int filled;    /* buffer: channels placed so far */
+    int base;      /* the buffer this value was placed in or slices, -1 if none */
+    int c_off;     /* its first channel there */
+    int view;      /* 1: its storage is channels [c_off, c_off + c) of base's */
+    int zero_at;   /* backward step before which its gradient is zeroed (planned) */
+    int alias;     /* planned: the data is value alias's, overwritten in place (ReLU), or -1 */
 } NnValue;
 
 typedef struct NnNode {
@@ -119,6 +134,8 @@ typedef struct NnGraph {
     int weighted;        /* the last loss used class_weight */
     NnXent xent;
     float **ptrs; /* scratch: one pointer per input of the widest concat */
+    int no_views; /* set before building: concatenate by copying even where the backend could
+                     use channel views (tests compare the two) */
 } NnGraph;
 
 void nn_graph_init(NnGraph *g, const NnBackend *be, int batch);
@@ -145,6 +162,26 @@ int nn_graph_concat(NnGraph *g, int n, const int *xs);
 /* Splits x along channels into parts of chans[i] channels; ids written to outs. Returns 0. */
 int nn_graph_split(NnGraph *g, int x, int parts, const int *chans, int *outs);
 int nn_graph_shuffle(NnGraph *g, int x, int groups);
+/* Zero-copy channel concatenation (DenseNet). A buffer is one (N,C,H,W) tensor that values
+ * are placed in, channel block after channel block; a prefix reads its first channels:
+ *   buf = nn_graph_buffer(g, C, H, W);
+ *   nn_graph_place(g, x0, buf);               x0 (N,C0,H,W) now lives in channels [0, C0)
+ *   y = nn_graph_prefix(g, buf, C0);          a value reading those channels
+ *   nn_graph_place(g, f1, buf);               f1 (N,32,H,W) lives in [C0, C0 + 32)
+ *   y = nn_graph_prefix(g, buf, C0 + 32);     = concat(x0, f1), without a copy
+ * On a backend with channel_views (backend.h) placed values and prefixes are views of the
+ * buffer's storage: the op producing a placed value writes straight into its channels (ldy),
+ * and a prefix narrower than the buffer is read with a channel stride (ldx): only by a BN,
+ * which is what every reader of a DenseNet concatenation is. Gradients share the buffer's
+ * gradient the same way, and since every backward accumulates (backend.h), the consumers of
+ * each channel block sum into it before its producer's backward reads it. On other backends
+ * (and with g->no_views) placed values keep their own storage and a prefix is a concat node
+ * of the parts it covers: the same numbers, with copies. The value to place must be the one
+ * just made by a conv, max pool or average pool, not read yet; a prefix must end where a
+ * placed value ends. */
+int nn_graph_buffer(NnGraph *g, int c, int h, int w);
+int nn_graph_place(NnGraph *g, int x, int buf);
+int nn_graph_prefix(NnGraph *g, int buf, int c);
 int nn_graph_dropout(NnGraph *g, int x, float p);
 int nn_graph_stochastic_depth(NnGraph *g, int x, float p);
 
@@ -174,5 +211,9 @@ int nn_graph_backward(NnGraph *g, Err *e);
 /* Bytes of the planned arena, workspace and per-node state (what a step needs beyond the
  * store). */
 size_t nn_graph_activation_bytes(const NnGraph *g);
+
+/* Multiply-accumulates of one image's forward pass through the convolutions and linear layers
+ * (the usual "MACs" / "FLOPs / 2" of model tables; the rest is a rounding error beside it). */
+double nn_graph_forward_macs(const NnGraph *g);
 
 #endif

@@ -13,9 +13,17 @@
 
 #include "lib/util/err.h"
 
+/* CHANNEL VIEWS. A few descriptors carry a channel leading dimension (ldy, ldx): the tensor
+ * is then channels [off, off + C) of a bigger (N, ld, H, W) tensor, and its pointer points at
+ * channel off of image 0. In NCHW element (n, c, p) is at (n ld + c) HW + p; in NHWC at
+ * (n HW + p) ld + c. 0 means ld = C, the tensor is dense. The graph only sets them on backends
+ * that declare channel_views (backend.h); DenseNet's blocks use them to concatenate without
+ * copies (graph.h nn_graph_buffer). */
+
 /* Conv2d. x: (n, c_in, h_in, w_in), w: (c_out, c_in/groups, kh, kw), bias: (c_out) or none,
- * y: (n, c_out, h_out, w_out). Zero padding, symmetric. groups = 1 is dense, groups = c_in =
- * c_out is depthwise, anything dividing both is grouped. */
+ * y: (n, c_out, h_out, w_out), a channel view when ldy != 0 (and dy with it). Zero padding,
+ * symmetric. groups = 1 is dense, groups = c_in = c_out is depthwise, anything dividing both
+ * is grouped. */
 typedef struct NnConv2d {
     int n, c_in, h_in, w_in;
     int c_out, kh, kw;
@@ -24,21 +32,25 @@ typedef struct NnConv2d {
     int dil_h, dil_w;
     int groups;
     int h_out, w_out; /* set by nn_conv2d_setup */
+    int ldy;          /* channel view of y and dy (0: dense) */
 } NnConv2d;
 
 /* Fills h_out, w_out: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1. */
 int nn_conv2d_setup(NnConv2d *c, Err *e);
 
-/* BatchNorm2d over x: (n, c, h, w), statistics per channel over n*h*w values. */
+/* BatchNorm2d over x: (n, c, h, w), statistics per channel over n*h*w values; x (and dx) a
+ * channel view when ldx != 0, y and dy dense. */
 typedef struct NnBatchNorm {
     int n, c, h, w;
     float eps;      /* PyTorch default 1e-5; MobileNetV3 1e-3 */
     float momentum; /* running = (1 - momentum) running + momentum batch; default 0.1 */
+    int ldx;        /* channel view of x and dx (0: dense) */
 } NnBatchNorm;
 
 int nn_batchnorm_setup(const NnBatchNorm *bn, int training, Err *e);
 
-/* MaxPool2d / AvgPool2d over x: (n, c, h_in, w_in) -> y: (n, c, h_out, w_out); dilation 1. */
+/* MaxPool2d / AvgPool2d over x: (n, c, h_in, w_in) -> y: (n, c, h_out, w_out); dilation 1.
+ * y (and dy) a channel view when ldy != 0; x, dx and argmax dense. */
 typedef struct NnPool2d {
     int n, c, h_in, w_in;
     int kh, kw;
@@ -47,6 +59,7 @@ typedef struct NnPool2d {
     int ceil_mode;
     int count_include_pad; /* average pooling only */
     int h_out, w_out;      /* set by nn_pool2d_setup */
+    int ldy;               /* channel view of y and dy (0: dense) */
 } NnPool2d;
 
 /* Fills h_out, w_out with PyTorch's pooling_output_shape: the division rounds up in ceil mode,

@@ -444,10 +444,10 @@ static void bn_case(NnBatchNorm bn)
 static void test_batchnorm(void **state)
 {
     (void)state;
-    bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f});
-    bn_case((NnBatchNorm){4, 16, 9, 9, 1e-3f, 0.01f});
-    bn_case((NnBatchNorm){3, 72, 5, 7, 1e-3f, 0.1f});
-    bn_case((NnBatchNorm){8, 24, 1, 1, 1e-5f, 0.1f});
+    bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f, 0});
+    bn_case((NnBatchNorm){4, 16, 9, 9, 1e-3f, 0.01f, 0});
+    bn_case((NnBatchNorm){3, 72, 5, 7, 1e-3f, 0.1f, 0});
+    bn_case((NnBatchNorm){8, 24, 1, 1, 1e-5f, 0.1f, 0});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1078,7 +1078,7 @@ static void test_release(void **state)
     nn_dnnl_release();
     size_t before = mem_bytes_in_use();
     conv_case("after release: depthwise 3x3 s2 p1", conv_desc(2, 8, 9, 9, 8, 3, 2, 1, 1, 8), 1);
-    bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f});
+    bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f, 0});
     act_case(NN_SILU, 999);
     linear_case(5, 37, 11, 1, 1);
     nn_dnnl_release();

@@ -251,9 +251,13 @@ static void test_batchnorm(void **state)
         Case c;
         case_open(&c, "batchnorm", i);
         int training = iattr(&c, "training");
-        NnBatchNorm bn = {(int)dim(&c, "x", 0),   (int)dim(&c, "x", 1),
-                          (int)dim(&c, "x", 2),   (int)dim(&c, "x", 3),
-                          (float)attr(&c, "eps"), (float)attr(&c, "momentum")};
+        NnBatchNorm bn = {(int)dim(&c, "x", 0),
+                          (int)dim(&c, "x", 1),
+                          (int)dim(&c, "x", 2),
+                          (int)dim(&c, "x", 3),
+                          (float)attr(&c, "eps"),
+                          (float)attr(&c, "momentum"),
+                          0};
         Err e = {0};
         assert_int_equal(nn_batchnorm_setup(&bn, training, &e), 0);
         size_t ch = (size_t)bn.c;

@@ -372,10 +372,10 @@ static void bn_case(const char *label, NnBatchNorm bn, int training)
 static void test_batchnorm(void **state)
 {
     (void)state;
-    bn_case("train 2x3x5x3", (NnBatchNorm){2, 3, 5, 3, 1e-5f, 0.1f}, 1);
-    bn_case("train 3x2x3x1, eps 1e-3", (NnBatchNorm){3, 2, 3, 1, 1e-3f, 0.01f}, 1);
-    bn_case("train 4x3x1x1 (after pooling)", (NnBatchNorm){4, 3, 1, 1, 1e-5f, 0.1f}, 1);
-    bn_case("eval 2x3x5x3", (NnBatchNorm){2, 3, 5, 3, 1e-5f, 0.1f}, 0);
+    bn_case("train 2x3x5x3", (NnBatchNorm){2, 3, 5, 3, 1e-5f, 0.1f, 0}, 1);
+    bn_case("train 3x2x3x1, eps 1e-3", (NnBatchNorm){3, 2, 3, 1, 1e-3f, 0.01f, 0}, 1);
+    bn_case("train 4x3x1x1 (after pooling)", (NnBatchNorm){4, 3, 1, 1, 1e-5f, 0.1f, 0}, 1);
+    bn_case("eval 2x3x5x3", (NnBatchNorm){2, 3, 5, 3, 1e-5f, 0.1f, 0}, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -849,7 +849,7 @@ static void test_output_sizes(void **state)
     p.pad_h = 2; /* over half the kernel */
     assert_int_equal(nn_pool2d_setup(&p, &e), ERR_INTERNAL);
 
-    NnBatchNorm bn = {1, 4, 1, 1, 1e-5f, 0.1f};
+    NnBatchNorm bn = {1, 4, 1, 1, 1e-5f, 0.1f, 0};
     assert_int_equal(nn_batchnorm_setup(&bn, 1, &e), ERR_CONFIG);
     assert_int_equal(nn_batchnorm_setup(&bn, 0, &e), 0);
 

@@ -1,5 +1,6 @@
 /* mobilenet.c: MobileNetV3 Large and Small as torchvision 0.14 builds them
- * (torchvision/models/mobilenetv3.py), with width_mult 1 and no dilation or reduced tail.
+ * (torchvision/models/mobilenetv3.py), with width_mult 1 and no dilation or reduced tail, and
+ * MobileNetV2 (mobilenetv2.py, width_mult 1).
  *
  * Module names (state_dict keys): features.0 is the stem (conv 3x3 s2 + BN + Hardswish),
  * features.1 .. features.N the inverted-residual blocks, features.N+1 the last 1x1 conv; each
@@ -11,6 +12,7 @@
 
 #include "lib/nn/models/models.h"
 
+/* MobileNetV3's BatchNorm; V2 keeps PyTorch's defaults (1e-5, 0.1). */
 #define BN_EPS      1e-3f
 #define BN_MOMENTUM 0.01f
 
@@ -30,16 +32,24 @@ static int make_divisible(int v)
     return r;
 }
 
-/* Conv2dNormActivation: conv (no bias) + BN + optional activation; names prefix.0, prefix.1. */
-static int conv_bn_act(NnGraph *g, const char *prefix, int x, int out, int k, int stride,
-                       int groups, int act, NnAct a)
+/* Conv2dNormActivation: conv (no bias) + BN (eps, momentum) + optional activation; names
+ * prefix.0, prefix.1. */
+static int conv_bn_act_eps(NnGraph *g, const char *prefix, int x, int out, int k, int stride,
+                           int groups, int act, NnAct a, float eps, float momentum)
 {
     char name[NN_NAME_MAX];
     snprintf(name, sizeof name, "%s.0", prefix);
     x = nn_graph_conv(g, name, x, out, k, stride, (k - 1) / 2, 1, groups, 0);
     snprintf(name, sizeof name, "%s.1", prefix);
-    x = nn_graph_bn(g, name, x, BN_EPS, BN_MOMENTUM);
+    x = nn_graph_bn(g, name, x, eps, momentum);
     return act ? nn_graph_act(g, x, a) : x;
+}
+
+/* MobileNetV3's Conv2dNormActivation (BN eps 1e-3, momentum 0.01). */
+static int conv_bn_act(NnGraph *g, const char *prefix, int x, int out, int k, int stride,
+                       int groups, int act, NnAct a)
+{
+    return conv_bn_act_eps(g, prefix, x, out, k, stride, groups, act, a, BN_EPS, BN_MOMENTUM);
 }
 
 /* SqueezeExcitation(C, S): avgpool -> fc1 (C->S, bias) -> ReLU -> fc2 (S->C, bias) ->
@@ -120,4 +130,58 @@ int nn_build_mobilenet_v3_small(NnGraph *g, int x, int classes)
         {96, 5, 576, 96, 1, 1, 1}, {96, 5, 576, 96, 1, 1, 1},
     };
     return mobilenet_v3(g, x, blocks, (int)(sizeof blocks / sizeof *blocks), 1024, classes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MobileNetV2
+
+/* MobileNetV2's InvertedResidual: features.<index>.conv.0 expand 1x1 + BN + ReLU6 (only when
+ * t != 1), then the depthwise 3x3 (.conv.K, K = 0 or 1) + BN + ReLU6, then the linear 1x1
+ * projection as a bare conv (.conv.K+1) and BN (.conv.K+2); residual when stride 1 and
+ * in == out. x: (N,in,H,W) -> (N,out,H/stride,W/stride). */
+static int v2_block(NnGraph *g, int index, int x, int in, int out, int stride, int t)
+{
+    char name[NN_NAME_MAX];
+    int hidden = in * t, y = x, part = 0;
+    if (t != 1) {
+        snprintf(name, sizeof name, "features.%d.conv.%d", index, part++);
+        y = conv_bn_act_eps(g, name, y, hidden, 1, 1, 1, 1, NN_RELU6, 1e-5f, 0.1f);
+    }
+    snprintf(name, sizeof name, "features.%d.conv.%d", index, part++);
+    y = conv_bn_act_eps(g, name, y, hidden, 3, stride, hidden, 1, NN_RELU6, 1e-5f, 0.1f);
+    snprintf(name, sizeof name, "features.%d.conv.%d", index, part++);
+    y = nn_graph_conv(g, name, y, out, 1, 1, 0, 1, 1, 0);
+    snprintf(name, sizeof name, "features.%d.conv.%d", index, part++);
+    y = nn_graph_bn(g, name, y, 1e-5f, 0.1f);
+    return stride == 1 && in == out ? nn_graph_add(g, x, y) : y;
+}
+
+/* Stem 3x3 s2 conv 3->32 + BN + ReLU6 (features.0), 17 blocks from the (t, c, n, s) table,
+ * 1x1 conv ->1280 + BN + ReLU6 (features.18), global pool, classifier.0 Dropout(0.2),
+ * classifier.1 Linear. Init: convs kaiming_normal(fan_out), linear normal(0, 0.01), biases 0. */
+int nn_build_mobilenet_v2(NnGraph *g, int x, int classes)
+{
+    static const int settings[7][4] = {
+        {1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2},  {6, 64, 4, 2},
+        {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1},
+    };
+    NnInit saved = g->linear_init;
+    g->conv_init = NN_INIT_KAIMING_FAN_OUT;
+    g->linear_init = NN_INIT_NORMAL_001;
+    x = conv_bn_act_eps(g, "features.0", x, 32, 3, 2, 1, 1, NN_RELU6, 1e-5f, 0.1f);
+    int in = 32, index = 1;
+    for (int s = 0; s < 7; s++)
+        for (int i = 0; i < settings[s][2]; i++) {
+            int out = settings[s][1];
+            x = v2_block(g, index++, x, in, out, i == 0 ? settings[s][3] : 1, settings[s][0]);
+            in = out;
+        }
+    char name[NN_NAME_MAX];
+    snprintf(name, sizeof name, "features.%d", index);
+    x = conv_bn_act_eps(g, name, x, 1280, 1, 1, 1, 1, NN_RELU6, 1e-5f, 0.1f);
+    x = nn_graph_adaptive_avgpool(g, x, 1, 1);
+    x = nn_graph_dropout(g, x, 0.2f);
+    x = nn_graph_linear(g, "classifier.1", x, classes, 1);
+    g->linear_init = saved;
+    return x;
 }

@@ -6,6 +6,14 @@
 const NnModelInfo nn_models[] = {
     {"mobilenet_v3_large", nn_build_mobilenet_v3_large},
     {"mobilenet_v3_small", nn_build_mobilenet_v3_small},
+    {"mobilenet_v2", nn_build_mobilenet_v2},
+    {"resnet18", nn_build_resnet18},
+    {"resnet50", nn_build_resnet50},
+    {"densenet121", nn_build_densenet121},
+    {"densenet201", nn_build_densenet201},
+    {"efficientnet_b0", nn_build_efficientnet_b0},
+    {"shufflenet_v2_x1_0", nn_build_shufflenet_v2_x1_0},
+    {"vgg16_bn", nn_build_vgg16_bn},
     {NULL, NULL},
 };
 
@@ -34,7 +42,7 @@ int nn_model_graph(NnGraph *g, const NnBackend *be, const char *id, int n, int c
     int x = nn_graph_input(g, c, h, w);
     m->build(g, x, classes);
     if (nn_graph_finish(g, training, n_moments, e) < 0) {
-        err_prefix(e, "model %s", id);
+        err_prefix(e, "model %s: ", id);
         nn_graph_free(g);
         return -1;
     }

@@ -28,5 +28,18 @@ int nn_model_graph(NnGraph *g, const NnBackend *be, const char *id, int n, int c
 /* mobilenet.c */
 int nn_build_mobilenet_v3_large(NnGraph *g, int x, int classes);
 int nn_build_mobilenet_v3_small(NnGraph *g, int x, int classes);
+int nn_build_mobilenet_v2(NnGraph *g, int x, int classes);
+/* resnet.c */
+int nn_build_resnet18(NnGraph *g, int x, int classes);
+int nn_build_resnet50(NnGraph *g, int x, int classes);
+/* densenet.c */
+int nn_build_densenet121(NnGraph *g, int x, int classes);
+int nn_build_densenet201(NnGraph *g, int x, int classes);
+/* efficientnet.c */
+int nn_build_efficientnet_b0(NnGraph *g, int x, int classes);
+/* shufflenet.c */
+int nn_build_shufflenet_v2_x1_0(NnGraph *g, int x, int classes);
+/* vgg.c */
+int nn_build_vgg16_bn(NnGraph *g, int x, int classes);
 
 #endif

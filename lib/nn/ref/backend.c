@@ -9,6 +9,7 @@
 static const NnBackend ref_backend = {
     .name = "ref",
     .layout = NN_LAYOUT_NCHW,
+    .channel_views = 1,
     .to_layout = ref_copy_layout,
     .from_layout = ref_copy_layout,
     .conv2d_workspace = ref_conv2d_workspace,

@@ -7,7 +7,8 @@
  * Backward is two more products: dw_g += dy_g col^T, and dcol = w_g^T dy_g, which col2im
  * scatters back (adds) into dx. A 1x1 convolution with stride 1 and no padding needs no col at
  * all: the input plane already is (K, P). Depthwise convolution goes through the same path with
- * K = KH * KW; slow-ish but one path is easier to trust than two. */
+ * K = KH * KW; slow-ish but one path is easier to trust than two. y and dy may be channel
+ * views (ops.h): image n's output block starts at n ldy HW instead of n Cout HW. */
 #include <string.h>
 
 #include "lib/nn/ref/ref.h"
@@ -81,11 +82,12 @@ void ref_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const
     int k = cg * c->kh * c->kw;
     int p = c->h_out * c->w_out;
     size_t plane_in = (size_t)c->h_in * c->w_in;
+    size_t ldy = (size_t)(c->ldy ? c->ldy : c->c_out); /* y's channel stride per image */
     float *col = workspace;
     for (int n = 0; n < c->n; n++)
         for (int g = 0; g < c->groups; g++) {
             const float *xg = x + ((size_t)n * c->c_in + (size_t)g * cg) * plane_in;
-            float *yg = y + ((size_t)n * c->c_out + (size_t)g * og) * p;
+            float *yg = y + ((size_t)n * ldy + (size_t)g * og) * p;
             const float *wg = w + (size_t)g * og * k;
             /* the gemm accumulates, so start from the bias (or zero) */
             for (int o = 0; o < og; o++) {
@@ -111,12 +113,13 @@ void ref_conv2d_backward(const NnConv2d *c, const float *x, const float *w, cons
     int k = cg * c->kh * c->kw;
     int p = c->h_out * c->w_out;
     size_t plane_in = (size_t)c->h_in * c->w_in;
+    size_t ldy = (size_t)(c->ldy ? c->ldy : c->c_out);
     float *col = workspace;
     float *dcol = col ? col + (size_t)k * p : NULL;
     for (int n = 0; n < c->n; n++)
         for (int g = 0; g < c->groups; g++) {
             const float *xg = x + ((size_t)n * c->c_in + (size_t)g * cg) * plane_in;
-            const float *dyg = dy + ((size_t)n * c->c_out + (size_t)g * og) * p;
+            const float *dyg = dy + ((size_t)n * ldy + (size_t)g * og) * p;
             const float *wg = w + (size_t)g * og * k;
             float *dwg = dw + (size_t)g * og * k;
             if (db)

@@ -13,13 +13,20 @@
  *   dx = gamma invstd (g - dbeta / M - xhat dgamma / M)
  * (differentiate y through xhat, mean and var; the mean's and the variance's paths give the two
  * subtracted terms). The sums are the local ones of this call, computed before they are added
- * into dgamma and dbeta, so the accumulate contract holds. */
+ * into dgamma and dbeta, so the accumulate contract holds. x and dx may be a channel view
+ * (ops.h: ldx), y and dy are dense. */
 #include <math.h>
 
 #include "lib/nn/ref/ref.h"
 
-/* Plane (n, c) of an (N,C,H,W) tensor. */
+/* Plane (n, c) of x and dx, which may be a channel view (ops.h: ldx). */
 static size_t plane_at(const NnBatchNorm *bn, int n, int c)
+{
+    return ((size_t)n * (bn->ldx ? bn->ldx : bn->c) + c) * bn->h * bn->w;
+}
+
+/* Plane (n, c) of y and dy: always dense (N,C,H,W). */
+static size_t yplane_at(const NnBatchNorm *bn, int n, int c)
 {
     return ((size_t)n * bn->c + c) * bn->h * bn->w;
 }
@@ -46,10 +53,9 @@ void ref_batchnorm_forward_train(const NnBatchNorm *bn, const float *x, const fl
         double var = sq / m;
         double invstd = 1.0 / sqrt(var + bn->eps);
         for (int n = 0; n < bn->n; n++)
-            for (size_t i = 0; i < hw; i++) {
-                size_t at = plane_at(bn, n, c) + i;
-                y[at] = (float)((x[at] - mean) * invstd * gamma[c] + beta[c]);
-            }
+            for (size_t i = 0; i < hw; i++)
+                y[yplane_at(bn, n, c) + i] =
+                    (float)((x[plane_at(bn, n, c) + i] - mean) * invstd * gamma[c] + beta[c]);
         double mom = bn->momentum;
         running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
         running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * var * m / (m - 1.0));
@@ -67,10 +73,10 @@ void ref_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const flo
     for (int c = 0; c < bn->c; c++) {
         double invstd = 1.0 / sqrt((double)running_var[c] + bn->eps);
         for (int n = 0; n < bn->n; n++)
-            for (size_t i = 0; i < hw; i++) {
-                size_t at = plane_at(bn, n, c) + i;
-                y[at] = (float)((x[at] - running_mean[c]) * invstd * gamma[c] + beta[c]);
-            }
+            for (size_t i = 0; i < hw; i++)
+                y[yplane_at(bn, n, c) + i] =
+                    (float)((x[plane_at(bn, n, c) + i] - running_mean[c]) * invstd * gamma[c] +
+                            beta[c]);
     }
 }
 
@@ -86,9 +92,9 @@ static void channel_backward(const NnBatchNorm *bn, int c, const float *x, doubl
     double sum_dy_xhat = 0.0;
     for (int n = 0; n < bn->n; n++)
         for (size_t i = 0; i < hw; i++) {
-            size_t at = plane_at(bn, n, c) + i;
-            sum_dy += dy[at];
-            sum_dy_xhat += dy[at] * (x[at] - mean) * invstd;
+            double g = dy[yplane_at(bn, n, c) + i];
+            sum_dy += g;
+            sum_dy_xhat += g * (x[plane_at(bn, n, c) + i] - mean) * invstd;
         }
     dgamma[c] += (float)sum_dy_xhat;
     dbeta[c] += (float)sum_dy;
@@ -101,7 +107,8 @@ static void channel_backward(const NnBatchNorm *bn, int c, const float *x, doubl
         for (size_t i = 0; i < hw; i++) {
             size_t at = plane_at(bn, n, c) + i;
             double xhat = (x[at] - mean) * invstd;
-            dx[at] += (float)(scale * (dy[at] - mean_dy - xhat * mean_dy_xhat));
+            dx[at] +=
+                (float)(scale * (dy[yplane_at(bn, n, c) + i] - mean_dy - xhat * mean_dy_xhat));
         }
 }
 

@@ -24,12 +24,20 @@ static int min_int(int a, int b)
     return a < b ? a : b;
 }
 
+/* Output plane pl = n C + c of y or dy, a channel view when ldy != 0 (ops.h). */
+static size_t yplane(const NnPool2d *p, size_t pl)
+{
+    size_t ld = (size_t)(p->ldy ? p->ldy : p->c);
+    return (pl / (size_t)p->c * ld + pl % (size_t)p->c) * p->h_out * p->w_out;
+}
+
 void ref_maxpool2d_forward(const NnPool2d *p, const float *x, float *y, int32_t *argmax)
 {
     size_t plane_in = (size_t)p->h_in * p->w_in;
     size_t plane_out = (size_t)p->h_out * p->w_out;
     for (size_t pl = 0; pl < (size_t)p->n * p->c; pl++) {
         const float *xp = x + pl * plane_in;
+        float *yp = y + yplane(p, pl);
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
                 int h0 = oh * p->stride_h - p->pad_h;
@@ -48,7 +56,7 @@ void ref_maxpool2d_forward(const NnPool2d *p, const float *x, float *y, int32_t 
                             at = ih * p->w_in + iw;
                         }
                     }
-                y[pl * plane_out + oh * p->w_out + ow] = best;
+                yp[oh * p->w_out + ow] = best;
                 argmax[pl * plane_out + oh * p->w_out + ow] = at;
             }
     }
@@ -62,16 +70,16 @@ void ref_maxpool2d_backward(const NnPool2d *p, const int32_t *argmax, const floa
         for (size_t o = 0; o < plane_out; o++) {
             int32_t at = argmax[pl * plane_out + o];
             if (at >= 0)
-                dx[pl * plane_in + (size_t)at] += dy[pl * plane_out + o];
+                dx[pl * plane_in + (size_t)at] += dy[yplane(p, pl) + o];
         }
 }
 
 void ref_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
 {
     size_t plane_in = (size_t)p->h_in * p->w_in;
-    size_t plane_out = (size_t)p->h_out * p->w_out;
     for (size_t pl = 0; pl < (size_t)p->n * p->c; pl++) {
         const float *xp = x + pl * plane_in;
+        float *yp = y + yplane(p, pl);
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
                 NnPoolWindow win = nn_avgpool_window(p, oh, ow);
@@ -79,7 +87,7 @@ void ref_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
                 for (int ih = win.h0; ih < win.h1; ih++)
                     for (int iw = win.w0; iw < win.w1; iw++)
                         sum += xp[ih * p->w_in + iw];
-                y[pl * plane_out + oh * p->w_out + ow] = win.divisor ? sum / win.divisor : 0.0f;
+                yp[oh * p->w_out + ow] = win.divisor ? sum / win.divisor : 0.0f;
             }
     }
 }
@@ -87,15 +95,15 @@ void ref_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
 void ref_avgpool2d_backward(const NnPool2d *p, const float *dy, float *dx)
 {
     size_t plane_in = (size_t)p->h_in * p->w_in;
-    size_t plane_out = (size_t)p->h_out * p->w_out;
     for (size_t pl = 0; pl < (size_t)p->n * p->c; pl++) {
         float *dxp = dx + pl * plane_in;
+        const float *dyp = dy + yplane(p, pl);
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
                 NnPoolWindow win = nn_avgpool_window(p, oh, ow);
                 if (!win.divisor)
                     continue;
-                float g = dy[pl * plane_out + oh * p->w_out + ow] / win.divisor;
+                float g = dyp[oh * p->w_out + ow] / win.divisor;
                 for (int ih = win.h0; ih < win.h1; ih++)
                     for (int iw = win.w0; iw < win.w1; iw++)
                         dxp[ih * p->w_in + iw] += g;
