@@ -4,6 +4,7 @@
 # validation AUC, training images/s with data loading beside the engine's pure-compute figure
 # at the same size and batch (bench_train), and the loader's share of the training time.
 set -eu
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 build=${1:?usage: bench/train.sh BUILD_DIR}
 cfg=configs/default.yaml
 run=runs/default
