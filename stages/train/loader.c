@@ -43,6 +43,8 @@ struct Loader {
     uint64_t epoch;
     int start;
     int quit, busy, started;
+    int sync;        /* no thread: the partition does not fit the cache (see loader_open) */
+    hid_t sync_file; /* sync mode: cohort.h5, opened on first use (-1 before) */
     double waited;
 };
 
@@ -137,10 +139,16 @@ static void *run(void *arg)
     Loader *l = arg;
     hid_t f = -1;
     Err e = {0};
-    loader_h5_lock();
-    if (h5_open_read(l->spec.cohort, &f, &e))
-        f = -1;
-    loader_h5_unlock();
+    /* a fully cached partition (read by loader_open) needs no file in this thread */
+    int all_cached = l->cache != NULL;
+    for (int i = 0; all_cached && i < l->spec.n; i++)
+        all_cached = l->cached[i];
+    if (!all_cached) {
+        loader_h5_lock();
+        if (h5_open_read(l->spec.cohort, &f, &e))
+            f = -1;
+        loader_h5_unlock();
+    }
     pthread_mutex_lock(&l->mu);
     long gen = -1, seq = 0;
     uint64_t epoch = 0;
@@ -166,7 +174,7 @@ static void *run(void *arg)
         }
         l->busy = 1;
         pthread_mutex_unlock(&l->mu);
-        if (f < 0) {
+        if (f < 0 && !all_cached) {
             s->error = 1, s->count = 0;
             snprintf(s->msg, sizeof s->msg, "%s", e.msg);
         } else {
@@ -226,9 +234,41 @@ int loader_open(Loader **out, const LoaderSpec *spec, Err *e)
     if (spec->augment)
         l->augment = *spec->augment;
     l->spec.rows = l->rows, l->spec.label = l->label;
+    if (l->cache) {
+        /* the partition fits: read it all here, in the caller's thread, so that the loader
+         * thread never calls HDF5 (which Debian builds without thread safety) */
+        hid_t f = -1;
+        loader_h5_lock();
+        int rc = h5_open_read(spec->cohort, &f, e);
+        int opened = rc == 0;
+        size_t gg = (size_t)spec->grid * spec->grid;
+        for (int i = 0; rc == 0 && i < spec->n; i++) {
+            rc = h5_read_rows(f, "/slices/image", l->rows[i], 1, H5T_NATIVE_FLOAT,
+                              l->cache + (size_t)i * gg, e);
+            l->cached[i] = rc == 0;
+        }
+        if (opened)
+            h5_close(f);
+        loader_h5_unlock();
+        if (rc) {
+            loader_close(l);
+            return -1;
+        }
+    }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     l->generation = -1; /* nothing to read until loader_start */
+    l->sync_file = -1;
+    if (!l->cache) {
+        /* Slices are read from cohort.h5 as batches are asked for, in the caller's thread:
+         * Debian's HDF5 is built without thread safety, and a reader thread corrupted its
+         * heap even with every call serialised under loader_h5_lock (a crash in HDF5's
+         * free lists at exit, one run in five). Prefetching is for cached partitions. */
+        l->sync = 1;
+        l->started = 1;
+        *out = l;
+        return 0;
+    }
     if (pthread_create(&l->thread, NULL, run, l) != 0) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
@@ -242,6 +282,12 @@ int loader_open(Loader **out, const LoaderSpec *spec, Err *e)
 
 void loader_start(Loader *l, uint64_t epoch, int start)
 {
+    if (l->sync) {
+        l->epoch = epoch;
+        l->next_seq = start / l->spec.batch;
+        make_order(l, epoch);
+        return;
+    }
     pthread_mutex_lock(&l->mu);
     l->epoch = epoch;
     l->start = start;
@@ -256,6 +302,25 @@ int loader_next(Loader *l, const float **images, const int **labels, const int32
                 int *count, Err *e)
 {
     double t0 = now();
+    if (l->sync) {
+        *count = 0;
+        if (l->next_seq >= loader_batches(l))
+            return 0;
+        loader_h5_lock();
+        int rc = l->sync_file < 0 ? h5_open_read(l->spec.cohort, &l->sync_file, e) : 0;
+        loader_h5_unlock();
+        if (rc) {
+            l->sync_file = -1;
+            return -1;
+        }
+        Slot *s = &l->slot[0];
+        fill(l, l->sync_file, s, l->next_seq++, l->epoch);
+        l->waited += now() - t0;
+        if (s->error)
+            return err_set(e, ERR_FORMAT, "%s", s->msg);
+        *images = s->images, *labels = s->labels, *rows = s->rows, *count = s->count;
+        return 0;
+    }
     pthread_mutex_lock(&l->mu);
     /* free the slot handed out last time */
     Slot *prev = &l->slot[(l->next_seq + 1) % 2];
@@ -289,6 +354,10 @@ double loader_wait_seconds(const Loader *l)
 
 void loader_stop(Loader *l)
 {
+    if (l->sync) {
+        l->next_seq = loader_batches(l);
+        return;
+    }
     pthread_mutex_lock(&l->mu);
     l->generation++;
     l->next_seq = loader_batches(l); /* nothing more to hand out */
@@ -303,12 +372,19 @@ void loader_close(Loader *l)
 {
     if (!l)
         return;
-    if (l->started) {
+    if (l->sync && l->sync_file >= 0) {
+        loader_h5_lock();
+        h5_close(l->sync_file);
+        loader_h5_unlock();
+    }
+    if (l->started && !l->sync) {
         pthread_mutex_lock(&l->mu);
         l->quit = 1;
         pthread_cond_broadcast(&l->cv);
         pthread_mutex_unlock(&l->mu);
         pthread_join(l->thread, NULL);
+    }
+    if (l->started) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
     }

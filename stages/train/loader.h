@@ -5,10 +5,11 @@
  * into two slots while the caller computes on the previous one. Sample order is a Philox
  * permutation keyed by (seed, PHILOX_SHUFFLE, epoch), so epoch e's order, a sample's
  * augmentation and therefore a resumed run are independent of timing and of where a run
- * stopped. HDF5 is used under one process-wide lock (loader_h5_lock). When the partition's
- * decoded slices fit in spec.cache_bytes they are kept after their first read, so later epochs
- * cost only the augmentation: on 2 cores the reader's decompression otherwise takes CPU from
- * the compute threads. */
+ * stopped. When the partition's decoded slices fit in spec.cache_bytes, loader_open reads them
+ * all (in the caller's thread) and the thread only augments: epochs cost no HDF5 read and no
+ * decompression, and HDF5, which Debian builds without thread safety, is never called from a
+ * second thread. A partition too large for the cache is read batch by batch in the caller's
+ * thread, without prefetching. HDF5 calls go through one process-wide lock (loader_h5_lock). */
 #ifndef ONFH_TRAIN_LOADER_H
 #define ONFH_TRAIN_LOADER_H
 

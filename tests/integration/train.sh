@@ -42,6 +42,14 @@ expect_exit "2 more steps, resumed" 0 "$t/s2b.out" "$ONFH" "${one[@]}" --max-ste
 grep -q "resuming" "$t/s2b.out" && ok "... resumes" || not_ok "... resumes" "$(tail -3 "$t/s2b.out")"
 cmp -s "$t/straight.h5" "$run/models/mobilenet_v3_small/fold1/last.h5" && ok "resumed weights, moments and state are bit-identical to the straight run" || not_ok "resumed weights, moments and state are bit-identical to the straight run" "$(h5diff "$t/straight.h5" "$run/models/mobilenet_v3_small/fold1/last.h5" 2>&1 | head -5)"
 
+# without the slice cache the loader reads cohort.h5 batch by batch: the same weights
+expect_exit "4 steps reading cohort.h5 batch by batch (train.cache_mib=0)" 0 "$t/nocache.out" "$ONFH" train "$cfg" --run "$run" --arch mobilenet_v3_small --fold 2 --force --max-steps 4 --set train.cache_mib=0
+cp "$run/models/mobilenet_v3_small/fold2/last.h5" "$t/nocache.h5"
+expect_exit "4 steps from the cache" 0 "$t/cache.out" "$ONFH" train "$cfg" --run "$run" --arch mobilenet_v3_small --fold 2 --force --max-steps 4
+if command -v h5diff >/dev/null; then
+    h5diff "$t/nocache.h5" "$run/models/mobilenet_v3_small/fold2/last.h5" /state_dict /state_dict >"$t/cachediff.out" 2>&1 &&
+        ok "cached and uncached reading give the same weights" || not_ok "cached and uncached reading give the same weights" "$(head -5 "$t/cachediff.out")"
+fi
 expect_exit "a last.h5 from another config is an error" 2 "$t/other.out" "$ONFH" "${one[@]}" --set train.lr=0.01
 grep -q "another configuration" "$t/other.out" && ok "... saying why and what to do" || not_ok "... saying why and what to do" "$(tail -2 "$t/other.out")"
 expect_exit "a fold out of range" 2 "$t/fold.out" "$ONFH" train "$cfg" --run "$run" --fold 7
