@@ -18,13 +18,7 @@
 #include "lib/nn/optimizer.h"
 #include "lib/util/mem.h"
 #include "lib/util/philox.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "lib/util/progress.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -70,7 +64,7 @@ int main(int argc, char **argv)
         target[i] = i % 2;
     double *t = mem_alloc((size_t)steps * sizeof(double));
     for (int s = -2; s < steps; s++) {
-        double t0 = now();
+        double t0 = progress_now();
         nn_graph_set_input(&g, images);
         if (nn_graph_forward(&g, training, &e))
             goto fail;
@@ -84,7 +78,7 @@ int main(int argc, char **argv)
                 goto fail;
         }
         if (s >= 0)
-            t[s] = now() - t0;
+            t[s] = progress_now() - t0;
     }
     qsort(t, (size_t)steps, sizeof *t, cmp_double);
     struct rusage ru;

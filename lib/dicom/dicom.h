@@ -525,7 +525,7 @@ typedef struct DicomReadOptions {
 typedef struct DicomFile {
     char *name;         /* the path, or the name given to dicom_read_mem: for messages */
     DicomFileForm form; /* as found */
-    DicomDataset *meta; /* the file meta group (0002,xxxx); empty when the file has none */
+    DicomDataset *meta; /* the file meta group (group 0002); empty when the file has none */
     DicomDataset *ds;   /* the data set */
     char ts_uid[DICOM_UID_MAX + 1]; /* (0002,0010), or the guessed syntax's UID */
     const DicomTsInfo *ts;          /* its row of the support matrix; NULL for a syntax not in it */

@@ -7,7 +7,7 @@
  *
  * What the bytes can look like, and how each is told apart:
  *   - PS3.10 file: "DICM" at offset 128, the meta group (Explicit VR LE) from 132;
- *   - meta group without preamble: the buffer starts with a (0002,xxxx) tag and a VR;
+ *   - meta group without preamble: the buffer starts with a group-0002 tag and a VR;
  *   - bare data set: neither; the syntax is guessed (guess_encoding) from the first element:
  *     two VR letters after the tag mean Explicit VR, and of the two byte orders the one that
  *     makes the group number small is taken (data sets start at group 0008 or so);
@@ -434,7 +434,7 @@ static int parse_dataset(Rd *r, DicomDataset *ds, size_t end, int delimited, uns
 // ---------------------------------------------------------------------------------------------
 // File meta, syntax, inflate
 
-/* Reads the (0002,xxxx) elements at r->pos into meta: up to the end the group length gives, or
+/* Reads the group-0002 elements at r->pos into meta: up to the end the group length gives, or
  * to the first element of another group. */
 static int read_meta(Rd *r, DicomDataset *meta)
 {

@@ -66,6 +66,16 @@ __attribute__((format(printf, 2, 3))) static int fail(NnGraph *g, const char *fm
     return -1;
 }
 
+/* Keeps e as the graph's first error (a descriptor's setup check failed). */
+static int fail_err(NnGraph *g, const Err *e)
+{
+    if (!g->failed) {
+        g->err = *e;
+        g->failed = 1;
+    }
+    return -1;
+}
+
 static int check_value(NnGraph *g, int x)
 {
     if (g->failed)
@@ -157,13 +167,8 @@ static int add_param(NnGraph *g, int kind, const char *name, const char *suffix,
     char full[NN_NAME_MAX + 32];
     snprintf(full, sizeof full, "%s.%s", name, suffix);
     Err e = {0};
-    if (nn_store_add(&g->store, kind, full, ndim, shape, decay, &e) < 0) {
-        if (!g->failed) {
-            g->err = e;
-            g->failed = 1;
-        }
-        return -1;
-    }
+    if (nn_store_add(&g->store, kind, full, ndim, shape, decay, &e) < 0)
+        return fail_err(g, &e);
     return g->store.n_views - 1;
 }
 
@@ -205,8 +210,7 @@ int nn_graph_conv(NnGraph *g, const char *name, int x, int c_out, int k, int str
     Err e = {0};
     if (nn_conv2d_setup(&c, &e) < 0) {
         err_prefix(&e, "%s: ", name);
-        g->err = e, g->failed = 1;
-        return -1;
+        return fail_err(g, &e);
     }
     nd->u.conv = c;
     nd->init = g->conv_init;
@@ -271,8 +275,7 @@ static int pool(NnGraph *g, NnOpKind kind, int x, int k, int stride, int pad, in
                   .count_include_pad = cip};
     Err e = {0};
     if (nn_pool2d_setup(&p, &e) < 0) {
-        g->err = e, g->failed = 1;
-        return -1;
+        return fail_err(g, &e);
     }
     nd->u.pool = p;
     if (kind == NN_OP_MAXPOOL) {
@@ -304,8 +307,7 @@ int nn_graph_adaptive_avgpool(NnGraph *g, int x, int h_out, int w_out)
         .n = v->n, .c = v->c, .h_in = v->h, .w_in = v->w, .h_out = h_out, .w_out = w_out};
     Err e = {0};
     if (nn_adaptive_pool_setup(&p, &e) < 0) {
-        g->err = e, g->failed = 1;
-        return -1;
+        return fail_err(g, &e);
     }
     nd->u.ap = p;
     return add_output(g, nd, p.n, p.c, h_out, w_out);

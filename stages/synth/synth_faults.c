@@ -3,7 +3,7 @@
  *
  *   kind            what is written                                        verdict
  *   truncated       a slice file cut at 60% of its length                  skip:truncated
- *   garbage         random bytes named IM9xxx.dcm inside a series folder   skip:not_dicom
+ *   garbage         random bytes named IM9nnn.dcm inside a series folder   skip:not_dicom
  *   non_dicom       a text file in the patient's folder                    skip:not_dicom
  *   missing_slice   a repeat of the baseline T1 series, one slice missing  qc:missing_instance
  *   duplicate_sop   a byte-identical copy of a slice in an export folder   skip:duplicate

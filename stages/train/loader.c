@@ -11,10 +11,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/h5/h5read.h"
 #include "lib/util/mem.h"
+#include "lib/util/progress.h"
 #include "lib/util/philox.h"
 
 typedef struct Slot {
@@ -60,13 +60,6 @@ void loader_h5_lock(void)
 void loader_h5_unlock(void)
 {
     pthread_mutex_unlock(&h5_mu);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int loader_batches(const Loader *l)
@@ -301,7 +294,7 @@ void loader_start(Loader *l, uint64_t epoch, int start)
 int loader_next(Loader *l, const float **images, const int **labels, const int32_t **rows,
                 int *count, Err *e)
 {
-    double t0 = now();
+    double t0 = progress_now();
     if (l->sync) {
         *count = 0;
         if (l->next_seq >= loader_batches(l))
@@ -315,7 +308,7 @@ int loader_next(Loader *l, const float **images, const int **labels, const int32
         }
         Slot *s = &l->slot[0];
         fill(l, l->sync_file, s, l->next_seq++, l->epoch);
-        l->waited += now() - t0;
+        l->waited += progress_now() - t0;
         if (s->error)
             return err_set(e, ERR_FORMAT, "%s", s->msg);
         *images = s->images, *labels = s->labels, *rows = s->rows, *count = s->count;
@@ -343,7 +336,7 @@ int loader_next(Loader *l, const float **images, const int **labels, const int32
     }
     l->next_seq++;
     pthread_mutex_unlock(&l->mu);
-    l->waited += now() - t0;
+    l->waited += progress_now() - t0;
     return rc;
 }
 

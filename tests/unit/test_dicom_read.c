@@ -785,7 +785,7 @@ static void test_malformed_inputs(void **state)
                          "\x00\x08\x00\x60\x00\x00\x00\x00\x00"),
                     "fragment item tag (FFFE,E000) expected");
     /* Elements in descending tag order: a few are put in place, hundreds refused. Element k is
-     * (0009,xxxx) LO "ab" with xxxx = 0x2000 - k. */
+     * (0009,eeee) LO "ab" with element eeee = 0x2000 - k. */
     static uint8_t desc[300 * 10];
     for (int k = 0; k < 300; k++) {
         memcpy(desc + 10 * k,
