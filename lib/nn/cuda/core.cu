@@ -1,0 +1,169 @@
+/* core.cu: the CUDA backend's device, stream, library handles, memory and error checks (see
+ * cuda_be.h and cu_core.cuh). One stream carries every op, so ops run in the order the graph
+ * calls them and no op needs an event. */
+#include "lib/nn/cuda/cu_core.cuh"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+static int initialised;
+static cudaStream_t stream;
+static cudnnHandle_t cudnn;
+static cublasHandle_t cublas;
+static int sync_each_op; /* ONFH_CUDA_SYNC=1 */
+static size_t peak_used;
+static char device_name[256];
+
+void cu_die(const char *lib, const char *what, const char *msg, const char *file, int line)
+{
+    fprintf(stderr, "onfh: %s error in %s (%s:%d): %s\n", lib, what, file, line, msg);
+    fflush(stderr);
+    abort();
+}
+
+/* A local rank from the launcher's environment, or -1. */
+static int env_int(const char *name)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return -1;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end || v < 0 || v > 1 << 20 ? -1 : (int)v;
+}
+
+int cu_init(char *msg, size_t cap)
+{
+    if (initialised)
+        return 0;
+    int count = 0;
+    cudaError_t rc = cudaGetDeviceCount(&count);
+    if (rc != cudaSuccess || count == 0) {
+        snprintf(msg, cap, "no CUDA device: %s",
+                 rc != cudaSuccess ? cudaGetErrorString(rc) : "the driver reports none");
+        cudaGetLastError(); /* clear the sticky error */
+        return -1;
+    }
+    int dev = env_int("ONFH_CUDA_DEVICE");
+    if (dev < 0) {
+        int local = env_int("SLURM_LOCALID");
+        if (local < 0)
+            local = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
+        dev = local < 0 ? 0 : local % count;
+    }
+    if (dev >= count) {
+        snprintf(msg, cap, "ONFH_CUDA_DEVICE=%d: only %d device(s)", dev, count);
+        return -1;
+    }
+    CU_CHECK(cudaSetDevice(dev));
+    CU_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    CUDNN_CHECK(cudnnCreate(&cudnn));
+    CUDNN_CHECK(cudnnSetStream(cudnn, stream));
+    CUBLAS_CHECK(cublasCreate(&cublas));
+    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    /* fp32 means fp32: no TF32 tensor-core rounding unless asked for (mixed precision is bf16) */
+    CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+    cudaDeviceProp prop;
+    CU_CHECK(cudaGetDeviceProperties(&prop, dev));
+    snprintf(device_name, sizeof device_name, "%s", prop.name);
+    const char *s = getenv("ONFH_CUDA_SYNC");
+    sync_each_op = s && *s && strcmp(s, "0");
+    initialised = 1;
+    return 0;
+}
+
+cudaStream_t cu_stream(void)
+{
+    return stream;
+}
+
+cudnnHandle_t cu_cudnn(void)
+{
+    return cudnn;
+}
+
+cublasHandle_t cu_cublas(void)
+{
+    return cublas;
+}
+
+const char *cu_device_name(void)
+{
+    return device_name;
+}
+
+static void sample_peak(void)
+{
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && total_b - free_b > peak_used)
+        peak_used = total_b - free_b;
+}
+
+size_t cu_peak_bytes(void)
+{
+    sample_peak();
+    return peak_used;
+}
+
+void *cu_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    CU_CHECK(cudaMemsetAsync(p, 0, bytes, stream));
+    sample_peak();
+    return p;
+}
+
+void cu_free(void *p)
+{
+    if (p) {
+        CU_CHECK(cudaStreamSynchronize(stream));
+        CU_CHECK(cudaFree(p));
+    }
+}
+
+void cu_zero(void *p, size_t bytes)
+{
+    if (bytes)
+        CU_CHECK(cudaMemsetAsync(p, 0, bytes, stream));
+}
+
+void cu_upload(void *dst, const void *src, size_t bytes)
+{
+    /* pageable host memory: the copy is staged by the driver, and src may be reused at once */
+    if (bytes)
+        CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+    CU_CHECK(cudaStreamSynchronize(stream));
+}
+
+void cu_download(void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
+    CU_CHECK(cudaStreamSynchronize(stream));
+}
+
+void cu_copy(void *dst, const void *src, size_t bytes)
+{
+    if (bytes && dst != src)
+        CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+}
+
+void cu_sync(void)
+{
+    CU_CHECK(cudaStreamSynchronize(stream));
+    CU_CHECK(cudaGetLastError());
+}
+
+void cu_after(const char *op, const char *file, int line)
+{
+    cudaError_t rc = cudaGetLastError();
+    if (rc == cudaSuccess && sync_each_op)
+        rc = cudaStreamSynchronize(stream);
+    if (rc != cudaSuccess)
+        cu_die("CUDA", op, cudaGetErrorString(rc), file, line);
+}

@@ -1,0 +1,21 @@
+/* nn_cuda.h: the CUDA backend (lib/nn/cuda): cuDNN for convolution and batch norm, cuBLAS for
+ * linear layers, small kernels for the rest; activations NHWC in device memory, parameters in
+ * PyTorch's layouts (a replica of the ParamStore on the device, graph.h).
+ *
+ * Built where nvcc, cuDNN and NCCL are found (Makefile GPU=1); otherwise, and on machines
+ * without a GPU, nn_backend_cuda returns NULL and says why, so callers need no #if. */
+#ifndef ONFH_NN_CUDA_H
+#define ONFH_NN_CUDA_H
+
+#include <stddef.h>
+
+#include "lib/nn/backend.h"
+
+/* The CUDA backend's table (the device chosen and handles created on first call), or NULL with
+ * the reason in why (cap bytes; why may be NULL). */
+const NnBackend *nn_backend_cuda(char *why, size_t cap);
+
+/* Frees cached cuDNN descriptors (for leak checks). A no-op without CUDA. */
+void nn_cuda_release(void);
+
+#endif
