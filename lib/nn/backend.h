@@ -34,12 +34,38 @@
 
 typedef enum NnLayout { NN_LAYOUT_NCHW, NN_LAYOUT_NHWC } NnLayout;
 
+/* Where a backend's tensors live and how the host reaches them. Every pointer a kernel takes is
+ * memory of this kind: the graph allocates its activations, workspace and parameter replica
+ * with alloc, and moves data in and out with upload and download only. */
+typedef struct NnMemory {
+    /* 0: plain host memory, which the host may also read and write directly (the graph then
+     * runs on the ParamStore's own buffers); 1: device memory, reached only through these
+     * functions (the graph keeps a replica of the store there, nn_graph_upload/download). */
+    int device;
+    void *(*alloc)(size_t bytes); /* zeroed; NULL when out of memory */
+    void (*free)(void *p);        /* NULL is fine */
+    void (*zero)(void *p, size_t bytes);
+    void (*upload)(void *dst, const void *src, size_t bytes); /* host -> backend */
+    void (*download)(void *dst, const void *src,
+                     size_t bytes);                         /* backend -> host, done on return */
+    void (*copy)(void *dst, const void *src, size_t bytes); /* backend -> backend */
+    void (*sync)(void);                                     /* waits for queued work */
+} NnMemory;
+
+/* Host memory (mem_alloc, memset, memcpy): ref and dnnl. */
+extern const NnMemory nn_host_memory;
+/* Host memory that the graph must treat as a device's (device = 1): the "refdev" backend, ref's
+ * kernels on it, runs every upload and download path of a GPU backend on machines without one,
+ * so a missing transfer shows up as wrong numbers in ordinary tests. */
+extern const NnMemory nn_separate_memory;
+
 /* Backward entries that honour set_fresh_grads (NnBackend.fresh_grad_ops). */
 enum { NN_BWD_CONV = 1, NN_BWD_BN = 2, NN_BWD_ACT = 4, NN_BWD_ADD = 8 };
 
 typedef struct NnBackend {
     const char *name;
     NnLayout layout; /* of activations */
+    const NnMemory *mem;
     /* 1: the kernels honour the channel views of ops.h (conv2d y/dy by ldy, batchnorm x/dx by
      * ldx, max/avg pooling y/dy by ldy), so the graph may concatenate without copies; 0: the
      * graph never sets them and concatenates by copying. */
@@ -199,8 +225,11 @@ typedef struct NnBackend {
 
 /* The plain-C reference backend (lib/nn/ref): single-threaded, obvious, the oracle. */
 const NnBackend *nn_backend_ref(void);
+/* ref's kernels on nn_separate_memory (above): a test of the graph's device paths. */
+const NnBackend *nn_backend_refdev(void);
 
-/* "ref", "dnnl" (oneDNN, when built with it) or "auto" (the fastest built); NULL and an error
+/* "ref", "refdev", "dnnl" (oneDNN, when built with it), "cuda" (cuDNN, when built with CUDA and
+ * a GPU is visible) or "auto" (cuda where it works, else dnnl, else ref); NULL and an error
  * naming the choices otherwise. */
 const NnBackend *nn_backend_by_name(const char *name, Err *e);
 

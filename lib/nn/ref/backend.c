@@ -9,6 +9,7 @@
 static const NnBackend ref_backend = {
     .name = "ref",
     .layout = NN_LAYOUT_NCHW,
+    .mem = &nn_host_memory,
     .channel_views = 1,
     .to_layout = ref_copy_layout,
     .from_layout = ref_copy_layout,
@@ -53,4 +54,15 @@ static const NnBackend ref_backend = {
 const NnBackend *nn_backend_ref(void)
 {
     return &ref_backend;
+}
+
+const NnBackend *nn_backend_refdev(void)
+{
+    static NnBackend refdev;
+    if (!refdev.name) { /* built on first use: ref's table with other memory */
+        refdev = ref_backend;
+        refdev.mem = &nn_separate_memory;
+        refdev.name = "refdev";
+    }
+    return &refdev;
 }
