@@ -73,8 +73,8 @@ int main(int argc, char **argv)
             g.step = (uint64_t)(s + 2);
             if (nn_graph_loss(&g, target, NULL, 0.0f, &loss, &e))
                 goto fail;
-            nn_store_zero_grads(&g.store);
-            if (nn_graph_backward(&g, &e) || nn_optim_step(be, &opt, &g.store, s + 3, &e))
+            nn_graph_zero_grads(&g);
+            if (nn_graph_backward(&g, &e) || nn_graph_step(&g, &opt, s + 3, &e))
                 goto fail;
         }
         if (s >= 0)

@@ -112,8 +112,10 @@ const CfgKey onfh_config_keys[] = {
 
     {"train.archs", CFG_LIST, "[mobilenet_v3_large]", CFG_RANGE(1, 16),
      .doc = "architectures to train, torchvision builder names (`onfh model list`)"},
-    {"train.backend", CFG_ENUM, "auto", .choices = "auto|ref|dnnl",
-     .doc = "compute backend: auto picks oneDNN where built; ref is the plain-C oracle (slow)"},
+    {"train.backend", CFG_ENUM, "auto", .choices = "auto|ref|refdev|dnnl|cuda",
+     .doc = "compute backend: auto picks the GPU (cuda) where built and one is visible, else "
+            "oneDNN where built, else ref; ref is the plain-C oracle (slow); refdev is ref on "
+            "memory treated as a device's (a test of the GPU path's transfers)"},
     {"train.image_size", CFG_INT, "0", CFG_RANGE(0, 2048),
      .doc = "side of the images the model sees, pixels (0: cohort.h5's grid_size, no resampling)"},
     {"train.channels", CFG_INT, "1", CFG_RANGE(1, 3),

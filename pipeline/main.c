@@ -426,7 +426,7 @@ static const Command commands[] = {
     {"archs", "", "the ten architectures: parameters, forward GMAC at 224, primitives used", NULL,
      cmd_archs},
     {"predict",
-     "CONFIG --checkpoint FILE [--out FILE] [--backend auto|ref|dnnl] [--batch N] "
+     "CONFIG --checkpoint FILE [--out FILE] [--backend auto|ref|dnnl|cuda] [--batch N] "
      "[--run DIR] [--set KEY=VALUE]...",
      "per-slice class probabilities of a checkpoint over the run's cohort.h5 (predictions.csv)",
      "  --checkpoint FILE  an onfh checkpoint (HDF5; tools/torch_to_onfh.py converts PyTorch's)\n"

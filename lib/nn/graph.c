@@ -26,22 +26,33 @@ void nn_graph_init(NnGraph *g, const NnBackend *be, int batch)
 
 void nn_graph_free(NnGraph *g)
 {
+    const NnMemory *m = g->be->mem;
     for (int i = 0; i < g->n_nodes; i++) {
         NnNode *nd = &g->nodes[i];
         mem_free(nd->in);
         mem_free(nd->chans);
-        mem_free(nd->save_mean);
-        mem_free(nd->save_invstd);
-        mem_free(nd->argmax);
+        m->free(nd->save_mean);
+        m->free(nd->save_invstd);
+        m->free(nd->argmax);
     }
     mem_free(g->nodes);
     mem_free(g->values);
-    mem_free(g->arena);
-    mem_free(g->workspace);
-    mem_free(g->probs);
-    mem_free(g->targets);
-    mem_free(g->class_weight);
+    m->free(g->arena);
+    m->free(g->workspace);
+    m->free(g->probs);
+    m->free(g->targets);
+    m->free(g->class_weight);
+    m->free(g->staging);
+    mem_free(g->host_logits);
     mem_free(g->ptrs);
+    if (m->device) { /* the replica's buffers; its views are the store's */
+        m->free(g->dev.params);
+        m->free(g->dev.grads);
+        for (int k = 0; k < NN_MAX_MOMENTS; k++)
+            m->free(g->dev.moments[k]);
+        m->free(g->dev.buffers);
+        m->free(g->dev.counters);
+    }
     nn_store_free(&g->store);
     const NnBackend *be = g->be;
     int batch = g->batch;
@@ -237,8 +248,8 @@ int nn_graph_bn(NnGraph *g, const char *name, int x, float eps, float momentum)
     nd->run_mean = add_param(g, NN_BUFFER, name, "running_mean", 1, &c, 0);
     nd->run_var = add_param(g, NN_BUFFER, name, "running_var", 1, &c, 0);
     nd->n_tracked = add_param(g, NN_COUNTER, name, "num_batches_tracked", 0, NULL, 0);
-    nd->save_mean = mem_calloc((size_t)c, sizeof(float));
-    nd->save_invstd = mem_calloc((size_t)c, sizeof(float));
+    nd->save_mean = g->be->mem->alloc((size_t)c * sizeof(float));
+    nd->save_invstd = g->be->mem->alloc((size_t)c * sizeof(float));
     if (!nd->save_mean || !nd->save_invstd)
         return fail(g, "graph: %s", "out of memory");
     return add_output(g, nd, n, c, h, w);
@@ -279,7 +290,7 @@ static int pool(NnGraph *g, NnOpKind kind, int x, int k, int stride, int pad, in
     }
     nd->u.pool = p;
     if (kind == NN_OP_MAXPOOL) {
-        nd->argmax = mem_alloc((size_t)p.n * p.c * p.h_out * p.w_out * sizeof(int32_t));
+        nd->argmax = g->be->mem->alloc((size_t)p.n * p.c * p.h_out * p.w_out * sizeof(int32_t));
         if (!nd->argmax)
             return fail(g, "graph: %s", "out of memory");
     }
@@ -797,11 +808,73 @@ static int plan(NnGraph *g, Err *e)
         v->goff = b->goff == SIZE_MAX ? SIZE_MAX : b->goff + channel_offset(g, v);
     }
     g->arena_floats = total;
-    g->arena = mem_alloc((total ? total : 1) * sizeof(float));
+    g->arena = g->be->mem->alloc(total * sizeof(float));
     if (!g->arena)
         return err_set(e, ERR_NOMEM, "graph: cannot allocate %zu MiB of activations",
                        total * sizeof(float) >> 20);
     return 0;
+}
+
+/* The store the kernels run on (graph.h): the store itself on host memory, else a replica
+ * with the same views and offsets in the backend's memory. */
+static int alloc_replica(NnGraph *g, Err *e)
+{
+    const NnMemory *m = g->be->mem;
+    ParamStore *s = &g->store;
+    g->dev = *s;
+    if (!m->device)
+        return 0;
+    g->dev.params = m->alloc(s->n_param * sizeof(float));
+    g->dev.grads = m->alloc(s->n_param * sizeof(float));
+    for (int k = 0; k < NN_MAX_MOMENTS; k++)
+        g->dev.moments[k] = k < s->n_moments ? m->alloc(s->n_param * sizeof(float)) : NULL;
+    g->dev.buffers = m->alloc(s->n_buffer * sizeof(float));
+    g->dev.counters = m->alloc(s->n_counter * sizeof(int64_t));
+    int ok = g->dev.params && g->dev.grads && g->dev.buffers && g->dev.counters;
+    for (int k = 0; k < s->n_moments; k++)
+        ok &= g->dev.moments[k] != NULL;
+    if (!ok)
+        return err_set(e, ERR_NOMEM, "graph: cannot allocate %zu MiB of parameters on %s",
+                       (2 + (size_t)s->n_moments) * s->n_param * sizeof(float) >> 20, g->be->name);
+    return 0;
+}
+
+void nn_graph_upload(NnGraph *g)
+{
+    const NnMemory *m = g->be->mem;
+    const ParamStore *s = &g->store;
+    if (!m->device)
+        return;
+    m->upload(g->dev.params, s->params, s->n_param * sizeof(float));
+    m->upload(g->dev.grads, s->grads, s->n_param * sizeof(float));
+    for (int k = 0; k < s->n_moments; k++)
+        m->upload(g->dev.moments[k], s->moments[k], s->n_param * sizeof(float));
+    m->upload(g->dev.buffers, s->buffers, s->n_buffer * sizeof(float));
+    m->upload(g->dev.counters, s->counters, s->n_counter * sizeof(int64_t));
+}
+
+void nn_graph_download(NnGraph *g)
+{
+    const NnMemory *m = g->be->mem;
+    ParamStore *s = &g->store;
+    if (!m->device)
+        return;
+    m->download(s->params, g->dev.params, s->n_param * sizeof(float));
+    m->download(s->grads, g->dev.grads, s->n_param * sizeof(float));
+    for (int k = 0; k < s->n_moments; k++)
+        m->download(s->moments[k], g->dev.moments[k], s->n_param * sizeof(float));
+    m->download(s->buffers, g->dev.buffers, s->n_buffer * sizeof(float));
+    m->download(s->counters, g->dev.counters, s->n_counter * sizeof(int64_t));
+}
+
+void nn_graph_zero_grads(NnGraph *g)
+{
+    g->be->mem->zero(g->dev.grads, g->dev.n_param * sizeof(float));
+}
+
+int nn_graph_step(NnGraph *g, const NnOptim *o, long step, Err *e)
+{
+    return nn_optim_step(g->be, o, &g->dev, step, e);
 }
 
 int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e)
@@ -816,7 +889,7 @@ int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e)
     if (out->h * out->w != 1)
         return err_set(e, ERR_CONFIG, "graph: output must be (N,K) logits");
     g->training = training;
-    if (nn_store_alloc(&g->store, n_moments, e) < 0)
+    if (nn_store_alloc(&g->store, n_moments, e) < 0 || alloc_replica(g, e) < 0)
         return -1;
     size_t ws = 0;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -828,19 +901,24 @@ int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e)
         if (b > ws)
             ws = b;
     }
+    const NnMemory *m = g->be->mem;
     g->workspace_bytes = ws;
-    g->workspace = mem_alloc(ws ? ws : 1);
+    g->workspace = m->alloc(ws);
     int k = out->c;
-    g->probs = mem_alloc((size_t)g->batch * k * sizeof(float));
-    g->targets = mem_alloc((size_t)g->batch * sizeof(int));
-    g->class_weight = mem_alloc((size_t)k * sizeof(float));
+    g->probs = m->alloc((size_t)g->batch * k * sizeof(float));
+    g->targets = m->alloc((size_t)g->batch * sizeof(int));
+    g->class_weight = m->alloc((size_t)k * sizeof(float));
+    g->host_logits = mem_alloc((size_t)g->batch * k * sizeof(float));
+    if (m->device)
+        g->staging = m->alloc(g->values[g->input].numel * sizeof(float));
     int max_in = 1;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].n_in > max_in)
             max_in = g->nodes[i].n_in;
     g->ptrs = mem_alloc((size_t)max_in * sizeof(float *));
-    if (!g->workspace || !g->probs || !g->targets || !g->class_weight || !g->ptrs)
-        return err_set(e, ERR_NOMEM, "graph: out of memory");
+    if (!g->workspace || !g->probs || !g->targets || !g->class_weight || !g->host_logits ||
+        !g->ptrs || (m->device && !g->staging))
+        return err_set(e, ERR_NOMEM, "graph: out of %s memory", m->device ? "device" : "host");
     return plan(g, e);
 }
 
@@ -923,6 +1001,7 @@ void nn_graph_init_params(NnGraph *g, uint64_t seed)
                 b[j] = (float)((2.0 * philox_uniform(&p) - 1.0) / sqrt(fan_in));
         }
     }
+    nn_graph_upload(g);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -944,25 +1023,33 @@ const NnValue *nn_graph_value(const NnGraph *g, int id)
     return &g->values[id];
 }
 
-const float *nn_graph_output(const NnGraph *g)
+const float *nn_graph_output(NnGraph *g)
 {
-    return nn_graph_value_data(g, g->output);
+    const NnValue *v = &g->values[g->output];
+    g->be->mem->download(g->host_logits, nn_graph_value_data(g, g->output),
+                         v->numel * sizeof(float));
+    return g->host_logits;
 }
 
 void nn_graph_set_input(NnGraph *g, const float *images)
 {
     const NnValue *v = &g->values[g->input];
-    g->be->to_layout(v->n, v->c, v->h * v->w, images, nn_graph_value_data(g, g->input));
+    const float *x = images;
+    if (g->be->mem->device) {
+        g->be->mem->upload(g->staging, images, v->numel * sizeof(float));
+        x = g->staging;
+    }
+    g->be->to_layout(v->n, v->c, v->h * v->w, x, nn_graph_value_data(g, g->input));
 }
 
 static float *param(const NnGraph *g, int view)
 {
-    return view < 0 ? NULL : nn_store_param(&g->store, view);
+    return view < 0 ? NULL : nn_store_param(&g->dev, view);
 }
 
 static float *pgrad(const NnGraph *g, int view)
 {
-    return view < 0 ? NULL : nn_store_grad(&g->store, view);
+    return view < 0 ? NULL : nn_store_grad(&g->dev, view);
 }
 
 int nn_graph_forward(NnGraph *g, int training, Err *e)
@@ -970,7 +1057,7 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
     if (training && !g->training)
         return err_set(e, ERR_INTERNAL, "graph: planned for inference, asked to train");
     const NnBackend *be = g->be;
-    ParamStore *s = &g->store;
+    ParamStore *s = &g->dev;
     for (int i = 0; i < g->n_nodes; i++) {
         NnNode *nd = &g->nodes[i];
         const float *x = nn_graph_value_data(g, nd->in[0]);
@@ -1026,7 +1113,7 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
         case NN_OP_DROPOUT:
         case NN_OP_SDEPTH:
             if (!training || nd->u.drop.p == 0.0f) {
-                memcpy(y, x, vx->numel * sizeof(float));
+                be->mem->copy(y, x, vx->numel * sizeof(float));
                 break;
             }
             NnDropout d = {
@@ -1048,14 +1135,12 @@ int nn_graph_loss(NnGraph *g, const int *targets, const float *class_weight, flo
     g->xent = (NnXent){.n = v->n, .k = v->c, .smoothing = smoothing};
     if (nn_xent_setup(&g->xent, targets, e) < 0)
         return -1;
-    memcpy(g->targets, targets, (size_t)v->n * sizeof(int));
+    const NnMemory *m = g->be->mem;
+    m->upload(g->targets, targets, (size_t)v->n * sizeof(int));
     g->weighted = class_weight != NULL;
     if (class_weight)
-        memcpy(g->class_weight, class_weight, (size_t)v->c * sizeof(float));
-    else
-        for (int k = 0; k < v->c; k++)
-            g->class_weight[k] = 1.0f;
-    *loss = g->be->xent_forward(&g->xent, nn_graph_output(g), g->targets,
+        m->upload(g->class_weight, class_weight, (size_t)v->c * sizeof(float));
+    *loss = g->be->xent_forward(&g->xent, nn_graph_value_data(g, g->output), g->targets,
                                 class_weight ? g->class_weight : NULL, g->probs);
     return 0;
 }
@@ -1097,7 +1182,7 @@ static unsigned prepare_grads_at(NnGraph *g, const NnNode *nd, int i, int has_dy
         if (fresh_ok && plain && k < nd->n_in && k < 2)
             mask |= 1u << k;
         else
-            memset(g->arena + v->goff, 0, v->numel * sizeof(float));
+            g->be->mem->zero(g->arena + v->goff, v->numel * sizeof(float));
     }
     return mask;
 }
@@ -1107,9 +1192,8 @@ int nn_graph_backward(NnGraph *g, Err *e)
     if (!g->training)
         return err_set(e, ERR_INTERNAL, "graph: planned for inference, asked for gradients");
     const NnBackend *be = g->be;
-    ParamStore *s = &g->store;
     float *dout = grad_of(g, g->output);
-    memset(dout, 0, g->values[g->output].numel * sizeof(float));
+    be->mem->zero(dout, g->values[g->output].numel * sizeof(float));
     be->xent_backward(&g->xent, g->probs, g->targets, g->weighted ? g->class_weight : NULL, 1.0f,
                       dout);
     for (int i = g->n_nodes - 1; i >= 0; i--) {
@@ -1132,7 +1216,6 @@ int nn_graph_backward(NnGraph *g, Err *e)
             be->batchnorm_backward_train(&nd->u.bn, x, param(g, nd->weight), nd->save_mean,
                                          nd->save_invstd, dy, dx, pgrad(g, nd->weight),
                                          pgrad(g, nd->bias));
-            (void)s;
             break;
         case NN_OP_ACT:
             if (dx)

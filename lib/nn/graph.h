@@ -17,7 +17,16 @@
  *
  * Training step, in order:
  *   nn_graph_set_input (images, NCHW) -> nn_graph_forward(g, 1) -> nn_graph_loss ->
- *   nn_store_zero_grads -> nn_graph_backward -> nn_optim_step; g->step += 1.
+ *   nn_graph_zero_grads -> nn_graph_backward -> nn_graph_step; g->step += 1.
+ *
+ * Memory. Activations, workspace and per-node state live in the backend's memory
+ * (backend.h NnMemory). The ParamStore `store` is always host memory: checkpoints, weight
+ * initialisation and tests read and write it. The kernels run on `dev`: on a host backend that
+ * is the store itself (same buffers), on a device backend a replica in device memory with the
+ * same views. After writing the store on the host (a checkpoint loaded, weights set by a test)
+ * call nn_graph_upload; before reading it (a checkpoint saved, gradients compared) call
+ * nn_graph_download. Both are no-ops on host backends; the refdev backend runs them for real
+ * in CPU tests. nn_graph_init_params uploads by itself.
  * Dropout masks depend on (g->seed, g->step, the op's random-op ordinal), see ops.h. The
  * ordinal counts the dropout and stochastic-depth nodes in the order they were created (a
  * builder creates them in torchvision's module order, which tools/golden.py restates). */
@@ -28,6 +37,7 @@
 #include <stdint.h>
 
 #include "lib/nn/backend.h"
+#include "lib/nn/optimizer.h"
 #include "lib/nn/tensor.h"
 
 typedef enum NnOpKind {
@@ -124,6 +134,7 @@ typedef struct NnGraph {
     NnInit conv_init, linear_init; /* used for nodes built from now on */
     Err err;
     int failed;
+    ParamStore dev; /* the store the kernels run on: `store` itself, or its device replica */
     float *arena;
     size_t arena_floats;
     void *workspace;
@@ -133,9 +144,11 @@ typedef struct NnGraph {
     float *class_weight; /* (K) */
     int weighted;        /* the last loss used class_weight */
     NnXent xent;
-    float **ptrs; /* scratch: one pointer per input of the widest concat */
-    int no_views; /* set before building: concatenate by copying even where the backend could
-                     use channel views (tests compare the two) */
+    float *staging;     /* device backends: the input images, NCHW, on their way to to_layout */
+    float *host_logits; /* (N,K) host copy of the output (nn_graph_output) */
+    float **ptrs;       /* scratch: one pointer per input of the widest concat */
+    int no_views;       /* set before building: concatenate by copying even where the backend could
+                           use channel views (tests compare the two) */
 } NnGraph;
 
 void nn_graph_init(NnGraph *g, const NnBackend *be, int batch);
@@ -190,17 +203,27 @@ int nn_graph_stochastic_depth(NnGraph *g, int x, float p);
 int nn_graph_finish(NnGraph *g, int training, int n_moments, Err *e);
 
 /* torchvision's initialisation, drawn from Philox (seed, PHILOX_INIT, view index): BN 1 and 0,
- * biases 0, weights by their node's NnInit. */
+ * biases 0, weights by their node's NnInit. Written to the store, then uploaded. */
 void nn_graph_init_params(NnGraph *g, uint64_t seed);
+
+/* Store (host) -> dev, and dev -> store: parameters, gradients, moments, buffers, counters.
+ * No-ops on host backends (see Memory above). */
+void nn_graph_upload(NnGraph *g);
+void nn_graph_download(NnGraph *g);
+/* Zeroes dev's gradients; one optimizer step over dev (nn_optim_step). */
+void nn_graph_zero_grads(NnGraph *g);
+int nn_graph_step(NnGraph *g, const NnOptim *o, long step, Err *e);
 
 /* images: (N,C,H,W) NCHW float, the graph input's shape. */
 void nn_graph_set_input(NnGraph *g, const float *images);
 /* Runs every node; training = 1 uses batch statistics and dropout (graph planned for training
  * only). */
 int nn_graph_forward(NnGraph *g, int training, Err *e);
-/* The output value's data: logits (N,K) after nn_graph_forward. */
-const float *nn_graph_output(const NnGraph *g);
+/* Logits (N,K) after nn_graph_forward, copied to host memory owned by the graph (valid until
+ * the next call). */
+const float *nn_graph_output(NnGraph *g);
 const NnValue *nn_graph_value(const NnGraph *g, int id);
+/* A value's data in the backend's memory and layout. */
 float *nn_graph_value_data(const NnGraph *g, int id);
 /* Softmax cross-entropy of the output against targets (N) (class_weight (K) or NULL). */
 int nn_graph_loss(NnGraph *g, const int *targets, const float *class_weight, float smoothing,

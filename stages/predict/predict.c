@@ -168,6 +168,7 @@ int predict_run(Session *s, const PredictOptions *o, Err *e)
         NnCheckpointInfo loaded;
         if (nn_checkpoint_load(o->checkpoint, &g.store, &loaded, NN_CKPT_WEIGHTS_ONLY, &skipped, e))
             rc = -1;
+        nn_graph_upload(&g);
         StrBuf rows = {0};
         long n_invalid = 0;
         if (rc == 0) {

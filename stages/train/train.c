@@ -173,10 +173,11 @@ static int write_text(const char *path, StrBuf *b, Err *e)
     return rc;
 }
 
-static int save(const Task *t, const NnGraph *g, const char *name, NnCheckpointInfo *info, Err *e)
+static int save(const Task *t, NnGraph *g, const char *name, NnCheckpointInfo *info, Err *e)
 {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", t->dir, name);
+    nn_graph_download(g);
     loader_h5_lock();
     int rc = nn_checkpoint_save(path, &g->store, info, e);
     loader_h5_unlock();
@@ -304,6 +305,8 @@ static int train_task(Task *t, Err *e)
                      "their initialisation)",
                      t->arch, t->fold, init, skipped);
     }
+    if (rc == 0)
+        nn_graph_upload(&g); /* the weights loaded into the store */
     /* class weights from the training partition: n / (2 n_c) */
     float weight[2] = {1, 1};
     int count[2] = {0, 0};
@@ -393,8 +396,8 @@ static int train_task(Task *t, Err *e)
             const float *z = nn_graph_output(&g);
             for (int i = 0; i < n; i++)
                 correct += (z[2 * i + 1] > z[2 * i]) == (lab[i] != 0);
-            nn_store_zero_grads(&g.store);
-            rc = nn_graph_backward(&g, e) || nn_optim_step(be, &opt, &g.store, step + 1, e);
+            nn_graph_zero_grads(&g);
+            rc = nn_graph_backward(&g, e) || nn_graph_step(&g, &opt, step + 1, e);
             if (rc)
                 break;
             if (!isfinite(loss)) {
@@ -487,6 +490,7 @@ static int train_task(Task *t, Err *e)
             loader_h5_lock();
             rc = nn_checkpoint_load(best, &g.store, &bi, NN_CKPT_WEIGHTS_ONLY, NULL, e);
             loader_h5_unlock();
+            nn_graph_upload(&g);
         }
         if (rc == 0)
             rc = evaluate(&g, loader[SPLIT_TEST], t->n[SPLIT_TEST], &test, probs, rows, e);

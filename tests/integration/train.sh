@@ -50,6 +50,18 @@ if command -v h5diff >/dev/null; then
     h5diff "$t/nocache.h5" "$run/models/mobilenet_v3_small/fold2/last.h5" /state_dict /state_dict >"$t/cachediff.out" 2>&1 &&
         ok "cached and uncached reading give the same weights" || not_ok "cached and uncached reading give the same weights" "$(head -5 "$t/cachediff.out")"
 fi
+# the GPU path's transfers, on CPUs: refdev runs ref's kernels on memory the graph must treat as
+# a device's (weights uploaded, checkpoints downloaded), through a 2 + 2 resume: ref's weights
+two=(train "$cfg" --run "$run" --arch mobilenet_v3_small --fold 2)
+expect_exit "4 steps on ref" 0 "$t/ref.out" "$ONFH" "${two[@]}" --force --max-steps 4 --set train.backend=ref
+cp "$run/models/mobilenet_v3_small/fold2/last.h5" "$t/ref.h5"
+expect_exit "2 steps on refdev" 0 "$t/rd1.out" "$ONFH" "${two[@]}" --force --max-steps 2 --set train.backend=refdev
+expect_exit "2 more steps on refdev, resumed" 0 "$t/rd2.out" "$ONFH" "${two[@]}" --max-steps 2 --set train.backend=refdev
+if command -v h5diff >/dev/null; then
+    { h5diff "$t/ref.h5" "$run/models/mobilenet_v3_small/fold2/last.h5" /state_dict /state_dict &&
+        h5diff "$t/ref.h5" "$run/models/mobilenet_v3_small/fold2/last.h5" /optimizer /optimizer; } >"$t/refdev.diff" 2>&1 &&
+        ok "refdev (device transfers) ends with ref's weights and moments, bit for bit" || not_ok "refdev (device transfers) ends with ref's weights and moments, bit for bit" "$(head -5 "$t/refdev.diff")"
+fi
 expect_exit "a last.h5 from another config is an error" 2 "$t/other.out" "$ONFH" "${one[@]}" --set train.lr=0.01
 grep -q "another configuration" "$t/other.out" && ok "... saying why and what to do" || not_ok "... saying why and what to do" "$(tail -2 "$t/other.out")"
 expect_exit "a fold out of range" 2 "$t/fold.out" "$ONFH" train "$cfg" --run "$run" --fold 7
