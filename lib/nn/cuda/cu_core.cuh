@@ -42,6 +42,12 @@ cublasHandle_t cu_cublas(void);
 void cu_after(const char *op, const char *file, int line);
 #define CU_AFTER(op) cu_after((op), __FILE__, __LINE__)
 
+/* Biases, shared by conv.cu and linear.cu: in NHWC a conv's bias is a linear layer's bias over
+ * rows = N Ho Wo pixels. y: (rows, cols) += b: (cols) broadcast over the rows; db: (cols) +=
+ * the column sums of dy: (rows, cols), deterministically. Both queue work and return. */
+void cu_bias_add(int rows, int cols, const float *b, float *y);
+void cu_bias_grad(int rows, int cols, const float *dy, float *db);
+
 /* Grid for a grid-stride loop over n items with `threads` per block (capped, so huge tensors
  * loop instead of launching millions of blocks). */
 static inline unsigned cu_blocks(size_t n, unsigned threads)

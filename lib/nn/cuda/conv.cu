@@ -1,0 +1,266 @@
+/* conv.cu: 2-D convolution (dense, grouped, depthwise) on cuDNN's legacy convolution API, and
+ * the bias kernels conv and linear share (cu_core.cuh).
+ *
+ * x: (N,Cin,H,W) and y: (N,Cout,Ho,Wo) are NHWC; w: (Cout,Cin/groups,KH,KW) is PyTorch's dense
+ * OIHW, which cuDNN calls an NCHW filter. Cross-correlation, fp32 in and out, CUDNN_FMA_MATH:
+ * cuDNN's default math type lets fp32 convolutions round their inputs to TF32 on sm_80 and
+ * newer, and fp32 here means fp32 (cuBLAS likewise, core.cu).
+ *
+ * Each distinct NnConv2d gets, once, its descriptors and three algorithms (forward, backward
+ * data, backward filter) from cuDNN's heuristics (the _v7 queries: no benchmarking, since the
+ * graph plans the workspace before any buffer exists). Policy, for each of the three: walk
+ * cuDNN's ranking and take the first algorithm that is supported, runs in FMA math, needs at
+ * most WS_CAP bytes of workspace and is deterministic; only if none is deterministic, the first
+ * that passes the other tests. The nondeterministic backward algorithms (data ALGO_0,
+ * filter ALGO_0 and ALGO_3) sum with atomics, and runs must repeat bit for bit.
+ *
+ * Backward accumulates through cuDNN's blending, beta = 1: dx += ..., dw += .... The bias is
+ * added by a kernel after the convolution, and its gradient is a column sum of dy viewed as
+ * (N Ho Wo, Cout): a gemv against a vector of ones, which cuBLAS computes the same way every
+ * run (its reproducibility rules: one stream, no atomics mode). */
+#include "lib/nn/cuda/cu_core.cuh"
+
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+static const size_t WS_CAP = (size_t)256 << 20;
+
+typedef struct ConvEntry {
+    NnConv2d c;                   /* the key: every field */
+    cudnnTensorDescriptor_t x, y; /* NHWC (N,Cin,H,W), (N,Cout,Ho,Wo); also dx, dy */
+    cudnnFilterDescriptor_t w;    /* OIHW (Cout,Cin/groups,KH,KW); also dw */
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t fwd_ws, bwd_data_ws, bwd_filter_ws; /* bytes each algorithm needs */
+    struct ConvEntry *next;
+} ConvEntry;
+
+enum { BUCKETS = 128 };
+static ConvEntry *table[BUCKETS];
+
+/* (rows) floats of 1.0 for cu_bias_grad's gemv, grown on demand. */
+static float *ones;
+static size_t ones_len;
+
+static unsigned conv_hash(const NnConv2d *c)
+{
+    const unsigned char *p = (const unsigned char *)c;
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < sizeof *c; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % BUCKETS;
+}
+
+static void conv_name(const NnConv2d *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "conv2d N%d C%d %dx%d -> C%d %dx%d k%dx%d s%d,%d p%d,%d d%d,%d g%d", c->n,
+             c->c_in, c->h_in, c->w_in, c->c_out, c->h_out, c->w_out, c->kh, c->kw, c->stride_h,
+             c->stride_w, c->pad_h, c->pad_w, c->dil_h, c->dil_w, c->groups);
+}
+
+/* Index into cuDNN's ranked list p[0..count) of the algorithm the policy above takes, or -1. */
+template <typename Perf> static int pick(const Perf *p, int count)
+{
+    for (int want_det = 1; want_det >= 0; want_det--)
+        for (int i = 0; i < count; i++)
+            if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= WS_CAP &&
+                p[i].mathType != CUDNN_TENSOR_OP_MATH &&
+                p[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+                (!want_det || p[i].determinism == CUDNN_DETERMINISTIC))
+                return i;
+    return -1;
+}
+
+static void no_algo(const NnConv2d *c, const char *pass)
+{
+    char name[200], msg[320];
+    conv_name(c, name, sizeof name);
+    snprintf(msg, sizeof msg, "no supported fp32 %s algorithm within %zu MiB of workspace", pass,
+             WS_CAP >> 20);
+    cu_die("cuDNN", name, msg, __FILE__, __LINE__);
+}
+
+static ConvEntry *conv_create(const NnConv2d *c)
+{
+    cudnnHandle_t h = cu_cudnn();
+    ConvEntry *e = (ConvEntry *)calloc(1, sizeof *e);
+    if (!e)
+        cu_die("host", "conv2d cache entry", "out of memory", __FILE__, __LINE__);
+    e->c = *c;
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&e->x));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&e->y));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&e->w));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&e->conv));
+    /* the dims are given as N,C,H,W whatever the format; the format sets the strides */
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, c->n, c->c_in,
+                                           c->h_in, c->w_in));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, c->n,
+                                           c->c_out, c->h_out, c->w_out));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(e->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c->c_out,
+                                           c->c_in / c->groups, c->kh, c->kw));
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, c->pad_h, c->pad_w, c->stride_h,
+                                                c->stride_w, c->dil_h, c->dil_w,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cudnnSetConvolutionGroupCount(e->conv, c->groups));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH));
+
+    /* nn_conv2d_setup's output size must be cuDNN's, or the y descriptor lies */
+    int on, oc, oh, ow;
+    CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(e->conv, e->x, e->w, &on, &oc, &oh, &ow));
+    if (on != c->n || oc != c->c_out || oh != c->h_out || ow != c->w_out) {
+        char name[200], msg[120];
+        conv_name(c, name, sizeof name);
+        snprintf(msg, sizeof msg, "cuDNN computes output N%d C%d %dx%d", on, oc, oh, ow);
+        cu_die("cuDNN", name, msg, __FILE__, __LINE__);
+    }
+
+    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, e->w, e->conv, e->y,
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fwd));
+    int i = pick(fwd, n);
+    if (i < 0)
+        no_algo(c, "forward");
+    e->fwd = fwd[i].algo;
+    CUDNN_CHECK(
+        cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv, e->y, e->fwd, &e->fwd_ws));
+
+    cudnnConvolutionBwdDataAlgoPerf_t bd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        h, e->w, e->y, e->conv, e->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bd));
+    i = pick(bd, n);
+    if (i < 0)
+        no_algo(c, "backward-data");
+    e->bwd_data = bd[i].algo;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->y, e->conv, e->x,
+                                                             e->bwd_data, &e->bwd_data_ws));
+
+    cudnnConvolutionBwdFilterAlgoPerf_t bf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        h, e->x, e->y, e->conv, e->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, bf));
+    i = pick(bf, n);
+    if (i < 0)
+        no_algo(c, "backward-filter");
+    e->bwd_filter = bf[i].algo;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, e->x, e->y, e->conv, e->w,
+                                                               e->bwd_filter, &e->bwd_filter_ws));
+    return e;
+}
+
+/* The cached entry of c, made on first sight. */
+static ConvEntry *conv_entry(const NnConv2d *c)
+{
+    assert(c->ldy == 0); /* channel_views = 0: the graph never sets it */
+    unsigned b = conv_hash(c);
+    for (ConvEntry *e = table[b]; e; e = e->next)
+        if (!memcmp(&e->c, c, sizeof *c))
+            return e;
+    ConvEntry *e = conv_create(c);
+    e->next = table[b];
+    table[b] = e;
+    return e;
+}
+
+size_t cu_conv2d_workspace(const NnConv2d *c)
+{
+    ConvEntry *e = conv_entry(c);
+    size_t ws = e->fwd_ws;
+    if (e->bwd_data_ws > ws)
+        ws = e->bwd_data_ws;
+    if (e->bwd_filter_ws > ws)
+        ws = e->bwd_filter_ws;
+    CU_AFTER("conv2d workspace");
+    return ws;
+}
+
+void cu_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const float *b, float *y,
+                       void *workspace)
+{
+    ConvEntry *e = conv_entry(c);
+    const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnConvolutionForward(cu_cudnn(), &one, e->x, x, e->w, w, e->conv, e->fwd,
+                                        workspace, e->fwd_ws, &zero, e->y, y));
+    if (b)
+        cu_bias_add(c->n * c->h_out * c->w_out, c->c_out, b, y);
+    CU_AFTER("conv2d forward");
+}
+
+void cu_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, void *workspace)
+{
+    ConvEntry *e = conv_entry(c);
+    cudnnHandle_t h = cu_cudnn();
+    const float one = 1.0f;
+    if (db)
+        cu_bias_grad(c->n * c->h_out * c->w_out, c->c_out, dy, db);
+    /* dw (Cout,Cin/g,KH,KW) += x (N,Cin,H,W) correlated with dy (N,Cout,Ho,Wo) */
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, e->x, x, e->y, dy, e->conv, e->bwd_filter,
+                                               workspace, e->bwd_filter_ws, &one, e->w, dw));
+    /* dx (N,Cin,H,W) += dy convolved with w transposed */
+    if (dx)
+        CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, e->w, w, e->y, dy, e->conv, e->bwd_data,
+                                                 workspace, e->bwd_data_ws, &one, e->x, dx));
+    CU_AFTER("conv2d backward");
+}
+
+void cu_conv_release(void)
+{
+    for (int b = 0; b < BUCKETS; b++)
+        while (table[b]) {
+            ConvEntry *e = table[b];
+            table[b] = e->next;
+            CUDNN_CHECK(cudnnDestroyTensorDescriptor(e->x));
+            CUDNN_CHECK(cudnnDestroyTensorDescriptor(e->y));
+            CUDNN_CHECK(cudnnDestroyFilterDescriptor(e->w));
+            CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(e->conv));
+            free(e);
+        }
+    cu_free(ones);
+    ones = NULL;
+    ones_len = 0;
+    CU_AFTER("conv release");
+}
+
+// --- biases (cu_core.cuh) ----------------------------------------------------------------------
+
+static __global__ void bias_add_kernel(size_t n, int cols, const float *b, float *y)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += b[i % cols];
+}
+
+static __global__ void fill_kernel(size_t n, float v, float *p)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        p[i] = v;
+}
+
+void cu_bias_add(int rows, int cols, const float *b, float *y)
+{
+    size_t n = (size_t)rows * cols;
+    bias_add_kernel<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(n, cols, b, y);
+}
+
+void cu_bias_grad(int rows, int cols, const float *dy, float *db)
+{
+    if ((size_t)rows > ones_len) {
+        cu_free(ones);
+        ones = (float *)cu_alloc((size_t)rows * sizeof(float));
+        if (!ones)
+            cu_die("CUDA", "bias gradient", "out of device memory for the ones vector", __FILE__,
+                   __LINE__);
+        fill_kernel<<<cu_blocks(rows, 256), 256, 0, cu_stream()>>>(rows, 1.0f, ones);
+        ones_len = rows;
+    }
+    /* Row-major dy (rows, cols) is column-major (cols, rows) with ld = cols, so
+     * db (cols) = 1 db + dy^T ones (rows) is gemv N on it. */
+    const float one = 1.0f;
+    CUBLAS_CHECK(
+        cublasSgemv(cu_cublas(), CUBLAS_OP_N, cols, rows, &one, dy, cols, ones, 1, &one, db, 1));
+}
