@@ -5,6 +5,9 @@
 #   make test       install missing packages, build, run every test, check formatting
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks that print figures beside a peer (never part of make test)
+#   make gpu-bundle build the GPU check's programs and the libraries a bare GPU node lacks (.gpu/)
+#   make gpu-check  on a GPU node (driver, CUDA, PyTorch; nothing else): op tests, golden
+#                   fixtures and training throughput beside PyTorch (tools/gpu_check.sh)
 #   make format / format-check / install / clean
 #
 # Honoured on clusters without root: CC, MPICC, HDF5_DIR, YAML_DIR, DNNL_DIR, CUDA_HOME, PREFIX,
@@ -144,7 +147,7 @@ FORMAT_FILES := $(sort $(shell find lib pipeline stages tests bench tools -name 
 
 BANNER := onfh $(VERSION) [$(VARIANT)] | mpi: $(MPI_DESC) | hdf5: $(HDF5_DESC) | yaml: $(if $(filter 1,$(HAVE_YAML)),$(call pc,--modversion,yaml-0.1),missing) | onednn: $(DNNL_DESC) | cuda: $(CUDA_DESC) | GPU=$(GPU)
 
-.PHONY: all deps run test check unit-tests bench fuzz format format-check install clean banner need-required
+.PHONY: all deps run test check unit-tests bench gpu-bundle gpu-check fuzz format format-check install clean banner need-required
 .DEFAULT_GOAL := all
 
 all: banner need-required $(ONFH) $(if $(filter rel,$(VARIANT)),bin/onfh)
@@ -248,6 +251,17 @@ bench:
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@bench/run.sh $(BUILD) $(BENCH)
 
+# The GPU check runs where none of our Debian packages are: its programs are built here without
+# oneDNN (the check compares cuda with ref) into build/gpu, and packed with the libraries they
+# need (tools/gpu_bundle.sh). The node reuses the CUDA libraries of its PyTorch install.
+GPU_PROGRAMS := tests/test_nn_model tests/test_nn_backend bench/bench_train
+gpu-bundle:
+	@$(MAKE) --no-print-directory BUILD=build/gpu DNNL_DIR=/nonexistent GPU=1 $(addprefix build/gpu/,$(GPU_PROGRAMS))
+	@tools/gpu_bundle.sh build/gpu .gpu
+
+gpu-check:
+	@tools/gpu_check.sh .gpu
+
 # libFuzzer on the DICOM reader: FUZZ_SECONDS (600) from a corpus of synthetic and fixture
 # files; a crash leaves its input in build/fuzz/ (copy it to tests/fixtures/dicom/fuzz/).
 FUZZ_SECONDS ?= 600
@@ -274,4 +288,4 @@ install: all
 	install -D -m 755 bin/onfh $(DESTDIR)$(PREFIX)/bin/onfh
 
 clean:
-	rm -rf build bin
+	rm -rf build bin .gpu

@@ -6,13 +6,15 @@
  *          infer: eval-mode forward of an inference-planned graph.
  * Threads: OMP_NUM_THREADS (oneDNN's runtime). 2 warm-up steps, then STEPS (default 7) timed;
  * prints the median images/s with min and max, the graph's planned activation memory and the
- * process's peak resident set. Random inputs come from Philox, so every run sees the same. */
+ * process's peak resident set (and on a GPU the device's peak memory; each timed step ends with
+ * the device idle). Random inputs come from Philox, so every run sees the same. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
+#include "lib/nn/cuda/nn_cuda.h"
 #include "lib/nn/graph.h"
 #include "lib/nn/models/models.h"
 #include "lib/nn/optimizer.h"
@@ -77,17 +79,22 @@ int main(int argc, char **argv)
             if (nn_graph_backward(&g, &e) || nn_graph_step(&g, &opt, s + 3, &e))
                 goto fail;
         }
+        be->mem->sync(); /* a device backend queues work: the step ends when the device is done */
         if (s >= 0)
             t[s] = progress_now() - t0;
     }
     qsort(t, (size_t)steps, sizeof *t, cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    char where[300] = "";
+    if (be->mem->device)
+        snprintf(where, sizeof where, " on %s; peak GPU memory %.0f MiB (whole device)",
+                 nn_cuda_device_name(), (double)nn_cuda_peak_bytes() / 1048576.0);
     printf("onfh %s %s %s batch %d at %d: %.1f images/s (median of %d; min %.1f, max %.1f); "
-           "activations planned %.0f MiB; peak RSS %.0f MiB\n",
+           "activations planned %.0f MiB; peak RSS %.0f MiB%s\n",
            training ? "train" : "infer", model, be->name, batch, size, batch / t[steps / 2], steps,
            batch / t[steps - 1], batch / t[0], (double)nn_graph_activation_bytes(&g) / 1048576.0,
-           (double)ru.ru_maxrss / 1024.0);
+           (double)ru.ru_maxrss / 1024.0, where);
     nn_graph_free(&g);
     mem_free(images), mem_free(target), mem_free(t);
     return 0;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/nn/backend.h"
+#include "lib/nn/cuda/nn_cuda.h"
 #include "lib/nn/dnnl/nn_dnnl.h"
 #include "lib/util/mem.h"
 
@@ -54,8 +55,11 @@ const NnBackend *nn_backend_by_name(const char *name, Err *e)
         return nn_backend_ref();
     if (!strcmp(name, "refdev"))
         return nn_backend_refdev();
-    if (!strcmp(name, "auto"))
+    if (!strcmp(name, "auto")) {
+        if (nn_backend_cuda(NULL, 0))
+            return nn_backend_cuda(NULL, 0);
         return nn_backend_dnnl() ? nn_backend_dnnl() : nn_backend_ref();
+    }
     if (!strcmp(name, "dnnl")) {
         if (!nn_backend_dnnl())
             err_set(e, ERR_CONFIG,
@@ -63,6 +67,14 @@ const NnBackend *nn_backend_by_name(const char *name, Err *e)
                     "(install libdnnl-dev, or set DNNL_DIR, and rebuild)");
         return nn_backend_dnnl();
     }
-    err_set(e, ERR_CONFIG, "backend '%s': unknown (expected auto, ref, refdev or dnnl)", name);
+    if (!strcmp(name, "cuda")) {
+        char why[256];
+        const NnBackend *be = nn_backend_cuda(why, sizeof why);
+        if (!be)
+            err_set(e, ERR_CONFIG, "backend 'cuda': %s", why);
+        return be;
+    }
+    err_set(e, ERR_CONFIG, "backend '%s': unknown (expected auto, ref, refdev, dnnl or cuda)",
+            name);
     return NULL;
 }

@@ -780,5 +780,8 @@ int main(void)
                 (struct CMUnitTest){names[n_names++], test_golden_cuda, NULL, NULL, (void *)m->id};
         }
     }
+    const char *only = getenv("ONFH_TEST_ONLY"); /* e.g. "golden_cuda_*" on a GPU node */
+    if (only && *only)
+        cmocka_set_test_filter(only);
     return _cmocka_run_group_tests("test_nn_model", tests, (size_t)n, NULL, NULL);
 }

@@ -56,11 +56,27 @@ int cu_init(char *msg, size_t cap)
         snprintf(msg, cap, "ONFH_CUDA_DEVICE=%d: only %d device(s)", dev, count);
         return -1;
     }
-    CU_CHECK(cudaSetDevice(dev));
-    CU_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    CUDNN_CHECK(cudnnCreate(&cudnn));
+    /* a device that exists but cannot be used (taken in exclusive mode, out of memory) is a
+     * reason to fall back, not a crash: the caller names it */
+    cudaError_t crc = cudaSetDevice(dev);
+    if (crc == cudaSuccess)
+        crc = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    if (crc != cudaSuccess) {
+        snprintf(msg, cap, "device %d: %s", dev, cudaGetErrorString(crc));
+        cudaGetLastError();
+        return -1;
+    }
+    cudnnStatus_t drc = cudnnCreate(&cudnn);
+    if (drc != CUDNN_STATUS_SUCCESS) {
+        snprintf(msg, cap, "device %d: cuDNN: %s", dev, cudnnGetErrorString(drc));
+        return -1;
+    }
+    cublasStatus_t brc = cublasCreate(&cublas);
+    if (brc != CUBLAS_STATUS_SUCCESS) {
+        snprintf(msg, cap, "device %d: cuBLAS: %s", dev, cublasGetStatusString(brc));
+        return -1;
+    }
     CUDNN_CHECK(cudnnSetStream(cudnn, stream));
-    CUBLAS_CHECK(cublasCreate(&cublas));
     CUBLAS_CHECK(cublasSetStream(cublas, stream));
     /* fp32 means fp32: no TF32 tensor-core rounding unless asked for (mixed precision is bf16) */
     CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));

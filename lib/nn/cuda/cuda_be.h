@@ -44,7 +44,7 @@ void cu_sync(void);
 size_t cu_peak_bytes(void);
 const char *cu_device_name(void);
 
-// --- layout.cu / elementwise kernels (kernels.cu) --------------------------------------------
+// --- own kernels: layout_act.cu, pool.cu, misc.cu, loss_optim.cu ---------------------------
 
 void cu_to_layout(int n, int c, int hw, const float *x, float *y);
 void cu_from_layout(int n, int c, int hw, const float *x, float *y);

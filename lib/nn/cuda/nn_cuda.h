@@ -18,4 +18,9 @@ const NnBackend *nn_backend_cuda(char *why, size_t cap);
 /* Frees cached cuDNN descriptors (for leak checks). A no-op without CUDA. */
 void nn_cuda_release(void);
 
+/* For benchmarks: the most device memory in use so far (the whole device's, sampled at each
+ * allocation) and the device's name; 0 and "" before nn_backend_cuda succeeded. */
+size_t nn_cuda_peak_bytes(void);
+const char *nn_cuda_device_name(void);
+
 #endif
