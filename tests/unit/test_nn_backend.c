@@ -1244,6 +1244,203 @@ static void test_optimizers(void **state)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Channel views (ops.h): only on backends that declare channel_views; ref, dense, is the oracle.
+
+/* Channels [off, off + c) of an (N, ld, HW) tensor, all of it random, in backend memory. */
+typedef struct View {
+    int n, c, hw, ld, off;
+    float *whole;   /* host, NCHW, as uploaded */
+    float *whole_d; /* the backend's, its layout */
+    float *d;       /* the view: whole_d at channel off of image 0 */
+} View;
+
+static View view_new(int n, int c, int hw, int ld, int off)
+{
+    View v = {.n = n, .c = c, .hw = hw, .ld = ld, .off = off};
+    v.whole = rand_buf((size_t)n * ld * hw, 1.0f, 0.0f);
+    v.whole_d = put_act(v.whole, n, ld, hw);
+    v.d = v.whole_d + be_at(0, off, 0, ld, hw);
+    return v;
+}
+
+/* The view's channels of the host copy, dense (N,C,HW) NCHW: what ref is given. */
+static float *view_dense(const View *v)
+{
+    float *y = mem_alloc((size_t)v->n * v->c * v->hw * sizeof(float));
+    assert_non_null(y);
+    for (int b = 0; b < v->n; b++)
+        memcpy(y + (size_t)b * v->c * v->hw, v->whole + ((size_t)b * v->ld + v->off) * v->hw,
+               (size_t)v->c * v->hw * sizeof(float));
+    return y;
+}
+
+/* The view's channels must match want (dense NCHW) within limit, the others be untouched. */
+static void view_check(const View *v, const char *what, const float *want, double limit)
+{
+    float *all = get_act(v->whole_d, v->n, v->ld, v->hw);
+    float *got = mem_alloc((size_t)v->n * v->c * v->hw * sizeof(float));
+    assert_non_null(got);
+    for (int b = 0; b < v->n; b++)
+        for (int ch = 0; ch < v->ld; ch++) {
+            const float *src = all + ((size_t)b * v->ld + ch) * v->hw;
+            if (ch >= v->off && ch < v->off + v->c)
+                memcpy(got + ((size_t)b * v->c + ch - v->off) * v->hw, src,
+                       (size_t)v->hw * sizeof(float));
+            else
+                assert_memory_equal(src, v->whole + ((size_t)b * v->ld + ch) * v->hw,
+                                    (size_t)v->hw * sizeof(float));
+        }
+    expect_close(what, want, got, (size_t)v->n * v->c * v->hw, limit);
+    mem_free(all);
+    mem_free(got);
+}
+
+static void view_free(View *v)
+{
+    mem_free(v->whole);
+    dev_free(v->whole_d);
+}
+
+/* Conv with y and dy channels [3, 3 + c_out) of 3 + c_out + 4. */
+static void conv_view_case(const char *label, NnConv2d c)
+{
+    Err e = {0};
+    assert_int_equal(nn_conv2d_setup(&c, &e), 0);
+    int hw_in = c.h_in * c.w_in, hw_out = c.h_out * c.w_out;
+    size_t nx = (size_t)c.n * c.c_in * hw_in;
+    size_t nw = (size_t)c.c_out * (c.c_in / c.groups) * c.kh * c.kw;
+    size_t ny = (size_t)c.n * c.c_out * hw_out;
+    NnConv2d cv = c;
+    cv.ldy = 3 + c.c_out + 4;
+    char what[160];
+    float *x = rand_buf(nx, 1.0f, 0.0f), *w = rand_buf(nw, 0.5f, 0.0f);
+    float *b = rand_buf((size_t)c.c_out, 1.0f, 0.0f);
+    float *x_d = put_act(x, c.n, c.c_in, hw_in), *w_d = put(w, nw), *b_d = put(b, c.c_out);
+    void *ws_r = mem_alloc(rf->conv2d_workspace(&c) + 1);
+    void *ws_d = dev_alloc(be->conv2d_workspace(&cv) + 1);
+    float *y_r = mem_alloc(ny * sizeof(float));
+    assert_true(ws_r && y_r);
+    View yv = view_new(c.n, c.c_out, hw_out, cv.ldy, 3);
+    rf->conv2d_forward(&c, x, w, b, y_r, ws_r);
+    be->conv2d_forward(&cv, x_d, w_d, b_d, yv.d, ws_d);
+    snprintf(what, sizeof what, "conv %s, y a channel view, forward", label);
+    view_check(&yv, what, y_r, tol.gemm_fwd);
+
+    View dyv = view_new(c.n, c.c_out, hw_out, cv.ldy, 3);
+    float *dy = view_dense(&dyv);
+    Grad gx = grad_gemm(grad_new(c.n, c.c_in, hw_in));
+    Grad gw = grad_gemm(grad_flat(nw));
+    Grad gb = grad_gemm(grad_flat((size_t)c.c_out));
+    rf->conv2d_backward(&c, x, w, dy, gx.r, gw.r, gb.r, ws_r);
+    for (int rep = 0; rep < 2; rep++) {
+        be->conv2d_backward(&cv, x_d, w_d, dyv.d, gx.d, gw.d, gb.d, ws_d);
+        snprintf(what, sizeof what, "conv %s, dy a channel view, dx", label);
+        rep ? grad_check_second(&gx, what) : grad_check_first(&gx, what);
+        snprintf(what, sizeof what, "conv %s, dy a channel view, dw", label);
+        rep ? grad_check_second(&gw, what) : grad_check_first(&gw, what);
+        snprintf(what, sizeof what, "conv %s, dy a channel view, db", label);
+        rep ? grad_check_second(&gb, what) : grad_check_first(&gb, what);
+    }
+    mem_free(x), mem_free(w), mem_free(b), mem_free(dy), mem_free(ws_r), mem_free(y_r);
+    dev_free(x_d), dev_free(w_d), dev_free(b_d), dev_free(ws_d);
+    view_free(&yv);
+    view_free(&dyv);
+}
+
+/* Batch norm with x and dx channels [2, 2 + C) of 2 + C + 3 (a DenseNet block's input). */
+static void bn_view_case(NnBatchNorm bn)
+{
+    int hw = bn.h * bn.w;
+    size_t nx = (size_t)bn.n * bn.c * hw, c = (size_t)bn.c;
+    NnBatchNorm bv = bn;
+    bv.ldx = 2 + bn.c + 3;
+    View xv = view_new(bn.n, bn.c, hw, bv.ldx, 2);
+    View dxv = view_new(bn.n, bn.c, hw, bv.ldx, 2); /* its view: the gradient's start */
+    float *x = view_dense(&xv), *dx_r = view_dense(&dxv);
+    float *gamma = rand_buf(c, 1.0f, 0.2f), *beta = rand_buf(c, 1.0f, 0.0f);
+    float *dy = rand_buf(nx, 1.0f, 0.0f);
+    float *gamma_d = put(gamma, c), *beta_d = put(beta, c), *dy_d = put_act(dy, bn.n, bn.c, hw);
+    float *y_r = mem_alloc(nx * sizeof(float)), *y_d = dev_alloc(nx * sizeof(float));
+    float *st_r = mem_calloc(4 * c, sizeof(float)), *st_d = dev_alloc(4 * c * sizeof(float));
+    float *rs_r = mem_calloc(2 * c, sizeof(float)), *rs_d = dev_alloc(2 * c * sizeof(float));
+    int64_t cnt_r = 0, *cnt_d = dev_alloc(sizeof(int64_t));
+    assert_true(y_r && st_r && rs_r);
+    rf->batchnorm_forward_train(&bn, x, gamma, beta, y_r, rs_r, rs_r + c, &cnt_r, st_r, st_r + c);
+    be->batchnorm_forward_train(&bv, xv.d, gamma_d, beta_d, y_d, rs_d, rs_d + c, cnt_d, st_d,
+                                st_d + c);
+    float *y_back = get_act(y_d, bn.n, bn.c, hw);
+    expect_close("bn, x a channel view, train y", y_r, y_back, nx, tol.fwd);
+    expect_close_dev("bn, x a channel view, save_mean, save_invstd", st_r, st_d, 2 * c, tol.fwd);
+    view_check(&xv, "bn, x a channel view, x untouched", x, 0.0);
+    Grad gg = grad_flat(c), gb = grad_flat(c);
+    rf->batchnorm_backward_train(&bn, x, gamma, st_r, st_r + c, dy, dx_r, gg.r, gb.r);
+    be->batchnorm_backward_train(&bv, xv.d, gamma_d, st_d, st_d + c, dy_d, dxv.d, gg.d, gb.d);
+    view_check(&dxv, "bn, x and dx channel views, train dx", dx_r, tol.bwd);
+    grad_check_first(&gg, "bn, x a channel view, train dgamma");
+    grad_check_first(&gb, "bn, x a channel view, train dbeta");
+    be->batchnorm_backward_train(&bv, xv.d, gamma_d, st_d, st_d + c, dy_d, NULL, gg.d, gb.d);
+    grad_check_second(&gg, "bn, x a channel view, train dgamma");
+    grad_check_second(&gb, "bn, x a channel view, train dbeta");
+    mem_free(x), mem_free(dx_r), mem_free(gamma), mem_free(beta), mem_free(dy), mem_free(y_r);
+    mem_free(st_r), mem_free(rs_r), mem_free(y_back);
+    dev_free(gamma_d), dev_free(beta_d), dev_free(dy_d), dev_free(y_d), dev_free(st_d);
+    dev_free(rs_d), dev_free(cnt_d);
+    view_free(&xv);
+    view_free(&dxv);
+}
+
+/* Max and average pooling with y and dy channels [1, 1 + C) of 1 + C + 2. */
+static void pool_view_case(NnPool2d p)
+{
+    Err e = {0};
+    assert_int_equal(nn_pool2d_setup(&p, &e), 0);
+    int hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+    size_t nx = (size_t)p.n * p.c * hw_in, ny = (size_t)p.n * p.c * hw_out;
+    NnPool2d pv = p;
+    pv.ldy = 1 + p.c + 2;
+    float *x = rand_buf(nx, 1.0f, 0.0f), *x_d = put_act(x, p.n, p.c, hw_in);
+    float *y_r = mem_alloc(ny * sizeof(float));
+    int32_t *am_r = mem_alloc(ny * sizeof(int32_t)), *am_d = dev_alloc(ny * sizeof(int32_t));
+    assert_true(y_r && am_r);
+    View yv = view_new(p.n, p.c, hw_out, pv.ldy, 1);
+    View dyv = view_new(p.n, p.c, hw_out, pv.ldy, 1);
+    float *dy = view_dense(&dyv);
+    rf->maxpool2d_forward(&p, x, y_r, am_r);
+    be->maxpool2d_forward(&pv, x_d, yv.d, am_d);
+    view_check(&yv, "maxpool, y a channel view, forward", y_r, 0.0);
+    Grad gx = grad_new(p.n, p.c, hw_in);
+    rf->maxpool2d_backward(&p, am_r, dy, gx.r);
+    be->maxpool2d_backward(&pv, am_d, dyv.d, gx.d);
+    grad_check_first(&gx, "maxpool, dy a channel view, backward");
+    be->maxpool2d_backward(&pv, am_d, dyv.d, gx.d);
+    grad_check_second(&gx, "maxpool, dy a channel view, backward");
+    rf->avgpool2d_forward(&p, x, y_r);
+    be->avgpool2d_forward(&pv, x_d, yv.d);
+    view_check(&yv, "avgpool, y a channel view, forward", y_r, tol.fwd);
+    gx = grad_new(p.n, p.c, hw_in);
+    rf->avgpool2d_backward(&p, dy, gx.r);
+    be->avgpool2d_backward(&pv, dyv.d, gx.d);
+    grad_check_first(&gx, "avgpool, dy a channel view, backward");
+    be->avgpool2d_backward(&pv, dyv.d, gx.d);
+    grad_check_second(&gx, "avgpool, dy a channel view, backward");
+    mem_free(x), mem_free(y_r), mem_free(am_r), mem_free(dy);
+    dev_free(x_d), dev_free(am_d);
+    view_free(&yv);
+    view_free(&dyv);
+}
+
+static void test_channel_views(void **state)
+{
+    (void)state;
+    conv_view_case("dense 3x3 s2 p1, 9x7", conv_desc(2, 3, 9, 7, 5, 3, 2, 1, 1, 1));
+    conv_view_case("pointwise 1x1 8->6, 5x5", conv_desc(2, 8, 5, 5, 6, 1, 1, 0, 1, 1));
+    conv_view_case("depthwise 3x3 p1 C6, 7x7", conv_desc(2, 6, 7, 7, 6, 3, 1, 1, 1, 6));
+    bn_view_case((NnBatchNorm){3, 6, 5, 3, 1e-5f, 0.1f, 0});
+    pool_view_case(pool_desc(2, 5, 9, 7, 3, 2, 1, 0, 1));
+    pool_view_case(pool_desc(2, 4, 7, 5, 2, 2, 0, 1, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backend-specific
 
 /* oneDNN's cache is released and rebuilt on demand; nothing of ours leaks. */
@@ -1426,6 +1623,10 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
         tests[nt++] = common[i];
+    if (be->channel_views)
+        tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_channel_views);
+    else
+        printf("# skip test_channel_views: %s has channel_views = 0\n", be->name);
     if (be->set_fresh_grads)
         tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_fresh_grads);
     else
