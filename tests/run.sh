@@ -1,6 +1,8 @@
 #!/bin/bash
 # run.sh BUILD_DIR: every test of onfh, in TAP, ending with one line "N passed, N failed".
-#   unit tests        BUILD_DIR/tests/test_* (cmocka, TAP output)
+#   unit tests        BUILD_DIR/tests/test_* (cmocka, TAP output); one run per line of
+#                     tests/unit/test_NAME.args when it exists (each line's words are the
+#                     arguments; # starts a comment line)
 #   integration tests tests/integration/*.sh (mpirun, the onfh command; they print TAP lines)
 #   format-check      clang-format over the sources
 # ONFH_TEST_FILTER=substring runs only the matching test programs.
@@ -27,7 +29,7 @@ failures=()
 run_tap() {
     local name=$1
     shift
-    local out="$tmp/$(basename "$name").out"
+    local out="$tmp/${name//[^A-Za-z0-9_.-]/_}.out"
     "$@" >"$out" 2>&1
     local rc=$?
     local ok nok
@@ -43,6 +45,8 @@ run_tap() {
         failures+=("$name")
         echo "# $name: $ok passed, $nok failed"
         sed 's/^/#   /' "$out" | tail -n 60
+    elif grep -q '^1\.\.0 # SKIP' "$out"; then
+        echo "# $name: skipped:$(sed -n 's/^1\.\.0 # SKIP//p' "$out")"
     else
         echo "# $name: $ok passed"
     fi
@@ -51,7 +55,17 @@ run_tap() {
 for t in "$build"/tests/test_*; do
     [ -x "$t" ] || continue
     [[ "$t" == *"${ONFH_TEST_FILTER:-}"* ]] || continue
-    run_tap "$(basename "$t")" "$t"
+    name=$(basename "$t")
+    if [ -f "tests/unit/$name.args" ]; then
+        mapfile -t arg_sets <"tests/unit/$name.args"
+        for args in "${arg_sets[@]}"; do
+            [[ -z "$args" || "$args" == \#* ]] && continue
+            # shellcheck disable=SC2086 # the words of the line are the arguments
+            run_tap "$name $args" "$t" $args
+        done
+    else
+        run_tap "$name" "$t"
+    fi
 done
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue

@@ -447,7 +447,7 @@ static void compare_grads(NnGraph *g, hid_t f, uint64_t seed, Worst *w)
 /* NOT SETTLED (next session): on dnnl these four fixtures' sampled gradients (and curves) land
  * 30 to 180 tolerances from PyTorch's float64 answer, and move that much with the thread count
  * (densenet121 passes on 1 thread, fails on 2), while the same run on ref, also float32, passes
- * with margin and every dnnl op matches ref on its own (test_nn_dnnl). A probe on ref (each
+ * with margin and every dnnl op matches ref on its own (test_nn_backend dnnl). A probe on ref (each
  * input value scaled by 1 + 3e-7 (i % 7 - 3) / 3, a float32-sized change) splits them:
  * mobilenet_v2's fixture is ill-conditioned (ref then lands 66 tolerances off too), while
  * resnet50, densenet121 and densenet201 stay within 0.05 of their tolerance on ref, so their

@@ -1,7 +1,7 @@
 /* backend.c: the oneDNN backend's function table (see lib/nn/backend.h and nn_dnnl.h).
  *
  * Checklist: a new entry in NnBackend needs a kernel here (NHWC activations, accumulating
- * backward) and a dnnl-versus-ref case in tests/unit/test_nn_dnnl.c. */
+ * backward) and a case in tests/unit/test_nn_backend.c, which compares it with ref. */
 #include <stddef.h>
 
 #include "lib/nn/dnnl/nn_dnnl.h"
