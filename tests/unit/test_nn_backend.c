@@ -1635,6 +1635,9 @@ int main(int argc, char **argv)
         tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_release);
     else
         printf("# skip test_release: nn_dnnl_release is dnnl's\n");
+    const char *only = getenv("ONFH_TEST_ONLY"); /* one case, e.g. "test_conv" on a GPU node */
+    if (only && *only)
+        cmocka_set_test_filter(only);
     int rc = _cmocka_run_group_tests(be->name, tests, nt, NULL, NULL);
     if (!strcmp(be->name, "dnnl"))
         nn_dnnl_release();

@@ -2,7 +2,11 @@
  * the bias kernels conv and linear share (cu_core.cuh).
  *
  * x: (N,Cin,H,W) and y: (N,Cout,Ho,Wo) are NHWC; w: (Cout,Cin/groups,KH,KW) is PyTorch's dense
- * OIHW, which cuDNN calls an NCHW filter. Cross-correlation, fp32 in and out, CUDNN_FMA_MATH:
+ * OIHW. cuDNN gets the filter channels last too, OHWI (its NHWC filter format), copied into the
+ * workspace per call, and dw comes back OHWI and is added into OIHW: cuDNN 9.19 on an H200 has
+ * no fp32 backward-data algorithm at all for NHWC activations with an NCHW filter (seen on the
+ * first GPU run), and filters are small beside activations. Cross-correlation, fp32 in and
+ * out, CUDNN_FMA_MATH:
  * cuDNN's default math type lets fp32 convolutions round their inputs to TF32 on sm_80 and
  * newer, and fp32 here means fp32 (cuBLAS likewise, core.cu).
  *
@@ -30,12 +34,13 @@ static const size_t WS_CAP = (size_t)256 << 20;
 typedef struct ConvEntry {
     NnConv2d c;                   /* the key: every field */
     cudnnTensorDescriptor_t x, y; /* NHWC (N,Cin,H,W), (N,Cout,Ho,Wo); also dx, dy */
-    cudnnFilterDescriptor_t w;    /* OIHW (Cout,Cin/groups,KH,KW); also dw */
+    cudnnFilterDescriptor_t w;    /* OHWI (Cout,KH,KW,Cin/groups): the workspace copies */
     cudnnConvolutionDescriptor_t conv;
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t fwd_ws, bwd_data_ws, bwd_filter_ws; /* bytes each algorithm needs */
+    size_t w_bytes;                            /* one OHWI filter copy, rounded up to 256 */
     struct ConvEntry *next;
 } ConvEntry;
 
@@ -65,7 +70,7 @@ static void conv_name(const NnConv2d *c, char *buf, size_t len)
 /* Index into cuDNN's ranked list p[0..count) of the algorithm the policy above takes, or -1. */
 template <typename Perf> static int pick(const Perf *p, int count)
 {
-    for (int want_det = 1; want_det >= 0; want_det--)
+    for (int want_det = cu_deterministic; want_det >= 0; want_det--)
         for (int i = 0; i < count; i++)
             if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= WS_CAP &&
                 p[i].mathType != CUDNN_TENSOR_OP_MATH &&
@@ -100,8 +105,10 @@ static ConvEntry *conv_create(const NnConv2d *c)
                                            c->h_in, c->w_in));
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, c->n,
                                            c->c_out, c->h_out, c->w_out));
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(e->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c->c_out,
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(e->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, c->c_out,
                                            c->c_in / c->groups, c->kh, c->kw));
+    size_t w_numel = (size_t)c->c_out * (c->c_in / c->groups) * c->kh * c->kw;
+    e->w_bytes = (w_numel * sizeof(float) + 255) / 256 * 256;
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, c->pad_h, c->pad_w, c->stride_h,
                                                 c->stride_w, c->dil_h, c->dil_w,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
@@ -120,8 +127,12 @@ static ConvEntry *conv_create(const NnConv2d *c)
 
     cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, e->w, e->conv, e->y,
-                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fwd));
+    if (cu_conv_find)
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(
+            h, e->x, e->w, e->conv, e->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fwd));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+            h, e->x, e->w, e->conv, e->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fwd));
     int i = pick(fwd, n);
     if (i < 0)
         no_algo(c, "forward");
@@ -130,8 +141,12 @@ static ConvEntry *conv_create(const NnConv2d *c)
         cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv, e->y, e->fwd, &e->fwd_ws));
 
     cudnnConvolutionBwdDataAlgoPerf_t bd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        h, e->w, e->y, e->conv, e->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bd));
+    if (cu_conv_find)
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+            h, e->w, e->y, e->conv, e->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bd));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+            h, e->w, e->y, e->conv, e->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, bd));
     i = pick(bd, n);
     if (i < 0)
         no_algo(c, "backward-data");
@@ -140,8 +155,12 @@ static ConvEntry *conv_create(const NnConv2d *c)
                                                              e->bwd_data, &e->bwd_data_ws));
 
     cudnnConvolutionBwdFilterAlgoPerf_t bf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        h, e->x, e->y, e->conv, e->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, bf));
+    if (cu_conv_find)
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+            h, e->x, e->y, e->conv, e->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, bf));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            h, e->x, e->y, e->conv, e->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, bf));
     i = pick(bf, n);
     if (i < 0)
         no_algo(c, "backward-filter");
@@ -165,6 +184,7 @@ static ConvEntry *conv_entry(const NnConv2d *c)
     return e;
 }
 
+/* Workspace layout: [OHWI w | OHWI dw | the algorithm's scratch]. */
 size_t cu_conv2d_workspace(const NnConv2d *c)
 {
     ConvEntry *e = conv_entry(c);
@@ -174,7 +194,47 @@ size_t cu_conv2d_workspace(const NnConv2d *c)
     if (e->bwd_filter_ws > ws)
         ws = e->bwd_filter_ws;
     CU_AFTER("conv2d workspace");
-    return ws;
+    return 2 * e->w_bytes + ws;
+}
+
+/* Element i of an OIHW filter (o, ci, r, s) and its place in OHWI. */
+static __device__ size_t ohwi_index(size_t i, int ci_n, int kh, int kw)
+{
+    size_t s = i % kw, r = i / kw % kh, ci = i / ((size_t)kw * kh) % ci_n;
+    size_t o = i / ((size_t)kw * kh * ci_n);
+    return ((o * kh + r) * kw + s) * ci_n + ci;
+}
+
+/* w (O,I,KH,KW) -> wt (O,KH,KW,I) */
+static __global__ void oihw_to_ohwi(size_t n, int ci_n, int kh, int kw, const float *w, float *wt)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        wt[ohwi_index(i, ci_n, kh, kw)] = w[i];
+}
+
+/* dw (O,I,KH,KW) += dwt (O,KH,KW,I) */
+static __global__ void ohwi_add_to_oihw(size_t n, int ci_n, int kh, int kw, const float *dwt,
+                                        float *dw)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dw[i] += dwt[ohwi_index(i, ci_n, kh, kw)];
+}
+
+static size_t filter_numel(const NnConv2d *c)
+{
+    return (size_t)c->c_out * (c->c_in / c->groups) * c->kh * c->kw;
+}
+
+/* The OHWI copy of w at the start of the workspace. */
+static float *filter_ohwi(const NnConv2d *c, const float *w, void *workspace)
+{
+    float *wt = (float *)workspace;
+    size_t n = filter_numel(c);
+    oihw_to_ohwi<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(n, c->c_in / c->groups, c->kh, c->kw,
+                                                             w, wt);
+    return wt;
 }
 
 void cu_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const float *b, float *y,
@@ -182,8 +242,10 @@ void cu_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const 
 {
     ConvEntry *e = conv_entry(c);
     const float one = 1.0f, zero = 0.0f;
-    CUDNN_CHECK(cudnnConvolutionForward(cu_cudnn(), &one, e->x, x, e->w, w, e->conv, e->fwd,
-                                        workspace, e->fwd_ws, &zero, e->y, y));
+    const float *wt = filter_ohwi(c, w, workspace);
+    void *scratch = (char *)workspace + 2 * e->w_bytes;
+    CUDNN_CHECK(cudnnConvolutionForward(cu_cudnn(), &one, e->x, x, e->w, wt, e->conv, e->fwd,
+                                        scratch, e->fwd_ws, &zero, e->y, y));
     if (b)
         cu_bias_add(c->n * c->h_out * c->w_out, c->c_out, b, y);
     CU_AFTER("conv2d forward");
@@ -194,16 +256,23 @@ void cu_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const
 {
     ConvEntry *e = conv_entry(c);
     cudnnHandle_t h = cu_cudnn();
-    const float one = 1.0f;
+    const float one = 1.0f, zero = 0.0f;
+    float *dwt = (float *)((char *)workspace + e->w_bytes);
+    void *scratch = (char *)workspace + 2 * e->w_bytes;
     if (db)
         cu_bias_grad(c->n * c->h_out * c->w_out, c->c_out, dy, db);
-    /* dw (Cout,Cin/g,KH,KW) += x (N,Cin,H,W) correlated with dy (N,Cout,Ho,Wo) */
+    /* dwt (Cout,KH,KW,Cin/g) = x (N,Cin,H,W) correlated with dy (N,Cout,Ho,Wo); dw += it */
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, e->x, x, e->y, dy, e->conv, e->bwd_filter,
-                                               workspace, e->bwd_filter_ws, &one, e->w, dw));
+                                               scratch, e->bwd_filter_ws, &zero, e->w, dwt));
+    size_t n = filter_numel(c);
+    ohwi_add_to_oihw<<<cu_blocks(n, 256), 256, 0, cu_stream()>>>(n, c->c_in / c->groups, c->kh,
+                                                                 c->kw, dwt, dw);
     /* dx (N,Cin,H,W) += dy convolved with w transposed */
-    if (dx)
-        CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, e->w, w, e->y, dy, e->conv, e->bwd_data,
-                                                 workspace, e->bwd_data_ws, &one, e->x, dx));
+    if (dx) {
+        const float *wt = filter_ohwi(c, w, workspace);
+        CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, e->w, wt, e->y, dy, e->conv, e->bwd_data,
+                                                 scratch, e->bwd_data_ws, &one, e->x, dx));
+    }
     CU_AFTER("conv2d backward");
 }
 

@@ -6,12 +6,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 static int initialised;
 static cudaStream_t stream;
 static cudnnHandle_t cudnn;
 static cublasHandle_t cublas;
 static int sync_each_op; /* ONFH_CUDA_SYNC=1 */
+static int profile;      /* ONFH_CUDA_PROFILE=1 */
+int cu_deterministic = 1, cu_conv_find = 0;
 static size_t peak_used;
 static char device_name[256];
 
@@ -31,6 +34,55 @@ static int env_int(const char *name)
     char *end;
     long v = strtol(s, &end, 10);
     return *end || v < 0 || v > 1 << 20 ? -1 : (int)v;
+}
+
+// --- ONFH_CUDA_PROFILE: wall time between consecutive ops, each waited for, by op name --------
+
+enum { PROFILE_OPS = 64 };
+static struct {
+    const char *op;
+    double seconds;
+    long calls;
+} prof[PROFILE_OPS];
+static double prof_last;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void profile_op(const char *op)
+{
+    double t = now();
+    for (int i = 0; i < PROFILE_OPS; i++)
+        if (!prof[i].op || !strcmp(prof[i].op, op)) {
+            prof[i].op = op;
+            prof[i].seconds += prof_last > 0 ? t - prof_last : 0;
+            prof[i].calls++;
+            break;
+        }
+    prof_last = t;
+}
+
+static void print_profile(void)
+{
+    double total = 0;
+    for (int i = 0; i < PROFILE_OPS && prof[i].op; i++)
+        total += prof[i].seconds;
+    fprintf(stderr, "cuda profile (each op waited for; time since the previous op ended):\n");
+    for (;;) { /* largest first, a selection pass at a time: at most 64 names */
+        int best = -1;
+        for (int i = 0; i < PROFILE_OPS && prof[i].op; i++)
+            if (prof[i].calls > 0 && (best < 0 || prof[i].seconds > prof[best].seconds))
+                best = i;
+        if (best < 0)
+            break;
+        fprintf(stderr, "  %-28s %9.3f s %5.1f%% %8ld calls\n", prof[best].op, prof[best].seconds,
+                100.0 * prof[best].seconds / (total > 0 ? total : 1), prof[best].calls);
+        prof[best].calls = -prof[best].calls;
+    }
 }
 
 int cu_init(char *msg, size_t cap)
@@ -85,6 +137,14 @@ int cu_init(char *msg, size_t cap)
     snprintf(device_name, sizeof device_name, "%s", prop.name);
     const char *s = getenv("ONFH_CUDA_SYNC");
     sync_each_op = s && *s && strcmp(s, "0");
+    s = getenv("ONFH_CUDA_DETERMINISTIC");
+    cu_deterministic = !(s && !strcmp(s, "0"));
+    s = getenv("ONFH_CUDA_CONV");
+    cu_conv_find = s && !strcmp(s, "find");
+    s = getenv("ONFH_CUDA_PROFILE");
+    profile = s && *s && strcmp(s, "0");
+    if (profile)
+        atexit(print_profile);
     initialised = 1;
     return 0;
 }
@@ -178,8 +238,10 @@ void cu_sync(void)
 void cu_after(const char *op, const char *file, int line)
 {
     cudaError_t rc = cudaGetLastError();
-    if (rc == cudaSuccess && sync_each_op)
+    if (rc == cudaSuccess && (sync_each_op || profile))
         rc = cudaStreamSynchronize(stream);
     if (rc != cudaSuccess)
         cu_die("CUDA", op, cudaGetErrorString(rc), file, line);
+    if (profile)
+        profile_op(op);
 }

@@ -37,6 +37,13 @@ cublasHandle_t cu_cublas(void);
             cu_die("cuBLAS", #call, cublasGetStatusString(cu_rc_), __FILE__, __LINE__);            \
     } while (0)
 
+/* Run-time choices read by cu_init from the environment:
+ *   ONFH_CUDA_DETERMINISTIC=0  allow nondeterministic (atomic) cuDNN algorithms (default 1);
+ *   ONFH_CUDA_CONV=find        choose convolution algorithms by timing them (cudnnFind*, which
+ *                              allocates its own scratch) instead of cuDNN's heuristics;
+ *   ONFH_CUDA_PROFILE=1        wait after every op and print, at exit, the time per op name. */
+extern int cu_deterministic, cu_conv_find;
+
 /* Call at the end of every backend function: checks the launches it made (cudaGetLastError),
  * and with ONFH_CUDA_SYNC=1 waits for them, so an asynchronous fault is blamed on `op`. */
 void cu_after(const char *op, const char *file, int line);
