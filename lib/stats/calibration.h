@@ -12,11 +12,12 @@ double calibration_logit(double p);
 
 /* fit[0], fit[1]: a and b (the calibration slope) of logit P(y = 1) = a + b logit(p);
  * fit[2]: the calibration intercept, a of logit P(y = 1) = a + logit(p) (calibration-in-the-
- * large: the slope held at 1). logit: (n) from calibration_logit; w: weights or NULL. start: (3)
- * where the fits start (an earlier fit[]; NULL: zeros). NaN where a fit does not converge
+ * large: the slope held at 1). logit: (n) from calibration_logit; odds: (n) exp(logit), or NULL
+ * (computed as needed: passing them saves an exp per slice and pass); w: weights or NULL. start:
+ * (3) where the fits start (an earlier fit[]; NULL: zeros). NaN where a fit does not converge
  * (separated classes: the slope runs off to infinity). */
-void calibration_fit(int n, const double *logit, const int *label, const double *w,
-                     const double *start, double fit[3]);
+void calibration_fit(int n, const double *logit, const double *odds, const int *label,
+                     const double *w, const double *start, double fit[3]);
 
 /* n_bins equal-width bins over [0, 1] (bin k holds k/n_bins < p <= (k+1)/n_bins, the first
  * also p = 0); per bin: mean predicted probability, fraction of positives and count. Empty bins

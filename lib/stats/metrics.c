@@ -53,15 +53,18 @@ int scores_prepare(Scores *s, int n, const double *prob, const int *label, const
     s->n = n, s->prob = prob, s->label = label, s->pred = pred;
     s->order = mem_alloc((size_t)(n ? n : 1) * sizeof *s->order);
     s->logit = mem_alloc((size_t)(n ? n : 1) * sizeof *s->logit);
-    if (!s->order || !s->logit) {
+    s->odds = mem_alloc((size_t)(n ? n : 1) * sizeof *s->odds);
+    if (!s->order || !s->logit || !s->odds) {
         scores_free(s);
         return -1;
     }
     metrics_order(prob, s->order, n);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         s->logit[i] = calibration_logit(prob[i]);
+        s->odds[i] = exp(s->logit[i]);
+    }
     double fit[3];
-    calibration_fit(n, s->logit, label, NULL, NULL, fit);
+    calibration_fit(n, s->logit, s->odds, label, NULL, NULL, fit);
     for (int k = 0; k < 3; k++)
         s->cal_start[k] = isfinite(fit[k]) ? fit[k] : (k == 1);
     return 0;
@@ -69,8 +72,8 @@ int scores_prepare(Scores *s, int n, const double *prob, const int *label, const
 
 void scores_free(Scores *s)
 {
-    mem_free(s->order), mem_free(s->logit);
-    s->order = NULL, s->logit = NULL;
+    mem_free(s->order), mem_free(s->logit), mem_free(s->odds);
+    s->order = NULL, s->logit = NULL, s->odds = NULL;
 }
 
 void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT])
@@ -141,7 +144,7 @@ void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT]
     out[METRIC_PR_AUC] = pos > 0 ? ap : NAN;
     double fit[3] = {NAN, NAN, NAN};
     if (pos > 0 && neg > 0)
-        calibration_fit(n, s->logit, y, w, s->cal_start, fit);
+        calibration_fit(n, s->logit, s->odds, y, w, s->cal_start, fit);
     out[METRIC_CAL_SLOPE] = fit[1];
     out[METRIC_CAL_INTERCEPT] = fit[2];
 }

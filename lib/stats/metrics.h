@@ -38,6 +38,7 @@ typedef struct Scores {
     const int *pred;     /* (n) predicted class 0/1 (the probability against a threshold) */
     int *order;          /* (n) slice indices by ascending probability */
     double *logit;       /* (n) calibration_logit(prob) */
+    double *odds;        /* (n) exp(logit) */
     double cal_start[3]; /* the unweighted calibration fit: where the resample fits start */
 } Scores;
 
