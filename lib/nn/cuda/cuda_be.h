@@ -62,11 +62,9 @@ void cu_chanmul_forward(int n, int c, int hw, const float *x, const float *s, fl
 void cu_chanmul_backward(int n, int c, int hw, const float *x, const float *s, const float *dy,
                          float *dx, float *ds);
 void cu_concat_forward(int n, int hw, int parts, const int *c, const float *const *xs, float *y);
-void cu_concat_backward(int n, int hw, int parts, const int *c, const float *dy,
-                        float *const *dxs);
+void cu_concat_backward(int n, int hw, int parts, const int *c, const float *dy, float *const *dxs);
 void cu_split_forward(int n, int hw, int parts, const int *c, const float *x, float *const *ys);
-void cu_split_backward(int n, int hw, int parts, const int *c, const float *const *dys,
-                       float *dx);
+void cu_split_backward(int n, int hw, int parts, const int *c, const float *const *dys, float *dx);
 void cu_shuffle_forward(int n, int c, int hw, int groups, const float *x, float *y);
 void cu_shuffle_backward(int n, int c, int hw, int groups, const float *dy, float *dx);
 void cu_dropout_forward(const NnDropout *d, size_t n, const float *x, float *y);
@@ -76,10 +74,10 @@ void cu_stochastic_depth_forward(const NnDropout *d, int n, size_t per_sample, c
 void cu_stochastic_depth_backward(const NnDropout *d, int n, size_t per_sample, const float *dy,
                                   float *dx);
 /* logits, target (int32), weight, probs: device memory; the loss comes back to the host. */
-float cu_xent_forward(const NnXent *x, const float *logits, const int *target,
-                      const float *weight, float *probs);
-void cu_xent_backward(const NnXent *x, const float *probs, const int *target,
-                      const float *weight, float dloss, float *dlogits);
+float cu_xent_forward(const NnXent *x, const float *logits, const int *target, const float *weight,
+                      float *probs);
+void cu_xent_backward(const NnXent *x, const float *probs, const int *target, const float *weight,
+                      float dloss, float *dlogits);
 void cu_adamw_step(const NnAdamW *h, long step, int decay, size_t n, float *p, const float *g,
                    float *m, float *v);
 void cu_sgd_step(const NnSgd *h, long step, int decay, size_t n, float *p, const float *g,
@@ -90,20 +88,20 @@ void cu_rmsprop_step(const NnRmsprop *h, int decay, size_t n, float *p, const fl
 // --- conv.cu, norm.cu, linear.cu: cuDNN and cuBLAS -------------------------------------------
 
 size_t cu_conv2d_workspace(const NnConv2d *c);
-void cu_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const float *b,
-                       float *y, void *workspace);
+void cu_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const float *b, float *y,
+                       void *workspace);
 void cu_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const float *dy,
                         float *dx, float *dw, float *db, void *workspace);
 void cu_batchnorm_forward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
                                 const float *beta, float *y, float *running_mean,
-                                float *running_var, int64_t *num_batches_tracked,
-                                float *save_mean, float *save_invstd);
+                                float *running_var, int64_t *num_batches_tracked, float *save_mean,
+                                float *save_invstd);
 void cu_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
                                const float *beta, const float *running_mean,
                                const float *running_var, float *y);
 void cu_batchnorm_backward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
-                                 const float *save_mean, const float *save_invstd,
-                                 const float *dy, float *dx, float *dgamma, float *dbeta);
+                                 const float *save_mean, const float *save_invstd, const float *dy,
+                                 float *dx, float *dgamma, float *dbeta);
 void cu_batchnorm_backward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
                                 const float *running_mean, const float *running_var,
                                 const float *dy, float *dx, float *dgamma, float *dbeta);
