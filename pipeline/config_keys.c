@@ -159,6 +159,23 @@ const CfgKey onfh_config_keys[] = {
     {"train.augment_flip", CFG_BOOL, "true", .doc = "left-right flips (the two hips mirror)"},
     {"train.augment_intensity", CFG_NUM, "0.1", CFG_RANGE(0, 1),
      .doc = "largest relative gain change and offset (z units) of the intensities"},
+
+    {"evaluate.bootstrap_resamples", CFG_INT, "9999", CFG_RANGE(1, 10000000),
+     .doc = "patient-level bootstrap resamples for every CI (scipy.stats.bootstrap's default)"},
+    {"evaluate.confidence_level", CFG_NUM, "0.95", CFG_RANGE(0.5, 0.999),
+     .doc = "coverage of the BCa and percentile intervals"},
+    {"evaluate.select_metric", CFG_ENUM, "roc_auc",
+     .choices = "roc_auc|pr_auc|accuracy|sensitivity|specificity|f1|brier",
+     .doc = "pooled out-of-fold metric that selects the architecture (ties: evaluation.json "
+            "states the rule)"},
+    {"evaluate.baselines", CFG_BOOL, "true",
+     .doc = "evaluate a majority-class and an intensity-feature logistic-regression baseline "
+            "beside the CNNs"},
+    {"evaluate.calibration_bins", CFG_INT, "10", CFG_RANGE(2, 100),
+     .doc = "equal-width bins of the calibration curves in evaluation.h5"},
+    {"evaluate.compare_run", CFG_STR, NULL,
+     .doc = "run directory of the same cohort trained with split.level: slice (the paper's "
+            "protocol), evaluated side by side so that the inflation from leakage is reported"},
 };
 
 const int onfh_config_n_keys = (int)(sizeof onfh_config_keys / sizeof onfh_config_keys[0]);

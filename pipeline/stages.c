@@ -2,6 +2,7 @@
  * its entry function lives in stages/<name>/, and its keys in pipeline/config_keys.c. */
 #include "pipeline/stages.h"
 
+#include "stages/evaluate/evaluate.h"
 #include "stages/ingest/ingest.h"
 #include "stages/split/split.h"
 #include "stages/synth/synth.h"
@@ -19,6 +20,10 @@ const Stage onfh_stages[] = {
      "one model per (architecture, fold): early stopping, best checkpoint, held-out "
      "predictions",
      train_run, NULL, NULL, NULL},
+    {"evaluate",
+     "out-of-fold predictions into metrics with patient-bootstrap CIs, paired tests, baselines "
+     "and the selected architecture",
+     evaluate_run, NULL, NULL, NULL},
     {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh GROUP: install the Debian/Ubuntu packages onfh needs for GROUP, only those missing.
 #   build  compile bin/onfh           test  build + what `make test` needs
-#   bench  build + the peers that `make bench` runs beside onfh
+#   bench  build + the peers that `make bench` runs beside onfh, and what the oracle scripts of
+#          tools/ need (tools/stats_oracle.py: numpy, scipy, scikit-learn)
 # A second run with everything present only queries dpkg (well under 2 s). Works as root or
 # through sudo; otherwise prints the one apt-get command to run. ONFH_SKIP_DEPS=1 skips it all
 # (clusters with modules: point MPICC, HDF5_DIR, YAML_DIR, DNNL_DIR at your installs instead).
@@ -10,7 +11,7 @@ group=${1:-build}
 
 build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev"
 test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom python3-h5py hdf5-tools libgdcm-tools"
-bench="$build coreutils bc time python3-pydicom python3-numpy python3-scipy python3-h5py dcm2niix python3-torch python3-torchvision"
+bench="$build coreutils bc time python3-pydicom python3-numpy python3-scipy python3-sklearn python3-h5py dcm2niix python3-torch python3-torchvision"
 
 case "$group" in
 build) want=$build ;;

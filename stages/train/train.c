@@ -207,7 +207,10 @@ static int log_restore(const char *path, long epochs, StrBuf *log, Err *e)
     return 0;
 }
 
-static int write_heldout(const Task *t, const double *probs, const int32_t *rows, int n, Err *e)
+/* heldout_predictions.csv (test partition) or validation_predictions.csv (the evaluate stage
+ * picks its decision threshold there, never on the test fold). */
+static int write_predictions(const Task *t, const char *name, const double *probs,
+                             const int32_t *rows, int n, Err *e)
 {
     StrBuf b = STRBUF_INIT;
     strbuf_puts(&b, "patient,slice,label,probability\n");
@@ -217,7 +220,7 @@ static int write_heldout(const Task *t, const double *probs, const int32_t *rows
                       t->all_labels[r], probs[i]);
     }
     char path[4400];
-    snprintf(path, sizeof path, "%s/heldout_predictions.csv", t->dir);
+    snprintf(path, sizeof path, "%s/%s", t->dir, name);
     return write_text(path, &b, e);
 }
 
@@ -242,13 +245,14 @@ static int train_task(Task *t, Err *e)
         return err_set(e, ERR_CONFIG,
                        "train: fold %d has %d training slices, fewer than train.batch_size %d",
                        t->fold, t->n[SPLIT_TRAIN], batch);
-    char last[4400], best[4400], logp[4400], held[4400];
+    char last[4400], best[4400], logp[4400], held[4400], valp[4400];
     snprintf(last, sizeof last, "%s/last.h5", t->dir);
     snprintf(best, sizeof best, "%s/checkpoint.h5", t->dir);
     snprintf(logp, sizeof logp, "%s/log.csv", t->dir);
     snprintf(held, sizeof held, "%s/heldout_predictions.csv", t->dir);
+    snprintf(valp, sizeof valp, "%s/validation_predictions.csv", t->dir);
     if (s->force) {
-        unlink(last), unlink(best), unlink(logp), unlink(held);
+        unlink(last), unlink(best), unlink(logp), unlink(held), unlink(valp);
     }
     /* a previous run of this task: resume it, or refuse if it was another configuration */
     NnCheckpointInfo info = {.best_val_loss = INFINITY, .best_epoch = -1};
@@ -262,7 +266,7 @@ static int train_task(Task *t, Err *e)
             log_warn("train %s fold %d: replacing the finished results of another configuration "
                      "(config %.12s, this run %.12s)",
                      t->arch, t->fold, info.config_sha256, t->hash);
-            unlink(last), unlink(best), unlink(logp), unlink(held);
+            unlink(last), unlink(best), unlink(logp), unlink(held), unlink(valp);
             resume = 0;
             info = (NnCheckpointInfo){.best_val_loss = INFINITY, .best_epoch = -1};
         } else if (other)
@@ -271,7 +275,7 @@ static int train_task(Task *t, Err *e)
                            "split or seed changed: config %.12s, this run %.12s); remove it or "
                            "run with --force to start this task again",
                            last, info.config_sha256, t->hash);
-        if (resume && info.finished && file_exists(held)) {
+        if (resume && info.finished && file_exists(held) && file_exists(valp)) {
             log_info("train %s fold %d: finished before (best epoch %ld); --force trains again",
                      t->arch, t->fold, info.best_epoch);
             return 0;
@@ -367,7 +371,7 @@ static int train_task(Task *t, Err *e)
                  "(%ld per epoch) on %s%s",
                  t->arch, t->fold, t->n[0], t->n[1], t->n[2], total, batch, per_epoch, be->name,
                  resume ? ", resuming" : "");
-    int stopped = 0, early = resume && info.finished; /* finished, held-out file missing */
+    int stopped = 0, early = resume && info.finished; /* finished, a predictions file missing */
     while (rc == 0 && epoch < epochs && !stopped && !early) {
         double t0 = MPI_Wtime(), wait0 = loader_wait_seconds(loader[SPLIT_TRAIN]);
         double loss_sum = 0;
@@ -478,11 +482,12 @@ static int train_task(Task *t, Err *e)
                      t->arch, t->fold, done_steps, epoch);
         }
     }
-    /* held-out predictions with the best weights, then mark the task finished */
+    /* held-out and validation predictions with the best weights, then mark the task finished */
     if (rc == 0 && !stopped) {
-        EpochStats test = {0};
-        double *probs = mem_alloc((size_t)(t->n[SPLIT_TEST] + 1) * sizeof *probs);
-        int32_t *rows = mem_alloc((size_t)(t->n[SPLIT_TEST] + 1) * sizeof *rows);
+        EpochStats test = {0}, val = {0};
+        int most = t->n[SPLIT_TEST] > t->n[SPLIT_VAL] ? t->n[SPLIT_TEST] : t->n[SPLIT_VAL];
+        double *probs = mem_alloc((size_t)(most + 1) * sizeof *probs);
+        int32_t *rows = mem_alloc((size_t)(most + 1) * sizeof *rows);
         NnCheckpointInfo bi;
         if (!probs || !rows)
             rc = err_set(e, ERR_NOMEM, "train: out of memory");
@@ -495,7 +500,11 @@ static int train_task(Task *t, Err *e)
         if (rc == 0)
             rc = evaluate(&g, loader[SPLIT_TEST], t->n[SPLIT_TEST], &test, probs, rows, e);
         if (rc == 0)
-            rc = write_heldout(t, probs, rows, test.n, e);
+            rc = write_predictions(t, "heldout_predictions.csv", probs, rows, test.n, e);
+        if (rc == 0)
+            rc = evaluate(&g, loader[SPLIT_VAL], t->n[SPLIT_VAL], &val, probs, rows, e);
+        if (rc == 0)
+            rc = write_predictions(t, "validation_predictions.csv", probs, rows, val.n, e);
         if (rc == 0) {
             ck.finished = 1;
             rc = save(t, &g, "last.h5", &ck, e);

@@ -16,8 +16,8 @@ expect_exit "synth, ingest, split, train: exit 4 (planted faults skipped)" 4 "$t
 for k in 0 1 2; do
     d=$run/models/mobilenet_v3_small/fold$k
     missing=""
-    for f in checkpoint.h5 last.h5 log.csv heldout_predictions.csv; do [ -s "$d/$f" ] || missing="$missing $f"; done
-    [ -z "$missing" ] && ok "fold $k: checkpoint, last, log and held-out predictions" || not_ok "fold $k: checkpoint, last, log and held-out predictions" "missing:$missing"
+    for f in checkpoint.h5 last.h5 log.csv heldout_predictions.csv validation_predictions.csv; do [ -s "$d/$f" ] || missing="$missing $f"; done
+    [ -z "$missing" ] && ok "fold $k: checkpoint, last, log, held-out and validation predictions" || not_ok "fold $k: checkpoint, last, log, held-out and validation predictions" "missing:$missing"
 done
 d=$run/models/mobilenet_v3_small/fold0
 [ "$(($(wc -l <"$d/log.csv") - 1))" = 2 ] && ok "log.csv has one row per epoch" || not_ok "log.csv has one row per epoch" "$(cat "$d/log.csv")"
@@ -25,6 +25,8 @@ d=$run/models/mobilenet_v3_small/fold0
 if /usr/bin/python3 -c 'import json' 2>/dev/null; then
     n_test=$(/usr/bin/python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["fold"][0]["test"]))' "$run/splits.json")
     [ "$(($(wc -l <"$d/heldout_predictions.csv") - 1))" = "$n_test" ] && ok "one held-out prediction per test slice ($n_test)" || not_ok "one held-out prediction per test slice" "$(wc -l <"$d/heldout_predictions.csv") lines, $n_test test slices"
+    n_val=$(/usr/bin/python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["fold"][0]["val"]))' "$run/splits.json")
+    [ "$(($(wc -l <"$d/validation_predictions.csv") - 1))" = "$n_val" ] && ok "one validation prediction per validation slice ($n_val)" || not_ok "one validation prediction per validation slice" "$(wc -l <"$d/validation_predictions.csv") lines, $n_val validation slices"
 fi
 head -1 "$d/heldout_predictions.csv" | grep -qx 'patient,slice,label,probability' && ok "held-out predictions name their columns" || not_ok "held-out predictions name their columns"
 grep -q -i "PATIENT\^\|SYNTH" "$d/heldout_predictions.csv" && not_ok "held-out predictions carry pseudonyms only" || ok "held-out predictions carry pseudonyms only"
