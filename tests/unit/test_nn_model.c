@@ -455,9 +455,16 @@ static void compare_grads(NnGraph *g, hid_t f, uint64_t seed, Worst *w)
  * match ref (test_nn_backend cuda), resnet50 passes (0.04 of tolerance), so its dnnl mismatch
  * is dnnl's; mobilenet_v2 (58), densenet121 (183) and densenet201 (150) fail on cuda as on
  * dnnl, at the same kind of tensor (DenseNet: denseblock3 norm2 biases), so for them a
- * summation order other than ref's is enough: their fixtures need better conditioning. Until
- * then the fast backends report these four without failing; every other run, and ref and
- * refdev on all, must pass. */
+ * summation order other than ref's is enough: their fixtures need better conditioning. For
+ * mobilenet_v2 PyTorch agrees: its own float32 CPU run of the fixture (same weights and batch)
+ * lands 2e-2 to 9e-2 (of each tensor's largest element) from its float64 answer on a dozen
+ * gradients, as dnnl does, where ref lands within 8e-5; only features.18 (the last 1x1 conv and
+ * its BN: 16 values per channel, one ReLU6 mask flip moves a bias gradient by ~1/16) is off on
+ * dnnl alone. Bigger batches or inputs (8x64, 4x96, 4x128) did not make it well conditioned;
+ * a tolerance scaled by PyTorch's own float32 deviation per quantity did not either (dnnl 14x
+ * over it). Until a conditioning criterion is found (kink margins of every ReLU input and
+ * pooling tie, checked by tools/golden.py, is the next idea) the fast backends report these
+ * four without failing; every other run, and ref and refdev on all, must pass. */
 static const char *const fast_ill_conditioned[] = {"mobilenet_v2", "resnet50", "densenet121",
                                                    "densenet201"};
 
