@@ -1,10 +1,10 @@
 #!/bin/bash
-# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn, train, evaluate), each
+# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn, train, archs, evaluate), each
 # printing onfh's figure beside its peer's. `make bench BENCH=ingest` passes parts.
 set -eu
-build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn|train|evaluate]...}
+build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn|train|archs|evaluate]...}
 shift
-parts=${*:-hash synth ingest nn train evaluate}
+parts=${*:-hash synth nn train archs evaluate ingest}
 want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
@@ -38,6 +38,19 @@ done
 if want synth && /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
     rate=$(/usr/bin/python3 bench/peer_pydicom_write.py 2000 128 "$tmp/peer")
     echo "peer: pydicom writing 128x128 MR slices, no rendering, 1 process: $rate slices/s"
+fi
+
+if want nn; then
+    bench/nn.sh "$build"
+    echo
+fi
+if want train; then
+    bench/train.sh "$build"
+    echo
+fi
+if want archs; then
+    bench/archs.sh "$build"
+    echo
 fi
 
 # ingest: the default cohort's DICOM tree into cohort.h5, on 1 and on every core, beside a
@@ -86,11 +99,4 @@ if command -v dcm2niix >/dev/null; then
     read -r user sys < <(tail -n 1 "$tmp/cpu")
     printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s; CPU %.1f s\n' "$secs" "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)"
 fi
-if want nn; then
-    echo
-    bench/nn.sh "$build"
-fi
-if want train; then
-    echo
-    bench/train.sh "$build"
-fi
+
