@@ -241,7 +241,7 @@ test:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory check
 
-check: all $(UNIT_BIN) $(MPI_TEST_BIN)
+check: all $(UNIT_BIN) $(MPI_TEST_BIN) $(BENCH_BIN) # bench programs are built, not run: they cannot rot
 	@tests/run.sh $(BUILD)
 
 unit-tests: $(UNIT_BIN) $(MPI_TEST_BIN)

@@ -65,20 +65,7 @@ static float *zeros(size_t n)
 
 static void bench_conv(const NnBackend *be)
 {
-    NnConv2d c = {.n = 8,
-                  .c_in = 64,
-                  .h_in = 56,
-                  .w_in = 56,
-                  .c_out = 64,
-                  .kh = 3,
-                  .kw = 3,
-                  .stride_h = 1,
-                  .stride_w = 1,
-                  .pad_h = 1,
-                  .pad_w = 1,
-                  .dil_h = 1,
-                  .dil_w = 1,
-                  .groups = 1};
+    NnConv2d c = nn_conv2d_square(8, 64, 56, 56, 64, 3, 1, 1, 1, 1);
     Err e = {0};
     nn_conv2d_setup(&c, &e);
     size_t nx = (size_t)c.n * c.c_in * c.h_in * c.w_in;
@@ -175,8 +162,8 @@ static Op *new_op(Net *net, int kind, int in)
 static int conv(Net *net, int in, int cout, int k, int stride, int groups, int bias)
 {
     Op *op = new_op(net, K_CONV, in);
-    NnConv2d c = {net->batch, net->c[in],  net->h[in],  net->w[in], cout, k,      k, stride,
-                  stride,     (k - 1) / 2, (k - 1) / 2, 1,          1,    groups, 0, 0};
+    NnConv2d c = nn_conv2d_square(net->batch, net->c[in], net->h[in], net->w[in], cout, k, stride,
+                                  (k - 1) / 2, 1, groups);
     Err e = {0};
     nn_conv2d_setup(&c, &e);
     op->conv = c;
@@ -189,7 +176,12 @@ static int conv(Net *net, int in, int cout, int k, int stride, int groups, int b
 static int bn(Net *net, int in)
 {
     Op *op = new_op(net, K_BN, in);
-    op->bn = (NnBatchNorm){net->batch, net->c[in], net->h[in], net->w[in], 1e-3f, 0.01f};
+    op->bn = (NnBatchNorm){.n = net->batch,
+                           .c = net->c[in],
+                           .h = net->h[in],
+                           .w = net->w[in],
+                           .eps = 1e-3f,
+                           .momentum = 0.01f};
     op->out = new_buf(net, net->c[in], net->h[in], net->w[in]);
     net->n_params += 2 * (size_t)net->c[in];
     return op->out;

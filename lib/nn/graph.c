@@ -204,20 +204,7 @@ int nn_graph_conv(NnGraph *g, const char *name, int x, int c_out, int k, int str
     if (!nd)
         return -1;
     const NnValue *v = &g->values[x];
-    NnConv2d c = {.n = v->n,
-                  .c_in = v->c,
-                  .h_in = v->h,
-                  .w_in = v->w,
-                  .c_out = c_out,
-                  .kh = k,
-                  .kw = k,
-                  .stride_h = stride,
-                  .stride_w = stride,
-                  .pad_h = pad,
-                  .pad_w = pad,
-                  .dil_h = dil,
-                  .dil_w = dil,
-                  .groups = groups};
+    NnConv2d c = nn_conv2d_square(v->n, v->c, v->h, v->w, c_out, k, stride, pad, dil, groups);
     Err e = {0};
     if (nn_conv2d_setup(&c, &e) < 0) {
         err_prefix(&e, "%s: ", name);
@@ -272,18 +259,7 @@ static int pool(NnGraph *g, NnOpKind kind, int x, int k, int stride, int pad, in
     if (!nd)
         return -1;
     const NnValue *v = &g->values[x];
-    NnPool2d p = {.n = v->n,
-                  .c = v->c,
-                  .h_in = v->h,
-                  .w_in = v->w,
-                  .kh = k,
-                  .kw = k,
-                  .stride_h = stride,
-                  .stride_w = stride,
-                  .pad_h = pad,
-                  .pad_w = pad,
-                  .ceil_mode = ceil_mode,
-                  .count_include_pad = cip};
+    NnPool2d p = nn_pool2d_square(v->n, v->c, v->h, v->w, k, stride, pad, ceil_mode, cip);
     Err e = {0};
     if (nn_pool2d_setup(&p, &e) < 0) {
         return fail_err(g, &e);

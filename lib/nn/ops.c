@@ -28,6 +28,42 @@ int nn_conv2d_setup(NnConv2d *c, Err *e)
     return 0;
 }
 
+NnConv2d nn_conv2d_square(int n, int c_in, int h, int w, int c_out, int k, int stride, int pad,
+                          int dil, int groups)
+{
+    return (NnConv2d){.n = n,
+                      .c_in = c_in,
+                      .h_in = h,
+                      .w_in = w,
+                      .c_out = c_out,
+                      .kh = k,
+                      .kw = k,
+                      .stride_h = stride,
+                      .stride_w = stride,
+                      .pad_h = pad,
+                      .pad_w = pad,
+                      .dil_h = dil,
+                      .dil_w = dil,
+                      .groups = groups};
+}
+
+NnPool2d nn_pool2d_square(int n, int c, int h, int w, int k, int stride, int pad, int ceil_mode,
+                          int count_include_pad)
+{
+    return (NnPool2d){.n = n,
+                      .c = c,
+                      .h_in = h,
+                      .w_in = w,
+                      .kh = k,
+                      .kw = k,
+                      .stride_h = stride,
+                      .stride_w = stride,
+                      .pad_h = pad,
+                      .pad_w = pad,
+                      .ceil_mode = ceil_mode,
+                      .count_include_pad = count_include_pad};
+}
+
 int nn_batchnorm_setup(const NnBatchNorm *bn, int training, Err *e)
 {
     if (bn->n < 1 || bn->c < 1 || bn->h < 1 || bn->w < 1)

@@ -37,6 +37,10 @@ typedef struct NnConv2d {
 
 /* Fills h_out, w_out: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1. */
 int nn_conv2d_setup(NnConv2d *c, Err *e);
+/* A descriptor with a square kernel and the same stride, padding and dilation on both axes
+ * (all that torchvision's models use); nn_conv2d_setup still has to check it. */
+NnConv2d nn_conv2d_square(int n, int c_in, int h, int w, int c_out, int k, int stride, int pad,
+                          int dil, int groups);
 
 /* BatchNorm2d over x: (n, c, h, w), statistics per channel over n*h*w values; x (and dx) a
  * channel view when ldx != 0, y and dy dense. */
@@ -66,6 +70,9 @@ typedef struct NnPool2d {
  * but a last window that would start in the right padding (or beyond) is dropped. PyTorch
  * also requires pad <= kernel / 2, and so do we. */
 int nn_pool2d_setup(NnPool2d *p, Err *e);
+/* Square window, the same stride and padding on both axes; nn_pool2d_setup still has to run. */
+NnPool2d nn_pool2d_square(int n, int c, int h, int w, int k, int stride, int pad, int ceil_mode,
+                          int count_include_pad);
 
 /* Average pooling: the input window of output (oh, ow), clipped to the input, and its divisor
  * by PyTorch's rule (window clipped to input + padding with count_include_pad, to the input

@@ -323,26 +323,6 @@ static void test_layout(void **state)
 // ---------------------------------------------------------------------------------------------
 // Convolution
 
-static NnConv2d conv_desc(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
-                          int dil, int groups)
-{
-    NnConv2d c = {.n = n,
-                  .c_in = cin,
-                  .h_in = h,
-                  .w_in = w,
-                  .c_out = cout,
-                  .kh = k,
-                  .kw = k,
-                  .stride_h = stride,
-                  .stride_w = stride,
-                  .pad_h = pad,
-                  .pad_w = pad,
-                  .dil_h = dil,
-                  .dil_w = dil,
-                  .groups = groups};
-    return c;
-}
-
 static void conv_case(const char *label, NnConv2d c, int bias)
 {
     Err e = {0};
@@ -419,24 +399,28 @@ static void conv_case(const char *label, NnConv2d c, int bias)
 static void test_conv(void **state)
 {
     (void)state;
-    conv_case("dense 3x3 p1, 7x5", conv_desc(2, 3, 7, 5, 4, 3, 1, 1, 1, 1), 1);
-    conv_case("dense 3x3 s2 p1, 9x7, no bias", conv_desc(2, 3, 9, 7, 5, 3, 2, 1, 1, 1), 0);
-    conv_case("stem 3x3 s2 p1 3->16, 23x21", conv_desc(2, 3, 23, 21, 16, 3, 2, 1, 1, 1), 0);
-    conv_case("dense 3x3 24->40, 11x13", conv_desc(3, 24, 11, 13, 40, 3, 1, 1, 1, 1), 1);
-    conv_case("grouped g2 3x3 s2, 8x7", conv_desc(2, 6, 8, 7, 4, 3, 2, 0, 1, 2), 1);
-    conv_case("grouped g4 3x3 32->64, 9x9", conv_desc(2, 32, 9, 9, 64, 3, 1, 1, 1, 4), 0);
-    conv_case("depthwise 3x3 s2 p1, 9x9", conv_desc(2, 4, 9, 9, 4, 3, 2, 1, 1, 4), 0);
-    conv_case("depthwise 3x3 s1 p1 C72, 13x11", conv_desc(2, 72, 13, 11, 72, 3, 1, 1, 1, 72), 0);
-    conv_case("depthwise 5x5 s1 p2, 7x6", conv_desc(1, 3, 7, 6, 3, 5, 1, 2, 1, 3), 1);
-    conv_case("depthwise 5x5 s2 p2 C40, 15x15", conv_desc(2, 40, 15, 15, 40, 5, 2, 2, 1, 40), 0);
-    conv_case("depthwise dilated 3x3 d2 p2 C16", conv_desc(2, 16, 9, 9, 16, 3, 1, 2, 2, 16), 0);
-    conv_case("dilated 3x3 d2 p2, 7x6", conv_desc(1, 3, 7, 6, 2, 3, 1, 2, 2, 1), 1);
-    conv_case("pointwise 1x1, 5x3", conv_desc(2, 5, 5, 3, 3, 1, 1, 0, 1, 1), 1);
-    conv_case("pointwise 1x1 40->120, 7x7", conv_desc(2, 40, 7, 7, 120, 1, 1, 0, 1, 1), 0);
-    conv_case("pointwise grouped 1x1 g2", conv_desc(1, 4, 3, 3, 6, 1, 1, 0, 1, 2), 0);
-    conv_case("1x1 s2 shortcut, 7x7", conv_desc(2, 4, 7, 7, 6, 1, 2, 0, 1, 1), 0);
-    conv_case("squeeze-excite fc 1x1 on 1x1, 72->24", conv_desc(3, 72, 1, 1, 24, 1, 1, 0, 1, 1), 1);
-    NnConv2d asym = conv_desc(2, 2, 5, 7, 3, 1, 1, 0, 1, 1);
+    conv_case("dense 3x3 p1, 7x5", nn_conv2d_square(2, 3, 7, 5, 4, 3, 1, 1, 1, 1), 1);
+    conv_case("dense 3x3 s2 p1, 9x7, no bias", nn_conv2d_square(2, 3, 9, 7, 5, 3, 2, 1, 1, 1), 0);
+    conv_case("stem 3x3 s2 p1 3->16, 23x21", nn_conv2d_square(2, 3, 23, 21, 16, 3, 2, 1, 1, 1), 0);
+    conv_case("dense 3x3 24->40, 11x13", nn_conv2d_square(3, 24, 11, 13, 40, 3, 1, 1, 1, 1), 1);
+    conv_case("grouped g2 3x3 s2, 8x7", nn_conv2d_square(2, 6, 8, 7, 4, 3, 2, 0, 1, 2), 1);
+    conv_case("grouped g4 3x3 32->64, 9x9", nn_conv2d_square(2, 32, 9, 9, 64, 3, 1, 1, 1, 4), 0);
+    conv_case("depthwise 3x3 s2 p1, 9x9", nn_conv2d_square(2, 4, 9, 9, 4, 3, 2, 1, 1, 4), 0);
+    conv_case("depthwise 3x3 s1 p1 C72, 13x11", nn_conv2d_square(2, 72, 13, 11, 72, 3, 1, 1, 1, 72),
+              0);
+    conv_case("depthwise 5x5 s1 p2, 7x6", nn_conv2d_square(1, 3, 7, 6, 3, 5, 1, 2, 1, 3), 1);
+    conv_case("depthwise 5x5 s2 p2 C40, 15x15", nn_conv2d_square(2, 40, 15, 15, 40, 5, 2, 2, 1, 40),
+              0);
+    conv_case("depthwise dilated 3x3 d2 p2 C16", nn_conv2d_square(2, 16, 9, 9, 16, 3, 1, 2, 2, 16),
+              0);
+    conv_case("dilated 3x3 d2 p2, 7x6", nn_conv2d_square(1, 3, 7, 6, 2, 3, 1, 2, 2, 1), 1);
+    conv_case("pointwise 1x1, 5x3", nn_conv2d_square(2, 5, 5, 3, 3, 1, 1, 0, 1, 1), 1);
+    conv_case("pointwise 1x1 40->120, 7x7", nn_conv2d_square(2, 40, 7, 7, 120, 1, 1, 0, 1, 1), 0);
+    conv_case("pointwise grouped 1x1 g2", nn_conv2d_square(1, 4, 3, 3, 6, 1, 1, 0, 1, 2), 0);
+    conv_case("1x1 s2 shortcut, 7x7", nn_conv2d_square(2, 4, 7, 7, 6, 1, 2, 0, 1, 1), 0);
+    conv_case("squeeze-excite fc 1x1 on 1x1, 72->24",
+              nn_conv2d_square(3, 72, 1, 1, 24, 1, 1, 0, 1, 1), 1);
+    NnConv2d asym = nn_conv2d_square(2, 2, 5, 7, 3, 1, 1, 0, 1, 1);
     asym.kw = 3;
     asym.stride_w = 2;
     asym.pad_w = 1;
@@ -632,24 +616,6 @@ static void test_activations(void **state)
 // ---------------------------------------------------------------------------------------------
 // Pooling
 
-static NnPool2d pool_desc(int n, int c, int h, int w, int k, int stride, int pad, int ceil_mode,
-                          int count_include_pad)
-{
-    NnPool2d p = {.n = n,
-                  .c = c,
-                  .h_in = h,
-                  .w_in = w,
-                  .kh = k,
-                  .kw = k,
-                  .stride_h = stride,
-                  .stride_w = stride,
-                  .pad_h = pad,
-                  .pad_w = pad,
-                  .ceil_mode = ceil_mode,
-                  .count_include_pad = count_include_pad};
-    return p;
-}
-
 static void pool_case(const char *label, NnPool2d p)
 {
     Err e = {0};
@@ -723,13 +689,13 @@ static void pool_case(const char *label, NnPool2d p)
 static void test_pooling(void **state)
 {
     (void)state;
-    pool_case("3x3 s2 p1, 9x7", pool_desc(2, 3, 9, 7, 3, 2, 1, 0, 1));
-    pool_case("3x3 s2 p1 ceil, 8x8", pool_desc(2, 5, 8, 8, 3, 2, 1, 1, 1));
-    pool_case("2x2 s2 ceil, 7x5", pool_desc(2, 4, 7, 5, 2, 2, 0, 1, 1));
-    pool_case("3x3 s2 ceil, 10x11", pool_desc(1, 17, 10, 11, 3, 2, 0, 1, 0));
-    pool_case("3x3 s1 p1, 6x5", pool_desc(3, 8, 6, 5, 3, 1, 1, 0, 0));
-    pool_case("2x2 s2 p1 ceil, 5x6", pool_desc(2, 3, 5, 6, 2, 2, 1, 1, 1));
-    pool_case("3x3 s2 p1, 33x35 C64 (threaded)", pool_desc(2, 64, 33, 35, 3, 2, 1, 0, 1));
+    pool_case("3x3 s2 p1, 9x7", nn_pool2d_square(2, 3, 9, 7, 3, 2, 1, 0, 1));
+    pool_case("3x3 s2 p1 ceil, 8x8", nn_pool2d_square(2, 5, 8, 8, 3, 2, 1, 1, 1));
+    pool_case("2x2 s2 ceil, 7x5", nn_pool2d_square(2, 4, 7, 5, 2, 2, 0, 1, 1));
+    pool_case("3x3 s2 ceil, 10x11", nn_pool2d_square(1, 17, 10, 11, 3, 2, 0, 1, 0));
+    pool_case("3x3 s1 p1, 6x5", nn_pool2d_square(3, 8, 6, 5, 3, 1, 1, 0, 0));
+    pool_case("2x2 s2 p1 ceil, 5x6", nn_pool2d_square(2, 3, 5, 6, 2, 2, 1, 1, 1));
+    pool_case("3x3 s2 p1, 33x35 C64 (threaded)", nn_pool2d_square(2, 64, 33, 35, 3, 2, 1, 0, 1));
 }
 
 static void adaptive_case(NnAdaptivePool p)
@@ -1432,12 +1398,12 @@ static void pool_view_case(NnPool2d p)
 static void test_channel_views(void **state)
 {
     (void)state;
-    conv_view_case("dense 3x3 s2 p1, 9x7", conv_desc(2, 3, 9, 7, 5, 3, 2, 1, 1, 1));
-    conv_view_case("pointwise 1x1 8->6, 5x5", conv_desc(2, 8, 5, 5, 6, 1, 1, 0, 1, 1));
-    conv_view_case("depthwise 3x3 p1 C6, 7x7", conv_desc(2, 6, 7, 7, 6, 3, 1, 1, 1, 6));
+    conv_view_case("dense 3x3 s2 p1, 9x7", nn_conv2d_square(2, 3, 9, 7, 5, 3, 2, 1, 1, 1));
+    conv_view_case("pointwise 1x1 8->6, 5x5", nn_conv2d_square(2, 8, 5, 5, 6, 1, 1, 0, 1, 1));
+    conv_view_case("depthwise 3x3 p1 C6, 7x7", nn_conv2d_square(2, 6, 7, 7, 6, 3, 1, 1, 1, 6));
     bn_view_case((NnBatchNorm){3, 6, 5, 3, 1e-5f, 0.1f, 0});
-    pool_view_case(pool_desc(2, 5, 9, 7, 3, 2, 1, 0, 1));
-    pool_view_case(pool_desc(2, 4, 7, 5, 2, 2, 0, 1, 0));
+    pool_view_case(nn_pool2d_square(2, 5, 9, 7, 3, 2, 1, 0, 1));
+    pool_view_case(nn_pool2d_square(2, 4, 7, 5, 2, 2, 0, 1, 0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1449,7 +1415,8 @@ static void test_release(void **state)
     (void)state;
     nn_dnnl_release();
     size_t before = mem_bytes_in_use();
-    conv_case("after release: depthwise 3x3 s2 p1", conv_desc(2, 8, 9, 9, 8, 3, 2, 1, 1, 8), 1);
+    conv_case("after release: depthwise 3x3 s2 p1", nn_conv2d_square(2, 8, 9, 9, 8, 3, 2, 1, 1, 8),
+              1);
     bn_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f, 0});
     act_case(NN_SILU, 999);
     linear_case(5, 37, 11, 1, 1);
@@ -1477,20 +1444,7 @@ static void test_fresh_grads(void **state)
     (void)state;
     /* convolution, stride 2, odd sizes, and depthwise */
     for (int depthwise = 0; depthwise <= 1; depthwise++) {
-        NnConv2d c = {.n = 2,
-                      .c_in = 6,
-                      .h_in = 9,
-                      .w_in = 7,
-                      .c_out = depthwise ? 6 : 5,
-                      .kh = 3,
-                      .kw = 3,
-                      .stride_h = 2,
-                      .stride_w = 2,
-                      .pad_h = 1,
-                      .pad_w = 1,
-                      .dil_h = 1,
-                      .dil_w = 1,
-                      .groups = depthwise ? 6 : 1};
+        NnConv2d c = nn_conv2d_square(2, 6, 9, 7, depthwise ? 6 : 5, 3, 2, 1, 1, depthwise ? 6 : 1);
         Err e = {0};
         assert_int_equal(nn_conv2d_setup(&c, &e), 0);
         size_t nx = (size_t)c.n * c.c_in * c.h_in * c.w_in;

@@ -432,18 +432,7 @@ static void avgpool_bwd(GradCase *g, const float *dy, float *const *din)
 static void pool_case(int max, int n, int c, int h, int w, int k, int s, int pad, int ceil_mode,
                       int include_pad)
 {
-    NnPool2d p = {.n = n,
-                  .c = c,
-                  .h_in = h,
-                  .w_in = w,
-                  .kh = k,
-                  .kw = k,
-                  .stride_h = s,
-                  .stride_w = s,
-                  .pad_h = pad,
-                  .pad_w = pad,
-                  .ceil_mode = ceil_mode,
-                  .count_include_pad = include_pad};
+    NnPool2d p = nn_pool2d_square(n, c, h, w, k, s, pad, ceil_mode, include_pad);
     Err e = {0};
     assert_int_equal(nn_pool2d_setup(&p, &e), 0);
     GradCase g = {.pool = p, .h = 1e-2};
