@@ -41,8 +41,12 @@ cublasHandle_t cu_cublas(void);
  *   ONFH_CUDA_DETERMINISTIC=0  allow nondeterministic (atomic) cuDNN algorithms (default 1);
  *   ONFH_CUDA_CONV=find        choose convolution algorithms by timing them (cudnnFind*, which
  *                              allocates its own scratch) instead of cuDNN's heuristics;
+ *   ONFH_CUDA_BN=own           training batch norm on own kernels (norm.cu) instead of cuDNN's
+ *                              legacy NHWC batch norm, which was 45% of a mobilenet_v3_large
+ *                              step on an H200 (README); not yet run on a GPU, hence not the
+ *                              default;
  *   ONFH_CUDA_PROFILE=1        wait after every op and print, at exit, the time per op name. */
-extern int cu_deterministic, cu_conv_find;
+extern int cu_deterministic, cu_conv_find, cu_bn_own;
 
 /* Call at the end of every backend function: checks the launches it made (cudaGetLastError),
  * and with ONFH_CUDA_SYNC=1 waits for them, so an asynchronous fault is blamed on `op`. */
