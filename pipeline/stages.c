@@ -4,6 +4,7 @@
 
 #include "stages/evaluate/evaluate.h"
 #include "stages/ingest/ingest.h"
+#include "stages/report/report.h"
 #include "stages/split/split.h"
 #include "stages/synth/synth.h"
 #include "stages/train/train.h"
@@ -24,6 +25,10 @@ const Stage onfh_stages[] = {
      "out-of-fold predictions into metrics with patient-bootstrap CIs, paired tests, baselines "
      "and the selected architecture",
      evaluate_run, NULL, NULL, NULL},
+    {"report",
+     "one self-contained HTML page of the run: cohort, training, comparison with CIs, curves, "
+     "tests, provenance",
+     report_run, NULL, NULL, NULL},
     {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 

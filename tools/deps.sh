@@ -10,7 +10,7 @@ set -eu
 group=${1:-build}
 
 build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev"
-test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom python3-h5py hdf5-tools libgdcm-tools"
+test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom python3-h5py hdf5-tools libgdcm-tools chromium python3-pil"
 bench="$build coreutils bc time python3-pydicom python3-numpy python3-scipy python3-sklearn python3-h5py dcm2niix python3-torch python3-torchvision"
 
 case "$group" in
