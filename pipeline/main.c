@@ -10,6 +10,7 @@
 #include "lib/util/fileio.h"
 #include "lib/util/mem.h"
 #include "pipeline/config_keys.h"
+#include "pipeline/manifest.h"
 #include "pipeline/model_cmd.h"
 #include "pipeline/runtime.h"
 #include "pipeline/schema.h"
@@ -189,6 +190,60 @@ static int cmd_run(int argc, char **argv)
     rt_exit(rc);
 }
 
+/* `onfh config get CONFIG KEY [--set K=V]...`: one resolved value for scripts (jobs/), printed
+ * as it is (a list: one item per line; an unset optional key: nothing), so no shell ever parses
+ * YAML or evaluates a config value. */
+static int config_get(const Command *c, int argc, char **argv)
+{
+    /* argv: get CONFIG KEY [options]; the key is taken out, the rest parsed as for show */
+    const char *key = argc >= 3 && argv[2][0] != '-' ? argv[2] : NULL;
+    char **rest = mem_calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return EXIT_FAILURE_RUN;
+    int n = 0;
+    for (int i = 0; i < argc; i++)
+        if (!(key && i == 2))
+            rest[n++] = argv[i];
+    Options o;
+    int help, rc = parse_options(c, NULL, n, rest, &o, 1, &help);
+    if (rc == 0 && !help && !key) {
+        fprintf(stderr, "usage: onfh config get CONFIG KEY [--set KEY=VALUE]...\n");
+        rc = EXIT_USAGE;
+    }
+    if (rc || help) {
+        if (help)
+            print_command_help(stdout, c);
+        mem_free(o.sets);
+        mem_free(rest);
+        return rc;
+    }
+    Config cfg;
+    Err e = {0};
+    rc = session_load_config(&cfg, &o, &e);
+    mem_free(o.sets);
+    mem_free(rest);
+    if (rc) {
+        fprintf(stderr, "%s\n", e.msg);
+        return rt_exit_code(e.code);
+    }
+    int k = 0;
+    while (k < cfg.n_keys && strcmp(cfg.keys[k].path, key))
+        k++;
+    if (k == cfg.n_keys) {
+        fprintf(stderr, "onfh config get: no key %s (onfh config doc lists them)\n", key);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    const CfgValue *v = &cfg.values[k];
+    if (v->set && cfg.keys[k].type == CFG_LIST)
+        for (int i = 0; i < v->n_items; i++)
+            printf("%s\n", v->items[i]);
+    else if (v->set)
+        printf("%s\n", v->text);
+    config_free(&cfg);
+    return EXIT_OK;
+}
+
 static int cmd_config(int argc, char **argv)
 {
     const Command *c = find_command("config");
@@ -203,6 +258,8 @@ static int cmd_config(int argc, char **argv)
         mem_free(text);
         return EXIT_OK;
     }
+    if (argc >= 2 && !strcmp(argv[1], "get"))
+        return config_get(c, argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "show")) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             print_command_help(stdout, c);
@@ -237,6 +294,50 @@ static int cmd_config(int argc, char **argv)
     mem_free(yaml);
     config_free(&cfg);
     return EXIT_OK;
+}
+
+/* `onfh plan CONFIG [--run DIR] [--set K=V]...`: per stage, whether `onfh run` would run it or
+ * skip it (its manifest entry is current), one "NAME<TAB>run|skip<TAB>why" line each. Takes no
+ * lock and writes nothing; jobs/submit.sh submits from the first stage that must run. */
+static int cmd_plan(int argc, char **argv)
+{
+    const Command *c = find_command("plan");
+    Options o;
+    int help, rc = parse_options(c, NULL, argc, argv, &o, 1, &help);
+    if (rc || help) {
+        if (help)
+            print_command_help(stdout, c);
+        mem_free(o.sets);
+        return rc;
+    }
+    Session s;
+    memset(&s, 0, sizeof s);
+    Err e = {0};
+    rc = session_load_config(&s.cfg, &o, &e);
+    if (rc) {
+        fprintf(stderr, "%s\n", e.msg);
+        mem_free(o.sets);
+        return rt_exit_code(e.code);
+    }
+    char path[4096];
+    if (o.run_dir)
+        snprintf(path, sizeof path, "%s", o.run_dir);
+    else
+        snprintf(path, sizeof path, "%s/%s", config_str(&s.cfg, "run.output_root"),
+                 config_str(&s.cfg, "run.name"));
+    for (int i = 0; i < onfh_n_stages && rc == EXIT_OK; i++) {
+        char hex[65], why[512] = "";
+        if (session_section_hash(&s, onfh_stages[i].name, hex, &e)) {
+            fprintf(stderr, "onfh plan: %s\n", e.msg);
+            rc = EXIT_FAILURE_RUN;
+            break;
+        }
+        int current = manifest_stage_current(path, onfh_stages[i].name, hex, why, sizeof why, NULL);
+        printf("%s\t%s\t%s\n", onfh_stages[i].name, current ? "skip" : "run", why);
+    }
+    config_free(&s.cfg);
+    mem_free(o.sets);
+    return rc;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -409,14 +510,20 @@ static const Command commands[] = {
      "  --force            run every stage, even those whose manifest entry is current\n"
      "Writes config.yaml, manifest.json and logs/rank<N>.log in the run directory.\n",
      cmd_run},
-    {"config", "show CONFIG [--set KEY=VALUE]... | doc",
-     "print the resolved config and its SHA-256, or every key with its doc",
+    {"config", "show CONFIG [--set KEY=VALUE]... | get CONFIG KEY [--set KEY=VALUE]... | doc",
+     "print the resolved config and its SHA-256, one value, or every key with its doc",
      "  show   the config after --set overrides and defaults, in canonical form; its SHA-256\n"
      "         is the config hash recorded in the run directory\n"
+     "  get    one resolved value as it is (a list: one item per line), for scripts\n"
      "  doc    every key: type, range or choices, default, one line of doc\n",
      cmd_config},
     {"status", "DIR", "what each stage of a run directory did, from its manifest", NULL,
      cmd_status},
+    {"plan", "CONFIG [--run DIR] [--set KEY=VALUE]...",
+     "which stages onfh run would run and which it would skip (from the manifest)",
+     "  prints one line per stage: NAME, run or skip, and why (tab-separated); takes no lock\n"
+     "  and writes nothing (jobs/submit.sh submits from the first stage to run)\n",
+     cmd_plan},
     {"schema", "check FILE", "check an HDF5 file onfh wrote against its documented layout", NULL,
      cmd_schema},
     {"formats", "", "the DICOM transfer syntaxes onfh reads, and which it refuses", NULL,

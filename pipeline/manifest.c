@@ -504,6 +504,18 @@ static int rewrite(const char *rundir, const char *run_name, const char *config_
         rc = write_stage(&w, rundir, rec, e);
     }
     json_object_end(&w);
+    /* Top-level keys written by others (jobs/submit.sh's "slurm": job ids, array map) are kept. */
+    static const char *const own[] = {"format",  "run",      "config_sha256",
+                                      "updated", "versions", "stages"};
+    for (size_t i = 0; !rc && old && old->type == JSON_OBJECT && i < old->n; i++) {
+        int mine = 0;
+        for (size_t k = 0; k < sizeof own / sizeof own[0]; k++)
+            mine |= !strcmp(old->keys[i], own[k]);
+        if (!mine) {
+            json_key(&w, old->keys[i]);
+            write_value(&w, &old->items[i]);
+        }
+    }
     json_object_end(&w);
     json_value_free(old);
     if (rc) {

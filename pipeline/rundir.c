@@ -65,12 +65,18 @@ static int describe_holder(const RunDir *r, char *desc, size_t cap)
 
 int rundir_open(RunDir *r, const char *path, char *stale_note, size_t note_cap, Err *e)
 {
+    return rundir_open_locked(r, path, NULL, stale_note, note_cap, e);
+}
+
+int rundir_open_locked(RunDir *r, const char *path, const char *lock_name, char *stale_note,
+                       size_t note_cap, Err *e)
+{
     memset(r, 0, sizeof *r);
     if (stale_note && note_cap)
         stale_note[0] = '\0';
     if (snprintf(r->path, sizeof r->path, "%s", path) >= (int)sizeof r->path)
         return err_set(e, ERR_USAGE, "%.100s...: run directory path too long", path);
-    snprintf(r->lock_path, sizeof r->lock_path, "%s/.lock", r->path);
+    snprintf(r->lock_path, sizeof r->lock_path, "%s/%s", r->path, lock_name ? lock_name : ".lock");
     char logs[4200];
     snprintf(logs, sizeof logs, "%s/logs", r->path);
     int rc = dir_create(logs, e);

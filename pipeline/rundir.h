@@ -5,6 +5,8 @@
  *                   rank count, wall time (pipeline/manifest.h)
  *   logs/rank<N>.log  every line each rank logged
  *   .lock           held while a run writes here, so two runs cannot write the same directory
+ *   .lock.train.<arch>.fold<k>  held instead by one training task (onfh train --arch --fold), so
+ *                   the tasks of a Slurm array run side by side, each alone on its own task
  *
  * Only rank 0 creates the directory and takes the lock; the caller makes ranks agree on the
  * outcome. Files are written atomically (lib/util/fileio.h). */
@@ -23,6 +25,9 @@ typedef struct RunDir {
  * this host is removed, and stale_note (may be NULL) receives a sentence saying so, for the log.
  * A live holder gives ERR_BUSY naming it (host, pid, start time, Slurm job). */
 int rundir_open(RunDir *r, const char *path, char *stale_note, size_t note_cap, Err *e);
+/* The same with a lock file of another name in path (NULL: ".lock"). */
+int rundir_open_locked(RunDir *r, const char *path, const char *lock_name, char *stale_note,
+                       size_t note_cap, Err *e);
 /* Releases the lock (idempotent). */
 void rundir_close(RunDir *r);
 /* Writes path/name atomically. */

@@ -96,10 +96,20 @@ static int open_rundir(Session *s, const Options *o, Err *e)
     else
         snprintf(path, sizeof path, "%s/%s", config_str(&s->cfg, "run.output_root"),
                  config_str(&s->cfg, "run.name"));
+    /* One training task (a Slurm array task) locks only itself: the array's tasks share the run
+     * directory, each writing its own models/<arch>/fold<k>/ (the run-level files they rewrite
+     * are written atomically and hold the same content). */
+    char lock[320] = "";
+    if (o->arch && o->fold >= 0) {
+        int n = snprintf(lock, sizeof lock, ".lock.train.%.200s.fold%d", o->arch, o->fold);
+        for (int i = 12; i < n; i++) /* the name must stay one file name: no '/' */
+            if (lock[i] == '/')
+                lock[i] = '_';
+    }
     char note[1024] = "";
     int rc = 0;
     if (rt_rank() == 0) {
-        rc = rundir_open(&s->run, path, note, sizeof note, e);
+        rc = rundir_open_locked(&s->run, path, lock[0] ? lock : NULL, note, sizeof note, e);
         if (!rc)
             rt_set_exit_hook(unlock_hook, &s->run);
     } else {

@@ -78,6 +78,16 @@ hash_real=$(tail -n +2 "$t/show" | sha256sum | cut -d' ' -f1)
 expect_exit "config doc exits 0" 0 "$t/doc" "$ONFH" config doc
 grep -q '^run.seed: an integer in \[0, 4294967295\]; default 1$' "$t/doc" && ok "config doc gives type, range and default" || not_ok "config doc gives type, range and default" "$(head -20 "$t/doc")"
 
+# --- config get and plan: what scripts (jobs/submit.sh) read instead of parsing YAML ------------
+"$ONFH" config get "$fx/synth_small.yaml" train.archs --set 'train.archs=[resnet18, vgg16_bn]' >"$t/get" 2>&1
+[ "$(tr '\n' ' ' <"$t/get")" = "resnet18 vgg16_bn " ] && ok "config get prints a list one item per line, after --set" || not_ok "config get prints a list one item per line" "$(cat "$t/get")"
+"$ONFH" config get "$fx/synth_small.yaml" run.name >"$t/get" 2>&1
+[ "$(cat "$t/get")" = synth_small ] && ok "config get prints derived values (run.name from the file name)" || not_ok "config get prints run.name" "$(cat "$t/get")"
+expect_exit "config get of an unknown key exits 2" 2 "$t/get" "$ONFH" config get "$fx/synth_small.yaml" train.nope
+expect_exit "plan exits 0" 0 "$t/plan" "$ONFH" plan "$fx/synth_small.yaml" --run "$t/runs/planned"
+[ "$(cut -f1,2 "$t/plan" | tr '\t\n' ': ')" = "synth:run ingest:run split:run train:run evaluate:run " ] && [ ! -e "$t/runs/planned" ] &&
+    ok "plan: every stage would run in a new directory, which it does not create" || not_ok "plan on a new directory" "$(cat "$t/plan")"
+
 # --- a run directory --------------------------------------------------------------------------
 r=$t/runs/one
 expect_exit "onfh run exits 0" 0 "$t/run1" "$ONFH" run "$fx/good.yaml" --run "$r"
