@@ -7,6 +7,7 @@
 #include "stages/split/split.h"
 #include "stages/synth/synth.h"
 #include "stages/train/train.h"
+#include "stages/vessels/vessels.h"
 
 const Stage onfh_stages[] = {
     {"synth", "write the synthetic ONFH cohort as DICOM, with clinical data, labels and truth",
@@ -24,6 +25,10 @@ const Stage onfh_stages[] = {
      "out-of-fold predictions into metrics with patient-bootstrap CIs, paired tests, baselines "
      "and the selected architecture",
      evaluate_run, NULL, NULL, NULL},
+    {"vessels",
+     "vessel series into vessel length and branch count (Frangi, Lee thinning, skeleton "
+     "graph), and the treatment response of grafting",
+     vessels_run, NULL, NULL, NULL},
     {.name = NULL}, /* sentinel: C has no empty arrays */
 };
 
