@@ -176,6 +176,34 @@ const CfgKey onfh_config_keys[] = {
     {"evaluate.compare_run", CFG_STR, NULL,
      .doc = "run directory of the same cohort trained with split.level: slice (the paper's "
             "protocol), evaluated side by side so that the inflation from leakage is reported"},
+
+    {"vessels.sigmas_mm", CFG_LIST, "[0.3, 0.5, 0.7, 0.9]", CFG_RANGE(1, 16),
+     .doc = "Frangi scales, mm (converted per axis from each series' voxel spacing)"},
+    {"vessels.frangi_alpha", CFG_NUM, "0.5", CFG_ABOVE(0),
+     .doc = "Frangi's plate-like suppression (Ra term)"},
+    {"vessels.frangi_beta", CFG_NUM, "0.5", CFG_ABOVE(0),
+     .doc = "Frangi's blob-like suppression (Rb term)"},
+    {"vessels.frangi_c", CFG_NUM, "0", CFG_AT_LEAST(0),
+     .doc = "Frangi's structureness scale (0: half the largest Hessian norm of the series at "
+            "each scale, Frangi's suggestion)"},
+    {"vessels.threshold_low", CFG_NUM, "0.05", CFG_RANGE(0, 1),
+     .doc = "hysteresis: vessel mask = components of vesselness > low that reach > high"},
+    {"vessels.threshold_high", CFG_NUM, "0.2", CFG_RANGE(0, 1),
+     .doc = "hysteresis upper threshold on the vesselness (0..1)"},
+    {"vessels.min_object_mm3", CFG_NUM, "1", CFG_AT_LEAST(0),
+     .doc = "mask components smaller than this (mm^3) are dropped before thinning"},
+    {"vessels.prune_mm", CFG_NUM, "2", CFG_AT_LEAST(0),
+     .doc = "skeleton spurs (end-end or junction-end branches) shorter than this are pruned "
+            "(the synthetic trees' shortest branch is 3 mm)"},
+    {"vessels.end_extension_max_mm", CFG_NUM, "3", CFG_AT_LEAST(0),
+     .doc = "end points are continued to the vessel mask's edge, less its half-width, by at "
+            "most this (0: no extension)"},
+    {"vessels.bootstrap_resamples", CFG_INT, "9999", CFG_RANGE(1, 10000000),
+     .doc = "patient-level bootstrap resamples of the treatment response's mean change"},
+    {"vessels.confidence_level", CFG_NUM, "0.95", CFG_RANGE(0.5, 0.999),
+     .doc = "coverage of the treatment response's t and bootstrap intervals"},
+    {"vessels.overlays", CFG_BOOL, "true",
+     .doc = "write vessel_overlays/: per series, the MIP with the pruned skeleton (PNG)"},
 };
 
 const int onfh_config_n_keys = (int)(sizeof onfh_config_keys / sizeof onfh_config_keys[0]);

@@ -8,6 +8,7 @@
 #include "stages/split/split.h"
 #include "stages/synth/synth.h"
 #include "stages/train/train.h"
+#include "stages/vessels/vessels.h"
 
 const Stage onfh_stages[] = {
     {"synth", "write the synthetic ONFH cohort as DICOM, with clinical data, labels and truth",
@@ -25,6 +26,10 @@ const Stage onfh_stages[] = {
      "out-of-fold predictions into metrics with patient-bootstrap CIs, paired tests, baselines "
      "and the selected architecture",
      evaluate_run, NULL, NULL, NULL},
+    {"vessels",
+     "vessel series into vessel length and branch count (Frangi, Lee thinning, skeleton "
+     "graph), and the treatment response of grafting",
+     vessels_run, NULL, NULL, NULL},
     {"report",
      "one self-contained HTML page of the run: cohort, training, comparison with CIs, curves, "
      "tests, provenance",

@@ -1,0 +1,54 @@
+# vessels.sh: `onfh vessels` on the small synthetic cohort: its files, in the manifest; every
+# definition and parameter in vessels.h5's attributes; a treatment response with both CIs and
+# both tests; the same numbers on 1 and 2 MPI ranks; a cohort without clinical rows and a
+# patient without a post-graft visit reported by name with the reason, the run going on.
+. "$(dirname "$0")/../tap.sh"
+set -u
+fx=$ONFH_ROOT/tests/fixtures/configs
+t=$ONFH_TEST_TMP/vessels
+mkdir -p "$t"
+export ASAN_OPTIONS=detect_leaks=0 # Open MPI's own leaks (toolchain.md)
+run=$t/run
+cfg=$fx/synth_small.yaml
+few=(--set vessels.bootstrap_resamples=999)
+
+expect_exit "synth" 0 "$t/synth.out" "$ONFH" synth "$cfg" --run "$run"
+expect_exit "ingest (planted faults: exit 4)" 4 "$t/ingest.out" "$ONFH" ingest "$cfg" --run "$run"
+expect_exit "vessels on 1 rank" 0 "$t/one.out" "$ONFH" vessels "$cfg" --run "$run" "${few[@]}"
+missing=""
+for f in vessels.h5 treatment.json; do
+    [ -s "$run/$f" ] || missing="$missing $f"
+    grep -q "\"$f\"" "$run/manifest.json" || missing="$missing $f(manifest)"
+done
+n_png=$(ls "$run/vessel_overlays"/*.png 2>/dev/null | wc -l)
+n_rows=$(grep -c ',' "$run/truth/vessels.csv")
+[ -z "$missing" ] && [ "$n_png" -eq $((n_rows - 1)) ] && ok "vessels.h5, treatment.json in the manifest, one overlay PNG per vessel series ($n_png)" || not_ok "vessels outputs" "missing:$missing; $n_png PNGs for $((n_rows - 1)) series"
+attrs=$(h5dump -A "$run/vessels.h5" 2>&1)
+bad=""
+for a in length_definition branch_definition sigmas_mm frangi_alpha_beta_c threshold_low_high min_object_mm3 prune_mm end_extension_max_mm smooth_half_window; do
+    echo "$attrs" | grep -q "ATTRIBUTE \"$a\"" || bad="$bad $a"
+done
+[ -z "$bad" ] && ok "vessels.h5 states its definitions and every parameter" || not_ok "vessels.h5 attributes" "missing:$bad"
+rows=$(h5dump -d /series/branches "$run/vessels.h5" | sed -n 's/.*DATASPACE  SIMPLE { ( \([0-9]*\) ).*/\1/p')
+[ "$rows" = $((n_rows - 1)) ] && ok "one row per vessel series ($rows)" || not_ok "one row per vessel series" "$rows rows, truth has $((n_rows - 1))"
+for k in ci_t ci_bootstrap_bca ci_bootstrap_percentile p_paired_t p_wilcoxon; do
+    [ "$(grep -c "\"$k\"" "$run/treatment.json")" -eq 2 ] || bad="$bad $k"
+done
+grep -q '"n": 6' "$run/treatment.json" && [ -z "$bad" ] && ok "treatment.json: 6 patients paired; t and bootstrap CIs, t-test and Wilcoxon for length and branches" || not_ok "treatment.json" "$bad $(head -40 "$run/treatment.json")"
+grep -q "vessels: change after grafting (n=6): length" "$t/one.out" && ok "the change is logged" || not_ok "the change is logged" "$(tail -3 "$t/one.out")"
+
+# 1 and 2 ranks: identical numbers (h5diff compares values; treatment.json byte for byte)
+cp "$run/vessels.h5" "$t/one.h5"
+cp "$run/treatment.json" "$t/one.json"
+expect_exit "vessels on 2 ranks" 0 "$t/two.out" mpi 2 "$ONFH" vessels "$cfg" --run "$run" --force "${few[@]}"
+h5diff "$t/one.h5" "$run/vessels.h5" /series /series >"$t/h5diff.out" 2>&1 && ok "vessels.h5 numbers are identical on 1 and 2 ranks" || not_ok "vessels.h5 numbers are identical on 1 and 2 ranks" "$(head -5 "$t/h5diff.out")"
+cmp -s "$t/one.json" "$run/treatment.json" && ok "treatment.json is identical on 1 and 2 ranks" || not_ok "treatment.json is identical on 1 and 2 ranks" "$(diff "$t/one.json" "$run/treatment.json" | head -5)"
+
+# bad input: a cohort without clinical rows (no graft known), and without vessel series
+expect_exit "ingest without clinical.csv" 4 "$t/ingest2.out" "$ONFH" ingest "$cfg" --run "$t/noclin" --set ingest.dicom_dir="$run/raw" --set ingest.clinical_csv=null --set ingest.labels_csv=null
+expect_exit "vessels without clinical rows: partial (exit 4), files written" 4 "$t/noclin.out" "$ONFH" vessels "$cfg" --run "$t/noclin" "${few[@]}"
+grep -q "skipped patient .*: not grafted" "$t/noclin.out" && grep -q "has no clinical rows" "$t/noclin.out" && [ -s "$t/noclin/treatment.json" ] && ok "... each patient skipped by name with the reason" || not_ok "... each patient skipped by name with the reason" "$(grep vessels "$t/noclin.out" | tail -5)"
+expect_exit "ingest with no vessel series" 4 "$t/ingest3.out" "$ONFH" ingest "$cfg" --run "$t/novessel" --set ingest.dicom_dir="$run/raw" --set ingest.vessel_series=NOSUCHSERIES --set ingest.clinical_csv=null --set ingest.labels_csv=null
+expect_exit "vessels with no vessel series: partial (exit 4)" 4 "$t/novessel.out" "$ONFH" vessels "$cfg" --run "$t/novessel" "${few[@]}"
+grep -q "has no vessel series (role 2" "$t/novessel.out" && ok "... and says why" || not_ok "... and says why" "$(grep vessels "$t/novessel.out" | tail -3)"
+done_testing
