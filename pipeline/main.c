@@ -16,6 +16,7 @@
 #include "pipeline/schema.h"
 #include "pipeline/session.h"
 #include "pipeline/stages.h"
+#include "pipeline/verify.h"
 #include "pipeline/version.h"
 #include "stages/predict/predict.h"
 
@@ -388,6 +389,39 @@ static int cmd_status(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* `onfh verify DIR [--keep]`: hashes against the manifest, deterministic stages re-run
+ * (pipeline/verify.h). */
+static int cmd_verify(int argc, char **argv)
+{
+    const Command *c = find_command("verify");
+    const char *dir = NULL;
+    int keep = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            print_command_help(stdout, c);
+            return EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--keep"))
+            keep = 1;
+        else if (argv[i][0] != '-' && !dir)
+            dir = argv[i];
+        else {
+            fprintf(stderr, "usage: onfh verify %s\n", c->usage);
+            return EXIT_USAGE;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "usage: onfh verify %s\n", c->usage);
+        return EXIT_USAGE;
+    }
+    Err e = {0};
+    if (rt_init(NULL, NULL, &e)) {
+        fprintf(stderr, "onfh: %s\n", e.msg);
+        return EXIT_FAILURE_RUN;
+    }
+    rt_exit(verify_run(dir, keep));
+}
+
 /* `onfh formats`: the transfer-syntax support matrix (lib/dicom/dicom_ts.c), as Markdown. */
 static int cmd_formats(int argc, char **argv)
 {
@@ -519,6 +553,15 @@ static const Command commands[] = {
      cmd_config},
     {"status", "DIR", "what each stage of a run directory did, from its manifest", NULL,
      cmd_status},
+    {"verify", "DIR [--keep]",
+     "re-hash every recorded input and output, re-run the deterministic stages, report any "
+     "difference",
+     "  every input and output manifest.json records is hashed again; ingest, split and\n"
+     "  evaluate run again into DIR/.verify/STAGE from DIR/config.yaml and their recorded\n"
+     "  inputs, and their outputs are compared byte for byte (SHA-256); exit 0 only when\n"
+     "  everything matches\n"
+     "  --keep             leave DIR/.verify for inspection\n",
+     cmd_verify},
     {"plan", "CONFIG [--run DIR] [--set KEY=VALUE]...",
      "which stages onfh run would run and which it would skip (from the manifest)",
      "  prints one line per stage: NAME, run or skip, and why (tab-separated); takes no lock\n"

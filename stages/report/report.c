@@ -23,7 +23,7 @@ enum { MAX_MODELS = 32, MAX_FOLDS = 32 };
 
 typedef struct Inputs {
     const char *dir;
-    JsonValue *manifest, *ingest, *splits, *metrics, *selection; /* NULL: not there */
+    JsonValue *manifest, *ingest, *splits, *metrics, *selection, *treatment; /* NULL: absent */
 } Inputs;
 
 /* Parses dir/name into *out; a missing file leaves *out NULL (its section says so). */
@@ -462,6 +462,83 @@ static void section_leakage(StrBuf *b, const Inputs *in)
     strbuf_puts(b, "</table>\n");
 }
 
+/* A row of the treatment table: n, mean change, its three intervals, the two p-values. */
+static void change_row(StrBuf *b, const char *what, const JsonValue *v)
+{
+    strbuf_printf(b, "<tr><td>%s</td><td>", what);
+    num(b, json_get(v, "n"));
+    strbuf_puts(b, "</td><td>");
+    num(b, json_get(v, "mean_change"));
+    static const char *const cis[] = {"ci_t", "ci_bootstrap_bca", "ci_bootstrap_percentile"};
+    for (int k = 0; k < 3; k++) {
+        const JsonValue *ci = json_get(v, cis[k]);
+        strbuf_puts(b, "</td><td>");
+        if (ci && ci->type == JSON_ARRAY && ci->n == 2) {
+            num(b, &ci->items[0]);
+            strbuf_puts(b, " to ");
+            num(b, &ci->items[1]);
+        }
+    }
+    strbuf_puts(b, "</td><td>");
+    num(b, json_get(v, "p_paired_t"));
+    strbuf_puts(b, "</td><td>");
+    num(b, json_get(v, "p_wilcoxon"));
+    strbuf_puts(b, "</td></tr>\n");
+}
+
+static void section_treatment(StrBuf *b, const Inputs *in)
+{
+    strbuf_puts(b, "<h2 id=treatment>Vessels: treatment response</h2>\n");
+    const JsonValue *t = in->treatment;
+    if (!t) {
+        missing(b, "treatment.json", "vessels");
+        return;
+    }
+    strbuf_printf(b,
+                  "<p>Per patient, post minus pre (grafted hip); %.0f%% intervals: t, and "
+                  "%.0f bootstrap resamples of patients (seed %.0f). Definitions: ",
+                  100 * json_get_number(t, "confidence_level", NAN),
+                  json_get_number(t, "bootstrap_resamples", NAN),
+                  json_get_number(t, "bootstrap_seed", NAN));
+    const JsonValue *d = json_get(t, "definitions");
+    for (size_t i = 0; d && d->type == JSON_OBJECT && i < d->n; i++) {
+        strbuf_puts(b, i ? "; <i>" : "<i>");
+        esc(b, d->keys[i]);
+        strbuf_puts(b, "</i>: ");
+        esc(b, d->items[i].type == JSON_STRING ? d->items[i].string : "");
+    }
+    strbuf_puts(b, ".</p>\n<table><tr><th>change</th><th>patients</th><th>mean</th><th>t CI</th>"
+                   "<th>BCa CI</th><th>percentile CI</th><th>paired t p</th><th>Wilcoxon p</th>"
+                   "</tr>\n");
+    change_row(b, "vessel length, mm", json_get(t, "length_mm"));
+    change_row(b, "branches", json_get(t, "branches"));
+    strbuf_puts(b, "</table>\n");
+    /* each patient's pre and post length, joined: the paired design at a glance */
+    const JsonValue *pts = json_get(t, "patients");
+    int n = pts && pts->type == JSON_ARRAY ? (int)pts->n : 0;
+    double top = 0;
+    for (int i = 0; i < n; i++) {
+        const JsonValue *pp = json_get(&pts->items[i], "length_mm_pre_post");
+        for (size_t k = 0; pp && pp->type == JSON_ARRAY && k < pp->n; k++)
+            top = fmax(top, pp->items[k].type == JSON_NUMBER ? pp->items[k].number : 0);
+    }
+    if (n == 0)
+        return;
+    SvgChart c;
+    svg_begin(&c, b, 300, 260, -0.3, 1.3, 0, top > 0 ? top * 1.1 : 1,
+              "vessel length per patient, pre and post", "0 = pre, 1 = post", "mm");
+    for (int i = 0; i < n; i++) {
+        const JsonValue *pp = json_get(&pts->items[i], "length_mm_pre_post");
+        if (!pp || pp->type != JSON_ARRAY || pp->n != 2 || pp->items[0].type != JSON_NUMBER ||
+            pp->items[1].type != JSON_NUMBER)
+            continue;
+        double x[2] = {0, 1}, y[2] = {pp->items[0].number, pp->items[1].number};
+        svg_line(&c, x, y, 2, svg_color(i), 1.2, 0);
+        svg_dots(&c, x, y, 2, svg_color(i), 2.5);
+    }
+    svg_end(&c);
+}
+
 static void section_provenance(StrBuf *b, const Inputs *in)
 {
     strbuf_puts(b, "<h2 id=provenance>Provenance</h2>\n");
@@ -529,7 +606,7 @@ static void section_items(StrBuf *b)
         {"TRIPOD+AI 12, CLAIM 32", "model comparison and statistical tests", "#pairs"},
         {"TRIPOD+AI 23, CLAIM 37", "calibration", "#roc"},
         {"TRIPOD+AI 18, CLAIM 44", "reproducibility: code version, config, hashes", "#provenance"},
-        {"TRIPOD+AI 14", "treatment response (vessels)", ""},
+        {"TRIPOD+AI 14", "treatment response (vessels)", "#treatment"},
         {"TRIPOD+AI 14", "progression model (LSTM)", ""},
     };
     strbuf_puts(b, "<h2 id=items>Reporting items</h2>\n<table><tr><th>item</th><th>what</th>"
@@ -563,9 +640,9 @@ static int write_page(const Inputs *in, const char *path, Err *e)
                     "cohort</a> &middot; <a href=#training>training</a> &middot; <a href=#models>"
                     "comparison</a> &middot; <a href=#roc>ROC and calibration</a> &middot; "
                     "<a href=#pairs>paired tests</a> &middot; <a href=#leakage>leakage</a> "
-                    "&middot; <a href=#provenance>provenance</a> &middot; <a href=#items>"
-                    "reporting items</a>. Not yet in onfh: vessel quantification and treatment "
-                    "response, the progression model.</p>\n");
+                    "&middot; <a href=#treatment>treatment response</a> &middot; "
+                    "<a href=#provenance>provenance</a> &middot; <a href=#items>reporting "
+                    "items</a>. Not yet in onfh: the progression model.</p>\n");
     section_summary(&b, in);
     section_cohort(&b, in);
     section_training(&b, in);
@@ -573,6 +650,7 @@ static int write_page(const Inputs *in, const char *path, Err *e)
     section_curves(&b, in);
     section_pairs(&b, in);
     section_leakage(&b, in);
+    section_treatment(&b, in);
     section_provenance(&b, in);
     section_items(&b);
     strbuf_puts(&b, "</body></html>\n");
@@ -598,7 +676,8 @@ int report_run(Session *s, Err *e)
              load_json(in.dir, "ingest_report.json", &in.ingest, e) ||
              load_json(in.dir, "splits.json", &in.splits, e) ||
              load_json(in.dir, "metrics.json", &in.metrics, e) ||
-             load_json(in.dir, "evaluation.json", &in.selection, e);
+             load_json(in.dir, "evaluation.json", &in.selection, e) ||
+             load_json(in.dir, "treatment.json", &in.treatment, e);
         const JsonValue *stages = json_get(in.manifest, "stages");
         if (rc == 0 && (!stages || stages->type != JSON_OBJECT || stages->n == 0))
             rc = err_set(e, ERR_CONFIG,
@@ -611,15 +690,17 @@ int report_run(Session *s, Err *e)
             log_info("report: %s", page);
     }
     json_value_free(in.manifest), json_value_free(in.ingest), json_value_free(in.splits);
-    json_value_free(in.metrics), json_value_free(in.selection);
+    json_value_free(in.metrics), json_value_free(in.selection), json_value_free(in.treatment);
     if (rt_agree(e))
         return -1;
     /* what exists of what the page read: hashed into the manifest */
     static const char *const candidates[] = {"ingest_report.json", "splits.json",   "metrics.json",
-                                             "evaluation.json",    "evaluation.h5", "models"};
-    const char *inputs[6];
+                                             "evaluation.json",    "evaluation.h5", "models",
+                                             "treatment.json"};
+    enum { N_CANDIDATES = sizeof candidates / sizeof *candidates };
+    const char *inputs[N_CANDIDATES];
     int n_in = 0;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_CANDIDATES; i++) {
         char path[4500];
         snprintf(path, sizeof path, "%s/%s", s->run.path, candidates[i]);
         if (file_exists(path) || dir_exists(path))
