@@ -85,7 +85,7 @@ grep -q '^run.seed: an integer in \[0, 4294967295\]; default 1$' "$t/doc" && ok 
 [ "$(cat "$t/get")" = synth_small ] && ok "config get prints derived values (run.name from the file name)" || not_ok "config get prints run.name" "$(cat "$t/get")"
 expect_exit "config get of an unknown key exits 2" 2 "$t/get" "$ONFH" config get "$fx/synth_small.yaml" train.nope
 expect_exit "plan exits 0" 0 "$t/plan" "$ONFH" plan "$fx/synth_small.yaml" --run "$t/runs/planned"
-[ "$(cut -f1,2 "$t/plan" | tr '\t\n' ': ')" = "synth:run ingest:run split:run train:run evaluate:run " ] && [ ! -e "$t/runs/planned" ] &&
+[ "$(cut -f1 "$t/plan" | head -1)" = synth ] && [ "$(cut -f2 "$t/plan" | sort -u)" = run ] && [ "$(wc -l <"$t/plan")" -ge 5 ] && [ ! -e "$t/runs/planned" ] &&
     ok "plan: every stage would run in a new directory, which it does not create" || not_ok "plan on a new directory" "$(cat "$t/plan")"
 
 # --- a run directory --------------------------------------------------------------------------
