@@ -106,7 +106,7 @@ static int tree_signature(const char *path, const struct stat *st, char sig[65],
         char **list = NULL;
         size_t n = 0, cap = 0;
         rc = list_files(path, "", &list, &n, &cap, e);
-        if (!rc)
+        if (!rc && n > 1) /* an empty directory has no list at all: qsort(NULL) is undefined */
             qsort(list, n, sizeof *list, cmp_str);
         for (size_t i = 0; !rc && i < n; i++) {
             char full[8192];
@@ -183,7 +183,7 @@ static int hash_path(const char *path, const struct stat *st, char hex[65], uint
     char **list = NULL;
     size_t n = 0, cap = 0;
     int rc = list_files(path, "", &list, &n, &cap, e);
-    if (!rc)
+    if (!rc && n > 1) /* an empty directory has no list at all: qsort(NULL) is undefined */
         qsort(list, n, sizeof *list, cmp_str);
     Sha256 tree;
     sha256_init(&tree);
@@ -220,7 +220,7 @@ static int shared_listing(const char *path, char **text, size_t *len, Err *e)
         char **list = NULL;
         size_t n = 0, cap = 0;
         rc = list_files(path, "", &list, &n, &cap, e);
-        if (!rc)
+        if (!rc && n > 1) /* an empty directory has no list at all: qsort(NULL) is undefined */
             qsort(list, n, sizeof *list, cmp_str);
         size_t total = 1;
         for (size_t i = 0; i < n; i++)
