@@ -1,0 +1,393 @@
+/* lstm.c: the LSTM sequence classifier of lstm.h, forward and backward through time.
+ *
+ * Per layer, forward precomputes the input term of every step in one product,
+ *   A (T N, 4H) = U (T N, I) W_ih^T + b_ih,
+ * then walks t = 0 .. T-1 adding the recurrent term h_{t-1} (N,H) W_hh^T + b_hh and applying
+ * the cell; the gates are saved after their activations, with c and h, for backward. Backward
+ * walks t = T-1 .. 0 with the running gradients dh, dc (N,H):
+ *   dc += dh o (1 - tanh^2 c_t)
+ *   da_i = dc g i (1-i)   da_f = dc c_{t-1} f (1-f)   da_g = dc i (1-g^2)   da_o = dh tanh c_t o
+ * (1-o) dc <- dc f,   dh <- da W_hh (and dW_hh += da^T h_{t-1}, db_hh += da) and finally dU = dA
+ * W_ih, dW_ih += dA^T U, db_ih += dA over all steps at once. Rows of sequences that have ended (t
+ * >= len) carry h and c unchanged forward, so their gradients pass through unchanged backward and
+ * their da rows are 0. */
+#include "lib/nn/lstm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/util/mem.h"
+#include "lib/util/philox.h"
+
+static float sigmoidf(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+static int in_size(const NnLstm *m, int l)
+{
+    return l == 0 ? m->cfg.input : m->cfg.hidden;
+}
+
+static void free_buffers(NnLstm *m)
+{
+    for (int l = 0; l < NN_LSTM_MAX_LAYERS; l++) {
+        mem_free(m->u[l]);
+        mem_free(m->gates[l]);
+        mem_free(m->h[l]);
+        mem_free(m->c[l]);
+        m->u[l] = m->gates[l] = m->h[l] = m->c[l] = NULL;
+    }
+    mem_free(m->d_gates);
+    mem_free(m->d_u);
+    mem_free(m->d_h);
+    m->d_gates = m->d_u = m->d_h = NULL;
+    m->cap = 0;
+}
+
+static void free_batch_buffers(NnLstm *m)
+{
+    mem_free(m->len);
+    mem_free(m->target);
+    mem_free(m->logits);
+    mem_free(m->probs);
+    mem_free(m->rec);
+    mem_free(m->dh);
+    mem_free(m->dc);
+    mem_free(m->dlogits);
+    m->len = m->target = NULL;
+    m->logits = m->probs = m->rec = m->dh = m->dc = m->dlogits = NULL;
+    m->cap_n = 0;
+}
+
+void nn_lstm_free(NnLstm *m)
+{
+    free_buffers(m);
+    free_batch_buffers(m);
+    nn_store_free(&m->store);
+}
+
+static int add_view(NnLstm *m, int *index, const char *name, int d0, int d1, Err *e)
+{
+    int shape[2] = {d0, d1};
+    *index = m->store.n_views;
+    return nn_store_add(&m->store, NN_PARAM, name, d1 ? 2 : 1, shape, d1 ? 1 : 0, e);
+}
+
+int nn_lstm_init(NnLstm *m, const NnLstmConfig *cfg, const NnBackend *be, int n_moments, Err *e)
+{
+    memset(m, 0, sizeof *m);
+    nn_store_init(&m->store);
+    if (cfg->input < 1 || cfg->hidden < 1 || cfg->classes < 2 || cfg->layers < 1 ||
+        cfg->layers > NN_LSTM_MAX_LAYERS || !(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return err_set(e, ERR_CONFIG,
+                       "lstm: input %d, hidden %d, classes %d, layers %d, dropout %g: need "
+                       "input, hidden >= 1, classes >= 2, layers 1..%d, 0 <= dropout < 1",
+                       cfg->input, cfg->hidden, cfg->classes, cfg->layers, cfg->dropout,
+                       NN_LSTM_MAX_LAYERS);
+    if (be->mem->device)
+        return err_set(e, ERR_CONFIG,
+                       "lstm: backend %s keeps tensors on a device; the LSTM runs on host "
+                       "backends (ref, dnnl)",
+                       be->name);
+    m->cfg = *cfg;
+    m->be = be;
+    int h4 = 4 * cfg->hidden;
+    char name[NN_NAME_MAX];
+    int rc = 0;
+    for (int l = 0; l < cfg->layers && !rc; l++) {
+        snprintf(name, sizeof name, "weight_ih_l%d", l);
+        rc = add_view(m, &m->w_ih[l], name, h4, in_size(m, l), e);
+        snprintf(name, sizeof name, "weight_hh_l%d", l);
+        rc = rc ? rc : add_view(m, &m->w_hh[l], name, h4, cfg->hidden, e);
+        snprintf(name, sizeof name, "bias_ih_l%d", l);
+        rc = rc ? rc : add_view(m, &m->b_ih[l], name, h4, 0, e);
+        snprintf(name, sizeof name, "bias_hh_l%d", l);
+        rc = rc ? rc : add_view(m, &m->b_hh[l], name, h4, 0, e);
+    }
+    rc = rc ? rc : add_view(m, &m->head_w, "head.weight", cfg->classes, cfg->hidden, e);
+    rc = rc ? rc : add_view(m, &m->head_b, "head.bias", cfg->classes, 0, e);
+    rc = rc ? rc : nn_store_alloc(&m->store, n_moments, e);
+    if (rc)
+        nn_lstm_free(m);
+    return rc;
+}
+
+void nn_lstm_init_weights(NnLstm *m, uint64_t seed)
+{
+    float bound = 1.0f / sqrtf((float)m->cfg.hidden);
+    for (int i = 0; i < m->store.n_views; i++) {
+        Philox p;
+        philox_init(&p, seed, PHILOX_INIT, (uint64_t)i);
+        float *w = nn_store_param(&m->store, i);
+        for (size_t j = 0; j < m->store.views[i].numel; j++)
+            w[j] = bound * (2.0f * philox_uniformf(&p) - 1.0f);
+    }
+}
+
+/* Buffers for a batch of n sequences of t steps; grown, never shrunk. The (T+1,N,H) states
+ * need (n t + n) H floats, which n t <= cap and n <= cap_n bound. */
+static int reserve(NnLstm *m, int n, int t, Err *e)
+{
+    int H = m->cfg.hidden, K = m->cfg.classes;
+    size_t nt = (size_t)n * t, nn = (size_t)n;
+    if (nt <= m->cap && n <= m->cap_n)
+        return 0;
+    free_buffers(m);
+    free_batch_buffers(m);
+    size_t io = (size_t)(m->cfg.input > H ? m->cfg.input : H);
+    int bad = 0;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        bad |= !(m->u[l] = mem_calloc(nt * (size_t)in_size(m, l), sizeof(float)));
+        bad |= !(m->gates[l] = mem_calloc(nt * 4 * (size_t)H, sizeof(float)));
+        bad |= !(m->h[l] = mem_calloc((nt + nn) * (size_t)H, sizeof(float)));
+        bad |= !(m->c[l] = mem_calloc((nt + nn) * (size_t)H, sizeof(float)));
+    }
+    bad |= !(m->d_gates = mem_calloc(nt * 4 * (size_t)H, sizeof(float)));
+    bad |= !(m->d_u = mem_calloc(nt * io, sizeof(float)));
+    bad |= !(m->d_h = mem_calloc(nt * (size_t)H, sizeof(float)));
+    bad |= !(m->len = mem_calloc(nn, sizeof(int)));
+    bad |= !(m->target = mem_calloc(nn, sizeof(int)));
+    bad |= !(m->logits = mem_calloc(nn * (size_t)K, sizeof(float)));
+    bad |= !(m->probs = mem_calloc(nn * (size_t)K, sizeof(float)));
+    bad |= !(m->dlogits = mem_calloc(nn * (size_t)K, sizeof(float)));
+    bad |= !(m->rec = mem_calloc(nn * 4 * (size_t)H, sizeof(float)));
+    bad |= !(m->dh = mem_calloc(nn * (size_t)H, sizeof(float)));
+    bad |= !(m->dc = mem_calloc(nn * (size_t)H, sizeof(float)));
+    if (bad) {
+        free_buffers(m);
+        free_batch_buffers(m);
+        return err_set(e, ERR_NOMEM, "lstm: out of memory for a batch of %d x %d", n, t);
+    }
+    m->cap = nt;
+    m->cap_n = n;
+    return 0;
+}
+
+/* Layer l over the inputs m->u[l]: fills gates[l], h[l], c[l]. */
+static void layer_forward(NnLstm *m, int l)
+{
+    const NnBackend *be = m->be;
+    const ParamStore *s = &m->store;
+    int n = m->n, T = m->t, H = m->cfg.hidden, G = 4 * H;
+    size_t nh = (size_t)n * H, ng = (size_t)n * G;
+    float *a = m->gates[l];
+    be->linear_forward(n * T, in_size(m, l), G, m->u[l], nn_store_param(s, m->w_ih[l]),
+                       nn_store_param(s, m->b_ih[l]), a);
+    memset(m->h[l], 0, nh * sizeof(float));
+    memset(m->c[l], 0, nh * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        const float *hp = m->h[l] + (size_t)t * nh, *cp = m->c[l] + (size_t)t * nh;
+        float *hn = m->h[l] + (size_t)(t + 1) * nh, *cn = m->c[l] + (size_t)(t + 1) * nh;
+        float *at = a + (size_t)t * ng;
+        be->linear_forward(n, H, G, hp, nn_store_param(s, m->w_hh[l]),
+                           nn_store_param(s, m->b_hh[l]), m->rec);
+        for (int i = 0; i < n; i++) {
+            float *g = at + (size_t)i * G;
+            const float *r = m->rec + (size_t)i * G;
+            size_t o = (size_t)i * H;
+            if (t >= m->len[i]) { /* ended: carry the state, no gates */
+                memcpy(hn + o, hp + o, (size_t)H * sizeof(float));
+                memcpy(cn + o, cp + o, (size_t)H * sizeof(float));
+                memset(g, 0, (size_t)G * sizeof(float));
+                continue;
+            }
+            for (int k = 0; k < H; k++) {
+                float gi = sigmoidf(g[k] + r[k]);
+                float gf = sigmoidf(g[H + k] + r[H + k]);
+                float gg = tanhf(g[2 * H + k] + r[2 * H + k]);
+                float go = sigmoidf(g[3 * H + k] + r[3 * H + k]);
+                g[k] = gi, g[H + k] = gf, g[2 * H + k] = gg, g[3 * H + k] = go;
+                cn[o + k] = gf * cp[o + k] + gi * gg;
+                hn[o + k] = go * tanhf(cn[o + k]);
+            }
+        }
+    }
+}
+
+/* Layer l's outputs (h[l] slots 1..T) -> the next layer's input, through dropout in training.
+ * The mask element is the batch-first flat index (lstm.h). */
+static void inter_layer(NnLstm *m, int l)
+{
+    int n = m->n, T = m->t, H = m->cfg.hidden;
+    size_t nh = (size_t)n * H;
+    const float *out = m->h[l] + nh;
+    float *u = m->u[l + 1];
+    int drop = m->training && m->drop.p > 0.0f;
+    NnDropout d = m->drop;
+    d.op = (uint32_t)l;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < H; k++) {
+                size_t at = (size_t)t * nh + (size_t)i * H + k;
+                uint64_t j = ((uint64_t)i * T + t) * H + k;
+                u[at] = drop ? out[at] * nn_mask_scale(&d, j) : out[at];
+            }
+}
+
+int nn_lstm_forward(NnLstm *m, int n, int t, const float *x, const int *len, const int *target,
+                    int training, uint64_t step, float *loss, Err *e)
+{
+    int I = m->cfg.input, H = m->cfg.hidden, K = m->cfg.classes, L = m->cfg.layers;
+    if (n < 1 || t < 1)
+        return err_set(e, ERR_INTERNAL, "lstm: batch %d x %d", n, t);
+    for (int i = 0; i < n; i++)
+        if (len[i] < 1 || len[i] > t)
+            return err_set(e, ERR_INTERNAL, "lstm: sequence %d has length %d, need 1..%d", i,
+                           len[i], t);
+    NnXent xent = {n, K, 0.0f};
+    if (target && nn_xent_setup(&xent, target, e))
+        return e ? e->code : ERR_INTERNAL;
+    int rc = reserve(m, n, t, e);
+    if (rc)
+        return rc;
+    m->n = n, m->t = t, m->training = training;
+    m->drop = (NnDropout){m->cfg.dropout, m->cfg.seed, step, 0};
+    memcpy(m->len, len, (size_t)n * sizeof(int));
+    /* batch-first x -> time-major u[0]; steps past a length are zeroed, not copied: they are
+     * never used, but dW_ih sums over every row, and 0 times a NaN there would be NaN */
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < t; s++) {
+            float *dst = m->u[0] + ((size_t)s * n + i) * I;
+            if (s < len[i])
+                memcpy(dst, x + ((size_t)i * t + s) * I, (size_t)I * sizeof(float));
+            else
+                memset(dst, 0, (size_t)I * sizeof(float));
+        }
+    for (int l = 0; l < L; l++) {
+        layer_forward(m, l);
+        if (l + 1 < L)
+            inter_layer(m, l);
+    }
+    const float *last = m->h[L - 1] + (size_t)t * n * H; /* h_n: carried to step T */
+    m->be->linear_forward(n, H, K, last, nn_store_param(&m->store, m->head_w),
+                          nn_store_param(&m->store, m->head_b), m->logits);
+    m->has_target = target != NULL;
+    if (target) {
+        memcpy(m->target, target, (size_t)n * sizeof(int));
+        m->loss = m->be->xent_forward(&xent, m->logits, m->target, NULL, m->probs);
+        if (loss)
+            *loss = m->loss;
+    }
+    return 0;
+}
+
+/* Backward through layer l. On entry m->dh holds d loss / d h_T (N,H); dout (T,N,H) or NULL
+ * the gradient reaching the layer's outputs at each step from above. Adds parameter gradients
+ * and writes d loss / d u[l] into du (T,N,I_l) (or skips it when NULL). */
+static void layer_backward(NnLstm *m, int l, const float *dout, float *du)
+{
+    const NnBackend *be = m->be;
+    const ParamStore *s = &m->store;
+    int n = m->n, T = m->t, H = m->cfg.hidden, G = 4 * H, I = in_size(m, l);
+    size_t nh = (size_t)n * H, ng = (size_t)n * G;
+    float *dh = m->dh, *dc = m->dc;
+    memset(dc, 0, nh * sizeof(float));
+    for (int t = T - 1; t >= 0; t--) {
+        const float *cp = m->c[l] + (size_t)t * nh, *cn = m->c[l] + (size_t)(t + 1) * nh;
+        const float *gt = m->gates[l] + (size_t)t * ng;
+        float *da = m->d_gates + (size_t)t * ng;
+        if (dout)
+            for (size_t k = 0; k < nh; k++)
+                dh[k] += dout[(size_t)t * nh + k];
+        for (int i = 0; i < n; i++) {
+            float *dai = da + (size_t)i * G;
+            size_t o = (size_t)i * H;
+            if (t >= m->len[i]) { /* carried: dh, dc pass through */
+                memset(dai, 0, (size_t)G * sizeof(float));
+                continue;
+            }
+            const float *g = gt + (size_t)i * G;
+            for (int k = 0; k < H; k++) {
+                float gi = g[k], gf = g[H + k], gg = g[2 * H + k], go = g[3 * H + k];
+                float tc = tanhf(cn[o + k]);
+                float dck = dc[o + k] + dh[o + k] * go * (1.0f - tc * tc);
+                dai[k] = dck * gg * gi * (1.0f - gi);
+                dai[H + k] = dck * cp[o + k] * gf * (1.0f - gf);
+                dai[2 * H + k] = dck * gi * (1.0f - gg * gg);
+                dai[3 * H + k] = dh[o + k] * tc * go * (1.0f - go);
+                dc[o + k] = dck * gf;
+                dh[o + k] = 0.0f; /* refilled below with da W_hh */
+            }
+        }
+        be->linear_backward(n, H, G, m->h[l] + (size_t)t * nh, nn_store_param(s, m->w_hh[l]), da,
+                            t > 0 ? dh : NULL, nn_store_grad(s, m->w_hh[l]),
+                            nn_store_grad(s, m->b_hh[l]));
+    }
+    if (du)
+        memset(du, 0, (size_t)T * n * I * sizeof(float));
+    be->linear_backward(n * T, I, G, m->u[l], nn_store_param(s, m->w_ih[l]), m->d_gates, du,
+                        nn_store_grad(s, m->w_ih[l]), nn_store_grad(s, m->b_ih[l]));
+}
+
+void nn_lstm_backward(NnLstm *m, float *dx)
+{
+    const ParamStore *s = &m->store;
+    int n = m->n, T = m->t, I = m->cfg.input, H = m->cfg.hidden, K = m->cfg.classes;
+    int L = m->cfg.layers;
+    size_t nh = (size_t)n * H;
+    NnXent xent = {n, K, 0.0f};
+    memset(m->dlogits, 0, (size_t)n * K * sizeof(float));
+    m->be->xent_backward(&xent, m->probs, m->target, NULL, 1.0f, m->dlogits);
+    memset(m->dh, 0, nh * sizeof(float));
+    m->be->linear_backward(n, H, K, m->h[L - 1] + (size_t)T * nh, nn_store_param(s, m->head_w),
+                           m->dlogits, m->dh, nn_store_grad(s, m->head_w),
+                           nn_store_grad(s, m->head_b));
+    const float *dout = NULL;
+    for (int l = L - 1; l >= 0; l--) {
+        if (l > 0) {
+            layer_backward(m, l, dout, m->d_u);
+            /* d u[l] -> d outputs of layer l-1, through the same dropout mask */
+            int drop = m->training && m->drop.p > 0.0f;
+            NnDropout d = m->drop;
+            d.op = (uint32_t)(l - 1);
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < H; k++) {
+                        size_t at = (size_t)t * nh + (size_t)i * H + k;
+                        uint64_t j = ((uint64_t)i * T + t) * H + k;
+                        m->d_h[at] = drop ? m->d_u[at] * nn_mask_scale(&d, j) : m->d_u[at];
+                    }
+            dout = m->d_h;
+            memset(m->dh, 0, nh * sizeof(float)); /* h_T of a lower layer feeds no head */
+        } else {
+            layer_backward(m, 0, dout, dx ? m->d_u : NULL);
+        }
+    }
+    if (dx)
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < T; t++)
+                for (int k = 0; k < I; k++)
+                    dx[((size_t)i * T + t) * I + k] += m->d_u[((size_t)t * n + i) * I + k];
+}
+
+void nn_lstm_outputs(const NnLstm *m, float *out)
+{
+    int n = m->n, T = m->t, H = m->cfg.hidden;
+    const float *h = m->h[m->cfg.layers - 1];
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)i * T + t) * H;
+            if (t < m->len[i])
+                memcpy(o, h + ((size_t)(t + 1) * n + i) * H, (size_t)H * sizeof(float));
+            else
+                memset(o, 0, (size_t)H * sizeof(float));
+        }
+}
+
+void nn_lstm_visit_inputs(int n, int t, int f, const float *values, const float *mask,
+                          const float *gap_days, float *x)
+{
+    int w = 2 * f + 1;
+    for (size_t v = 0; v < (size_t)n * t; v++) {
+        const float *val = values + v * f, *msk = mask + v * f;
+        float *o = x + v * w;
+        for (int k = 0; k < f; k++) {
+            int seen = msk[k] != 0.0f;
+            o[k] = seen ? val[k] : 0.0f; /* selected: NaN or garbage there cannot leak */
+            o[f + k] = seen ? 1.0f : 0.0f;
+        }
+        o[2 * f] = v % (size_t)t == 0 ? 0.0f : gap_days[v] / 365.25f;
+    }
+}
