@@ -2,7 +2,8 @@
 # deps.sh GROUP: install the Debian/Ubuntu packages onfh needs for GROUP, only those missing.
 #   build  compile bin/onfh           test  build + what `make test` needs (with Slurm and munge)
 #   bench  build + the peers that `make bench` runs beside onfh, and what the oracle scripts of
-#          tools/ need (tools/stats_oracle.py: numpy, scipy, scikit-learn)
+#          tools/ need (tools/stats_oracle.py: numpy, scipy, scikit-learn; tools/skeleton_oracle.py
+#          and bench/peer_skimage_vessels.py: scikit-image)
 # A second run with everything present only queries dpkg (well under 2 s). Works as root or
 # through sudo; otherwise prints the one apt-get command to run. ONFH_SKIP_DEPS=1 skips it all
 # (clusters with modules: point MPICC, HDF5_DIR, YAML_DIR, DNNL_DIR at your installs instead).
@@ -14,7 +15,7 @@ test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom python
 # Installed when possible, else named in a note: the one-node Slurm cluster of slurm/local, for
 # tests/integration/slurm.sh, which skips without them (it also needs root).
 test_optional="jq slurmctld slurmd slurm-client munge"
-bench="$build coreutils bc time python3-pydicom python3-numpy python3-scipy python3-sklearn python3-h5py dcm2niix python3-torch python3-torchvision"
+bench="$build coreutils bc time python3-pydicom python3-numpy python3-scipy python3-sklearn python3-skimage python3-h5py dcm2niix python3-torch python3-torchvision"
 
 case "$group" in
 build) want=$build ;;

@@ -10,11 +10,12 @@
  *            Arganda-Carreras's Skeletonize3D for ImageJ, BSD), same direction order and raster
  *            order; it scans only the remaining foreground. One change: the sequential re-check
  *            also keeps voxels that have become end points, which scikit-image 0.19 deletes,
- *            erasing objects of even width whole (a 4 x 4 x 16 bar leaves nothing); otherwise
- *            the two give the same voxels (tests/unit/test_vessel_oracle.c).
+ *            erasing objects of even width whole (a 4 x 4 x 16 bar leaves nothing) and
+ *            shortening tips by a voxel or two, sometimes a short tip spur with them; the
+ *            voxels otherwise agree (tests/unit/test_vessel_oracle.c, on skimage's fixtures).
  * Both keep the number of connected components and holes (thinning never cuts a vessel) and
- * leave end points where a tube ends. Volumes are (nz, ny, nx), x fastest; values 0 / non-zero;
- * outside the image is background. */
+ * leave end points where a tube ends. dims are (nx, ny[, nz]), x fastest in memory; values 0 /
+ * non-zero; outside the image is background. */
 #ifndef ONFH_IMAGE_THIN_H
 #define ONFH_IMAGE_THIN_H
 

@@ -34,16 +34,18 @@ static double beta_cf(double a, double b, double x)
     return h;
 }
 
-static double beta_inc(double a, double b, double x)
+/* I_x(a, b), given x and y = 1 - x both: near x = 1, 1.0 - x would keep few digits of y (a t
+ * of 1e-8 has y = 1e-16 / df), and y is what the continued fraction then needs. */
+static double beta_inc(double a, double b, double x, double y)
 {
     if (x <= 0.0)
         return 0.0;
-    if (x >= 1.0)
+    if (y <= 0.0)
         return 1.0;
-    double lf = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+    double lf = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log(y);
     if (x < (a + 1.0) / (a + b + 2.0))
         return exp(lf) * beta_cf(a, b, x) / a;
-    return 1.0 - exp(lf) * beta_cf(b, a, 1.0 - x) / b;
+    return 1.0 - exp(lf) * beta_cf(b, a, y) / b;
 }
 
 double student_t_cdf(double t, double df)
@@ -52,7 +54,8 @@ double student_t_cdf(double t, double df)
         return NAN;
     if (isinf(t))
         return t > 0 ? 1.0 : 0.0;
-    double tail = 0.5 * beta_inc(0.5 * df, 0.5, df / (df + t * t)); /* P(T > |t|) */
+    double t2 = t * t;
+    double tail = 0.5 * beta_inc(0.5 * df, 0.5, df / (df + t2), t2 / (df + t2)); /* P(T > |t|) */
     return t > 0 ? 1.0 - tail : tail;
 }
 
