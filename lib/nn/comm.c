@@ -32,6 +32,8 @@ struct NnComm {
     int next;       /* next bucket to start */
     MPI_Request *req;
     int n_req_total;
+    MPI_Request *buf_req; /* (n_buf_req) the BN buffers' sum, during backward */
+    int n_buf_req;
     double t_begin;
     Err err; /* first failure inside the graph callback, reported by nn_comm_end_backward */
     NnCommStats stats;
@@ -187,9 +189,13 @@ int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes, E
         c->n_req_total += q->n_req;
     }
     c->req = mem_alloc((size_t)(c->n_req_total ? c->n_req_total : 1) * sizeof *c->req);
+    c->n_buf_req = (int)((s->n_buffer + PIECE_FLOATS - 1) / PIECE_FLOATS);
+    c->buf_req = mem_alloc((size_t)(c->n_buf_req + 1) * sizeof *c->buf_req);
+    for (int r = 0; c->buf_req && r <= c->n_buf_req; r++)
+        c->buf_req[r] = MPI_REQUEST_NULL;
     if (c->staged)
         c->staging = mem_alloc((s->n_param ? s->n_param : 1) * sizeof(float));
-    if (!c->req || (c->staged && !c->staging)) {
+    if (!c->req || !c->buf_req || (c->staged && !c->staging)) {
         rc = err_set(e, ERR_NOMEM, "comm: out of memory for %zu MiB of gradients",
                      s->n_param * sizeof(float) >> 20);
         goto fail;
@@ -218,7 +224,32 @@ void nn_comm_close(NnComm *c)
     if (c->comm != MPI_COMM_NULL)
         MPI_Comm_free(&c->comm);
     mem_free(c->bucket), mem_free(c->bucket_of), mem_free(c->req), mem_free(c->staging);
+    mem_free(c->buf_req);
     mem_free(c);
+}
+
+/* Where the BN buffers are summed: the store's host copy (downloaded on a device backend). */
+static float *buffers_for_transport(NnComm *c)
+{
+    const NnMemory *m = c->g->be->mem;
+    ParamStore *s = &c->g->store;
+    int host_copy = m->device && !c->device_pointers;
+    if (host_copy)
+        m->download(s->buffers, c->g->dev.buffers, s->n_buffer * sizeof(float));
+    return host_copy ? s->buffers : c->g->dev.buffers;
+}
+
+/* The buffers' sum divided by the rank count, back where the kernels read them. */
+static void buffers_done(NnComm *c)
+{
+    const NnMemory *m = c->g->be->mem;
+    ParamStore *s = &c->g->store;
+    int host_copy = m->device && !c->device_pointers;
+    float *p = host_copy ? s->buffers : c->g->dev.buffers, size = (float)c->size;
+    for (size_t i = 0; i < s->n_buffer; i++)
+        p[i] /= size;
+    if (host_copy)
+        m->upload(c->g->dev.buffers, s->buffers, s->n_buffer * sizeof(float));
 }
 
 void nn_comm_begin_backward(NnComm *c)
@@ -228,6 +259,17 @@ void nn_comm_begin_backward(NnComm *c)
     c->err = (Err){0};
     for (int b = 0; b < c->n_buckets; b++)
         c->bucket[b].pending = c->bucket[b].views, c->bucket[b].started = 0;
+    /* forward has updated the BN running statistics, which backward does not read: their
+     * average travels while backward runs */
+    if (c->size == 1)
+        return;
+    float *p = buffers_for_transport(c);
+    size_t n = c->g->store.n_buffer;
+    for (int r = 0; r < c->n_buf_req && !c->err.code; r++) {
+        size_t lo = (size_t)r * PIECE_FLOATS, k = n - lo < PIECE_FLOATS ? n - lo : PIECE_FLOATS;
+        MPI_CALL(&c->err, MPI_Iallreduce(MPI_IN_PLACE, p + lo, (int)k, MPI_FLOAT, MPI_SUM, c->comm,
+                                         &c->buf_req[r]));
+    }
 }
 
 int nn_comm_end_backward(NnComm *c, Err *e)
@@ -244,6 +286,11 @@ int nn_comm_end_backward(NnComm *c, Err *e)
         rc = MPI_CALL(e, MPI_Waitall(c->n_req_total, c->req, MPI_STATUSES_IGNORE));
     if (rc == 0 && c->staged && c->size > 1)
         c->g->be->mem->upload(c->g->dev.grads, c->staging, c->g->dev.n_param * sizeof(float));
+    if (rc == 0 && c->size > 1 && c->n_buf_req) {
+        rc = MPI_CALL(e, MPI_Waitall(c->n_buf_req, c->buf_req, MPI_STATUSES_IGNORE));
+        if (rc == 0)
+            buffers_done(c);
+    }
     double t1 = MPI_Wtime();
     c->stats.steps++;
     c->stats.wait_s += t1 - t0;
@@ -291,21 +338,15 @@ int nn_comm_average_buffers(NnComm *c, Err *e)
     ParamStore *s = &g->store;
     if (c->size == 1 || s->n_buffer == 0)
         return 0;
-    const NnMemory *m = g->be->mem;
-    if (m->device)
-        m->download(s->buffers, g->dev.buffers, s->n_buffer * sizeof(float));
+    float *p = buffers_for_transport(c);
     for (size_t at = 0; at < s->n_buffer; at += PIECE_FLOATS) {
         size_t n = s->n_buffer - at < PIECE_FLOATS ? s->n_buffer - at : PIECE_FLOATS;
-        int rc = MPI_CALL(
-            e, MPI_Allreduce(MPI_IN_PLACE, s->buffers + at, (int)n, MPI_FLOAT, MPI_SUM, c->comm));
+        int rc =
+            MPI_CALL(e, MPI_Allreduce(MPI_IN_PLACE, p + at, (int)n, MPI_FLOAT, MPI_SUM, c->comm));
         if (rc)
             return rc;
     }
-    float size = (float)c->size;
-    for (size_t i = 0; i < s->n_buffer; i++)
-        s->buffers[i] /= size;
-    if (m->device)
-        m->upload(g->dev.buffers, s->buffers, s->n_buffer * sizeof(float));
+    buffers_done(c);
     return 0;
 }
 

@@ -5,11 +5,17 @@
  *
  *   nn_comm_broadcast_store   at the start (and after rank 0 loads a checkpoint): rank 0's
  *                             parameters, BN buffers and counters, optimizer moments to all;
- *   nn_comm_begin_backward    before nn_graph_backward: arms the buckets (below);
- *   nn_comm_end_backward      after it: every gradient summed over the ranks, on every rank;
- *   nn_comm_average_buffers   BN running statistics averaged over the ranks (before a checkpoint
- *                             or an evaluation; between them each rank keeps its own, from its
- *                             own batch statistics).
+ *   nn_comm_begin_backward    before nn_graph_backward: arms the buckets (below), and starts
+ *                             averaging the BN running statistics that forward just updated;
+ *   nn_comm_end_backward      after it: every gradient summed over the ranks, on every rank,
+ *                             and the running statistics averaged;
+ *   nn_comm_average_buffers   the running statistics averaged outside a step.
+ *
+ * BatchNorm normalises with each rank's own batch statistics (no synchronised BN). The running
+ * statistics are averaged over the ranks after every step, overlapped with backward: the running
+ * average is linear, so this is the average of the ranks' own running statistics that averaging
+ * before each checkpoint and evaluation would give, and every rank holds the same state at every
+ * step, so a checkpoint taken at any step resumes bit for bit.
  *
  * Buckets. The gradients live in one flat buffer in state_dict order (tensor.h), and backward
  * visits the nodes in reverse, so the gradients become final from the end of the buffer towards
