@@ -8,9 +8,10 @@
 set -eu
 
 # Exit code of a training step stopped by SIGUSR1/SIGTERM after writing its checkpoint: the
-# job requeues itself and resumes (train.sbatch). 75 is EX_TEMPFAIL (sysexits.h); it must equal
-# the code `onfh train` exits with when preempted: the one place to align it.
-ONFH_EXIT_PREEMPTED=75
+# job requeues itself and resumes (train.sbatch). It is onfh's EXIT_REQUEUE
+# (pipeline/runtime.h, `onfh help` lists the exit codes); tests/integration/train_dp.sh checks
+# that `onfh train` exits with it.
+ONFH_EXIT_PREEMPTED=5
 # `onfh` exit 4: finished, some inputs skipped and listed in the stage's report (ingest's
 # planted faults): the stage did its work, so the chain goes on.
 ONFH_EXIT_PARTIAL=4

@@ -148,6 +148,13 @@ const CfgKey onfh_config_keys[] = {
     {"train.cache_mib", CFG_INT, "2048", CFG_RANGE(0, 1048576),
      .doc = "keep each partition's decoded slices in memory when they fit in this many MiB, so "
             "epochs after the first read nothing from cohort.h5 (0: read every epoch)"},
+    {"train.ranks_per_model", CFG_INT, "0", CFG_RANGE(0, 1048576),
+     .doc = "ranks that train one (architecture, fold) together, data-parallel; 0: all ranks, "
+            "tasks one after another; k: the ranks form groups of k, tasks shared round-robin "
+            "over the groups (1: one whole task per rank)"},
+    {"train.bucket_mib", CFG_NUM, "25", CFG_RANGE(0.001, 4096),
+     .doc = "gradients are all-reduced in buckets of about this size, each started as soon as "
+            "backward has finished its gradients (MiB)"},
     {"train.label_smoothing", CFG_NUM, "0", CFG_RANGE(0, 0.5), .doc = "label smoothing"},
     {"train.augment", CFG_BOOL, "true",
      .doc = "augment training slices (flip, rotation, scale, intensity), keyed by seed, epoch and "

@@ -38,7 +38,9 @@ static const char *const exit_codes_text =
     "  2  bad command line or config (YAML syntax, unknown or duplicate key, wrong type,\n"
     "     value out of range, missing config file)\n"
     "  3  the run directory is locked by another run\n"
-    "  4  finished, but some inputs were skipped (each stage's report lists them and why)\n";
+    "  4  finished, but some inputs were skipped (each stage's report lists them and why)\n"
+    "  5  train stopped by SIGUSR1 or SIGTERM after saving its checkpoint: requeue the job\n"
+    "     (Slurm: scontrol requeue $SLURM_JOB_ID); the next run resumes\n";
 
 /* ---------------------------------------------------------------------------------------------
  * Arguments shared by commands that take CONFIG: [--run DIR] [--set KEY=VALUE]... */
@@ -155,7 +157,10 @@ static int run_stage(Session *s, const Stage *st, int force)
     if (rc && !e.code)
         err_set(&e, rc, "failed without a message (a bug in onfh)");
     if (rt_agree(&e)) {
-        log_error("%s: %s", st->name, e.msg);
+        if (e.code == ERR_PREEMPTED)
+            log_warn("%s: %s", st->name, e.msg);
+        else
+            log_error("%s: %s", st->name, e.msg);
         return rt_exit_code(e.code);
     }
     log_info("%s: done in %.1f s", st->name, progress_now() - t0);

@@ -306,6 +306,7 @@ int rt_exit_code(int err_code)
     case ERR_CONFIG:
     case ERR_USAGE: return EXIT_USAGE;
     case ERR_BUSY: return EXIT_BUSY;
+    case ERR_PREEMPTED: return EXIT_REQUEUE;
     default: return EXIT_FAILURE_RUN;
     }
 }

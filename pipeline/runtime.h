@@ -21,6 +21,7 @@ enum {
     EXIT_USAGE = 2,       /* bad command line or config: syntax, unknown key, type, range, file */
     EXIT_BUSY = 3,        /* the run directory is locked by another run */
     EXIT_PARTIAL = 4,     /* finished, but some inputs were skipped: see the stage's report */
+    EXIT_REQUEUE = 5,     /* stopped by SIGUSR1/SIGTERM with a checkpoint saved: requeue the job */
 };
 
 typedef enum LogLevel {

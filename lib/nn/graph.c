@@ -21,6 +21,7 @@ void nn_graph_init(NnGraph *g, const NnBackend *be, int batch)
     g->input = g->output = -1;
     g->conv_init = NN_INIT_KAIMING_FAN_OUT;
     g->linear_init = NN_INIT_TORCH_DEFAULT;
+    g->loss_scale = 1.0f;
     nn_store_init(&g->store);
 }
 
@@ -1028,6 +1029,18 @@ static float *pgrad(const NnGraph *g, int view)
     return view < 0 ? NULL : nn_store_grad(&g->dev, view);
 }
 
+/* The mask descriptor of a dropout or stochastic-depth node with input vx: element (or sample)
+ * 0 of this batch is element `first` of the global batch (g->sample0). */
+static NnDropout dropout_of(const NnGraph *g, const NnNode *nd, const NnValue *vx)
+{
+    uint64_t per = nd->kind == NN_OP_DROPOUT ? vx->numel / (size_t)vx->n : 1;
+    return (NnDropout){.p = nd->u.drop.p,
+                       .seed = g->seed,
+                       .step = g->step,
+                       .op = nd->u.drop.op,
+                       .first = g->sample0 * per};
+}
+
 int nn_graph_forward(NnGraph *g, int training, Err *e)
 {
     if (training && !g->training)
@@ -1092,8 +1105,7 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
                 be->mem->copy(y, x, vx->numel * sizeof(float));
                 break;
             }
-            NnDropout d = {
-                .p = nd->u.drop.p, .seed = g->seed, .step = g->step, .op = nd->u.drop.op};
+            NnDropout d = dropout_of(g, nd, vx);
             if (nd->kind == NN_OP_DROPOUT)
                 be->dropout_forward(&d, vx->numel, x, y);
             else
@@ -1170,9 +1182,11 @@ int nn_graph_backward(NnGraph *g, Err *e)
     const NnBackend *be = g->be;
     float *dout = grad_of(g, g->output);
     be->mem->zero(dout, g->values[g->output].numel * sizeof(float));
-    be->xent_backward(&g->xent, g->probs, g->targets, g->weighted ? g->class_weight : NULL, 1.0f,
-                      dout);
+    be->xent_backward(&g->xent, g->probs, g->targets, g->weighted ? g->class_weight : NULL,
+                      g->loss_scale, dout);
     for (int i = g->n_nodes - 1; i >= 0; i--) {
+        if (i < g->n_nodes - 1 && g->after_node)
+            g->after_node(g->after_node_ctx, i + 1);
         NnNode *nd = &g->nodes[i];
         const float *dy = grad_of(g, nd->out[0]);
         unsigned fresh = prepare_grads_at(g, nd, i, dy != NULL);
@@ -1252,8 +1266,7 @@ int nn_graph_backward(NnGraph *g, Err *e)
                 be->add_backward(vx->numel, dy, dx, NULL);
                 break;
             }
-            NnDropout d = {
-                .p = nd->u.drop.p, .seed = g->seed, .step = g->step, .op = nd->u.drop.op};
+            NnDropout d = dropout_of(g, nd, vx);
             if (nd->kind == NN_OP_DROPOUT)
                 be->dropout_backward(&d, vx->numel, dy, dx);
             else
@@ -1264,5 +1277,7 @@ int nn_graph_backward(NnGraph *g, Err *e)
         if (fresh)
             be->set_fresh_grads(0);
     }
+    if (g->after_node && g->n_nodes > 0)
+        g->after_node(g->after_node_ctx, 0);
     return 0;
 }

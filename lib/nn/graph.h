@@ -149,6 +149,16 @@ typedef struct NnGraph {
     float **ptrs;       /* scratch: one pointer per input of the widest concat */
     int no_views;       /* set before building: concatenate by copying even where the backend could
                            use channel views (tests compare the two) */
+    /* Data-parallel training (lib/nn/comm.h); the defaults (1, 0, NULL) are one process. */
+    float loss_scale; /* multiplies the loss gradient: a rank's share of the global batch's mean */
+    uint64_t sample0; /* index of batch sample 0 in the global batch: dropout masks are drawn for
+                         global samples, so they do not depend on the rank count */
+    /* Called by nn_graph_backward after node i's backward (also for nodes it skips), with i
+     * descending. Node i's parameter gradients are final then: no parameter is shared between
+     * nodes, so nothing later in backward adds to them. The communicator starts all-reducing a
+     * bucket of gradients here while backward goes on. */
+    void (*after_node)(void *ctx, int node);
+    void *after_node_ctx;
 } NnGraph;
 
 void nn_graph_init(NnGraph *g, const NnBackend *be, int batch);
@@ -228,7 +238,8 @@ float *nn_graph_value_data(const NnGraph *g, int id);
 /* Softmax cross-entropy of the output against targets (N) (class_weight (K) or NULL). */
 int nn_graph_loss(NnGraph *g, const int *targets, const float *class_weight, float smoothing,
                   float *loss, Err *e);
-/* Backward from the last loss into the store's gradients (accumulated: zero them first). */
+/* Backward from the last loss into the store's gradients (accumulated: zero them first), the
+ * loss gradient scaled by g->loss_scale; g->after_node, when set, runs after every node. */
 int nn_graph_backward(NnGraph *g, Err *e);
 
 /* Bytes of the planned arena, workspace and per-node state (what a step needs beyond the

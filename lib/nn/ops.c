@@ -177,5 +177,6 @@ float nn_mask_scale(const NnDropout *d, uint64_t j)
         return 1.0f;
     if (d->p >= 1.0f)
         return 0.0f; /* everything dropped; avoids 0 times inf */
-    return nn_mask_uniform(d->seed, d->step, d->op, j) >= d->p ? 1.0f / (1.0f - d->p) : 0.0f;
+    return nn_mask_uniform(d->seed, d->step, d->op, d->first + j) >= d->p ? 1.0f / (1.0f - d->p)
+                                                                          : 0.0f;
 }

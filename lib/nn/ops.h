@@ -119,17 +119,20 @@ const char *nn_act_name(NnAct a);
  * mask does not depend on threads, ranks or backend, and backward regenerates it instead of
  * storing it. In eval mode both ops are the identity and the graph skips them. */
 typedef struct NnDropout {
-    float p;       /* drop probability, 0 <= p <= 1 (p = 1: all dropped, output 0) */
-    uint64_t seed; /* run seed */
-    uint64_t step; /* training step, < 2^40 */
-    uint32_t op;   /* index of the op in the graph, < 2^24 */
+    float p;        /* drop probability, 0 <= p <= 1 (p = 1: all dropped, output 0) */
+    uint64_t seed;  /* run seed */
+    uint64_t step;  /* training step, < 2^40 */
+    uint32_t op;    /* index of the op in the graph, < 2^24 */
+    uint64_t first; /* element (stochastic depth: sample) 0 is element `first` of the global batch
+                       (data-parallel ranks each hold a share of it); 0 in one process */
 } NnDropout;
 
 /* Uniform in [0, 1) with 24 random bits: word j % 4 of the Philox4x32-10 block
  * key = seed, counter = (j / 4, PHILOX_DROPOUT, stream low, stream high), where
  * stream = step * 2^24 + op (the philox.h stream layout with index = stream); j < 2^34. */
 float nn_mask_uniform(uint64_t seed, uint64_t step, uint32_t op, uint64_t j);
-/* What element (or sample) j is multiplied by: 1 / (1 - p) if kept, else 0 (p = 1: all 0). */
+/* What element (or sample) j of the batch is multiplied by: 1 / (1 - p) if element first + j of
+ * the global batch is kept, else 0 (p = 1: all 0). */
 float nn_mask_scale(const NnDropout *d, uint64_t j);
 
 /* Softmax cross-entropy over logits (n, k) with integer targets in [0, k); mean reduction,

@@ -46,6 +46,7 @@ const char *err_name(int code)
     case ERR_MPI: return "mpi";
     case ERR_USAGE: return "usage";
     case ERR_INTERNAL: return "internal";
+    case ERR_PREEMPTED: return "preempted";
     }
     return "unknown";
 }

@@ -10,14 +10,15 @@
 
 enum {
     ERR_OK = 0,
-    ERR_IO = -1,       /* a file or directory could not be read or written */
-    ERR_FORMAT = -2,   /* input present but malformed: YAML, JSON, DICOM ... */
-    ERR_CONFIG = -3,   /* a config value is missing, unknown, of the wrong type or out of range */
-    ERR_NOMEM = -4,    /* an allocation failed (or was made to fail by mem_fail_at) */
-    ERR_BUSY = -5,     /* the run directory is locked by another run */
-    ERR_MPI = -6,      /* an MPI call failed */
-    ERR_USAGE = -7,    /* bad command line */
-    ERR_INTERNAL = -8, /* a broken invariant: a bug in onfh */
+    ERR_IO = -1,        /* a file or directory could not be read or written */
+    ERR_FORMAT = -2,    /* input present but malformed: YAML, JSON, DICOM ... */
+    ERR_CONFIG = -3,    /* a config value is missing, unknown, of the wrong type or out of range */
+    ERR_NOMEM = -4,     /* an allocation failed (or was made to fail by mem_fail_at) */
+    ERR_BUSY = -5,      /* the run directory is locked by another run */
+    ERR_MPI = -6,       /* an MPI call failed */
+    ERR_USAGE = -7,     /* bad command line */
+    ERR_INTERNAL = -8,  /* a broken invariant: a bug in onfh */
+    ERR_PREEMPTED = -9, /* stopped by a signal (SIGUSR1, SIGTERM) after saving a checkpoint */
 };
 
 typedef struct Err {

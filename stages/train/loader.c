@@ -22,9 +22,12 @@ typedef struct Slot {
     int *labels;
     int32_t *rows;
     int count;
-    long seq;  /* batch index in the epoch it holds, -1 when free */
-    long gen;  /* generation it was filled for */
-    int error; /* reading failed: msg holds why */
+    int *all_labels; /* (batch) labels of the whole global batch */
+    int total;       /* samples in the global batch */
+    int first;       /* this rank's share starts at sample `first` of it */
+    long seq;        /* batch index in the epoch it holds, -1 when free */
+    long gen;        /* generation it was filled for */
+    int error;       /* reading failed: msg holds why */
     char msg[512];
 } Slot;
 
@@ -92,7 +95,15 @@ static void fill(Loader *l, hid_t f, Slot *s, long seq, uint64_t epoch)
     const LoaderSpec *sp = &l->spec;
     size_t plane = (size_t)sp->size * sp->size;
     int first = (int)seq * sp->batch;
-    int count = sp->n - first < sp->batch ? sp->n - first : sp->batch;
+    int total = sp->n - first < sp->batch ? sp->n - first : sp->batch;
+    /* this rank's contiguous share [b0, b0 + count) of the global batch */
+    int ranks = sp->ranks > 0 ? sp->ranks : 1, base = total / ranks, extra = total % ranks;
+    int b0 = sp->rank * base + (sp->rank < extra ? sp->rank : extra);
+    int count = base + (sp->rank < extra);
+    for (int k = 0; k < total; k++)
+        s->all_labels[k] = l->label[l->order[first + k]];
+    s->total = total, s->first = b0;
+    first += b0;
     s->error = 0;
     for (int k = 0; k < count; k++) {
         int item = l->order[first + k];
@@ -215,8 +226,9 @@ int loader_open(Loader **out, const LoaderSpec *spec, Err *e)
         l->slot[k].images = mem_alloc(img * sizeof(float));
         l->slot[k].labels = mem_alloc((size_t)spec->batch * sizeof(int));
         l->slot[k].rows = mem_alloc((size_t)spec->batch * sizeof(int32_t));
+        l->slot[k].all_labels = mem_alloc((size_t)spec->batch * sizeof(int));
         l->slot[k].seq = -1;
-        ok = l->slot[k].images && l->slot[k].labels && l->slot[k].rows;
+        ok = l->slot[k].images && l->slot[k].labels && l->slot[k].rows && l->slot[k].all_labels;
     }
     if (!ok) {
         loader_close(l);
@@ -340,6 +352,13 @@ int loader_next(Loader *l, const float **images, const int **labels, const int32
     return rc;
 }
 
+void loader_global_batch(const Loader *l, const int **labels, int *total, int *first)
+{
+    /* the slot handed out last: the only one in sync mode, else batch next_seq - 1's */
+    const Slot *s = &l->slot[l->sync ? 0 : (l->next_seq + 1) % 2];
+    *labels = s->all_labels, *total = s->total, *first = s->first;
+}
+
 double loader_wait_seconds(const Loader *l)
 {
     return l->waited;
@@ -385,6 +404,7 @@ void loader_close(Loader *l)
         mem_free(l->slot[k].images);
         mem_free(l->slot[k].labels);
         mem_free(l->slot[k].rows);
+        mem_free(l->slot[k].all_labels);
     }
     mem_free(l->rows), mem_free(l->label), mem_free(l->order), mem_free(l->plane);
     mem_free(l->cache), mem_free(l->cached);

@@ -32,6 +32,11 @@ typedef struct LoaderSpec {
     int shuffle;        /* 1: Philox order per epoch; 0: partition order */
     int drop_last;      /* 1: every batch full (training); 0: the last one may be short */
     size_t cache_bytes; /* keep decoded slices in memory up to this size (0: read every time) */
+    /* Data parallelism: batch is the global batch, of which this loader yields share `rank` of
+     * `ranks` (0 and 0: the whole batch): contiguous shares, the first count % ranks one
+     * sample larger (7 on 2 ranks: 4 + 3). Order and augmentation are keyed by sample, so the
+     * samples of a global batch and their pixels do not depend on the rank count. */
+    int rank, ranks;
 } LoaderSpec;
 
 typedef struct Loader Loader;
@@ -43,11 +48,14 @@ int loader_batches(const Loader *l);
 /* Starts reading epoch `epoch` from sample position `start` (a multiple of the batch size:
  * where a resumed run stopped). Any epoch in progress is abandoned. */
 void loader_start(Loader *l, uint64_t epoch, int start);
-/* Next batch of the epoch: images (count, channels, size, size) NCHW, labels (count), rows
- * (count) their /slices rows. count = 0 at the end of the epoch. The buffers stay valid until
- * the next call. Errors (an unreadable slice) name the file and row. */
+/* Next batch of the epoch (this rank's share of it): images (count, channels, size, size) NCHW,
+ * labels (count), rows (count) their /slices rows. count = 0 at the end of the epoch. The buffers
+ * stay valid until the next call. Errors (an unreadable slice) name the file and row. */
 int loader_next(Loader *l, const float **images, const int **labels, const int32_t **rows,
                 int *count, Err *e);
+/* The global batch of the batch loader_next handed out last: its labels (total of them, in
+ * batch order) and where this rank's share starts in it (*first). */
+void loader_global_batch(const Loader *l, const int **labels, int *total, int *first);
 /* Seconds the caller waited for batches since loader_open (the loader's cost to training). */
 double loader_wait_seconds(const Loader *l);
 /* Stops the thread at a batch boundary and waits until it no longer touches HDF5. */

@@ -3,11 +3,17 @@
  * partition (heldout_predictions.csv, for the evaluate stage). Layout of the outputs:
  * data-schema/training.md.
  *
- * Tasks (architecture x fold) are shared out over MPI ranks, one whole task per rank (the
- * data-parallel training of one task over ranks is the distribution issue's). A task resumes
- * from models/<arch>/fold<k>/last.h5 when it exists and was written by the same train config,
- * split and seed. An unfinished last.h5 of any other configuration is an error, never a silent
- * fresh start (a resubmitted job after a config edit would otherwise lose its progress); the
+ * Ranks form groups of train.ranks_per_model (default: one group of all ranks); tasks
+ * (architecture x fold) are shared round-robin over the groups, and a group trains its task
+ * data-parallel (lib/nn/comm.h): each rank takes its share of every global batch, gradients are
+ * summed during backward, BatchNorm uses each rank's own batch statistics and its running
+ * statistics are averaged over the ranks after every step (so before every evaluation and
+ * checkpoint). Rank 0 of a
+ * group evaluates and writes the task's files. On SIGUSR1 or SIGTERM the ranks finish the step,
+ * agree, save last.h5 (and a `preempted` marker) and the command exits with EXIT_REQUEUE. A task
+ * resumes from models/<arch>/fold<k>/last.h5 when it exists and was written by the same train
+ * config, split and seed. An unfinished last.h5 of any other configuration is an error, never a
+ * silent fresh start (a resubmitted job after a config edit would otherwise lose its progress); the
  * finished results of another configuration are outdated outputs and are replaced, with a
  * warning. Because sample
  * order, augmentation and dropout are Philox functions of (seed, epoch, sample, step), a run
@@ -16,6 +22,7 @@
 
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +30,7 @@
 #include "lib/cohort/splits.h"
 #include "lib/h5/h5read.h"
 #include "lib/nn/checkpoint.h"
+#include "lib/nn/comm.h"
 #include "lib/nn/models/models.h"
 #include "lib/nn/optimizer.h"
 #include "lib/stats/metrics.h"
@@ -38,6 +46,7 @@
 /* One (architecture, fold) and everything it needs. */
 typedef struct Task {
     Session *s;
+    MPI_Comm comm; /* the ranks training this task together (train.ranks_per_model) */
     const Splits *splits;
     const char *arch;
     int fold;
@@ -56,6 +65,15 @@ typedef struct EpochStats {
     double loss, accuracy, auc;
     int n;
 } EpochStats;
+
+/* Set by SIGUSR1 or SIGTERM (Slurm's notice before preemption or the time limit): the ranks
+ * finish the step, agree, save last.h5 and exit with EXIT_REQUEUE. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
 
 static void task_free(Task *t)
 {
@@ -227,10 +245,88 @@ static int write_predictions(const Task *t, const char *name, const double *prob
 // ---------------------------------------------------------------------------------------------
 // One task
 
+/* Rank 0 of the task's ranks: how the task starts. *resume: from last.h5 (whose attributes are
+ * in *info); *done: finished before, nothing to do. A `preempted` marker without its last.h5
+ * means a checkpoint was expected and is gone: an error, never a silent fresh start. */
+static int start_plan(const Task *t, NnCheckpointInfo *info, int *resume, int *done, Err *e)
+{
+    const char *names[] = {"last.h5",
+                           "checkpoint.h5",
+                           "log.csv",
+                           "heldout_predictions.csv",
+                           "validation_predictions.csv",
+                           "preempted"};
+    char path[6][4400];
+    for (int i = 0; i < 6; i++)
+        snprintf(path[i], sizeof path[i], "%s/%s", t->dir, names[i]);
+    *resume = *done = 0;
+    *info = (NnCheckpointInfo){.best_val_loss = INFINITY, .best_epoch = -1};
+    if (t->s->force)
+        for (int i = 0; i < 6; i++)
+            unlink(path[i]);
+    if (file_exists(path[5]) && !file_exists(path[0]))
+        return err_set(e, ERR_CONFIG,
+                       "train %s fold %d: %s says the task was preempted with a checkpoint, but "
+                       "%s is missing: refusing to start from scratch (--force starts again)",
+                       t->arch, t->fold, path[5], path[0]);
+    if (!file_exists(path[0]))
+        return 0;
+    *resume = 1;
+    if (nn_checkpoint_info(path[0], info, e))
+        return err_prefix(e, "train: cannot resume");
+    int other = strcmp(info->config_sha256, t->hash) || strcmp(info->model, t->arch);
+    if (other && info->finished) {
+        /* finished results of an older config are just outdated outputs: replace them */
+        log_warn("train %s fold %d: replacing the finished results of another configuration "
+                 "(config %.12s, this run %.12s)",
+                 t->arch, t->fold, info->config_sha256, t->hash);
+        for (int i = 0; i < 6; i++)
+            unlink(path[i]);
+        *resume = 0;
+        *info = (NnCheckpointInfo){.best_val_loss = INFINITY, .best_epoch = -1};
+        return 0;
+    }
+    if (other)
+        return err_set(e, ERR_CONFIG,
+                       "train: %s was written by another configuration (train section, "
+                       "split or seed changed: config %.12s, this run %.12s); remove it or "
+                       "run with --force to start this task again",
+                       path[0], info->config_sha256, t->hash);
+    if (info->finished && file_exists(path[3]) && file_exists(path[4])) {
+        log_info("train %s fold %d: finished before (best epoch %ld); --force trains again",
+                 t->arch, t->fold, info->best_epoch);
+        *done = 1;
+    }
+    return 0;
+}
+
+/* Rank 0: the `preempted` marker beside last.h5 (see start_plan). */
+static int write_marker(const Task *t, long step, Err *e)
+{
+    StrBuf b = STRBUF_INIT;
+    strbuf_printf(&b, "preempted at step %ld; last.h5 holds the state to resume from\n", step);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/preempted", t->dir);
+    return write_text(path, &b, e);
+}
+
+/* A failure on one rank in the middle of a data-parallel step: its peers wait in a collective
+ * for it, so the job ends here, with the message (runtime.h: MPI_Abort). One rank returns. */
+static int step_failed(const Task *t, int ranks, int rc, const Err *e)
+{
+    if (rc && ranks > 1)
+        rt_fatal(rt_exit_code(e->code), "train %s fold %d, rank %d: %s", t->arch, t->fold,
+                 rt_rank(), e->msg);
+    return rc;
+}
+
 static int train_task(Task *t, Err *e)
 {
     Session *s = t->s;
     const Config *cfg = &s->cfg;
+    int rank, ranks;
+    MPI_Comm_rank(t->comm, &rank);
+    MPI_Comm_size(t->comm, &ranks);
     const NnBackend *be = nn_backend_by_name(config_str(cfg, "train.backend"), e);
     if (!be)
         return -1;
@@ -245,63 +341,61 @@ static int train_task(Task *t, Err *e)
         return err_set(e, ERR_CONFIG,
                        "train: fold %d has %d training slices, fewer than train.batch_size %d",
                        t->fold, t->n[SPLIT_TRAIN], batch);
-    char last[4400], best[4400], logp[4400], held[4400], valp[4400];
-    snprintf(last, sizeof last, "%s/last.h5", t->dir);
+    if (batch < ranks)
+        return err_set(e, ERR_CONFIG,
+                       "train: train.batch_size %d is smaller than the %d ranks that train one "
+                       "model (fewer ranks, or train.ranks_per_model)",
+                       batch, ranks);
+    /* this rank's share of every global batch: the first batch % ranks ranks take one more */
+    int local = batch / ranks + (rank < batch % ranks);
+    char best[4400], logp[4400], marker[4400];
     snprintf(best, sizeof best, "%s/checkpoint.h5", t->dir);
     snprintf(logp, sizeof logp, "%s/log.csv", t->dir);
-    snprintf(held, sizeof held, "%s/heldout_predictions.csv", t->dir);
-    snprintf(valp, sizeof valp, "%s/validation_predictions.csv", t->dir);
-    if (s->force) {
-        unlink(last), unlink(best), unlink(logp), unlink(held), unlink(valp);
-    }
-    /* a previous run of this task: resume it, or refuse if it was another configuration */
-    NnCheckpointInfo info = {.best_val_loss = INFINITY, .best_epoch = -1};
-    int resume = file_exists(last);
-    if (resume) {
-        if (nn_checkpoint_info(last, &info, e))
-            return err_prefix(e, "train: cannot resume");
-        int other = strcmp(info.config_sha256, t->hash) || strcmp(info.model, t->arch);
-        if (other && info.finished) {
-            /* finished results of an older config are just outdated outputs: replace them */
-            log_warn("train %s fold %d: replacing the finished results of another configuration "
-                     "(config %.12s, this run %.12s)",
-                     t->arch, t->fold, info.config_sha256, t->hash);
-            unlink(last), unlink(best), unlink(logp), unlink(held), unlink(valp);
-            resume = 0;
-            info = (NnCheckpointInfo){.best_val_loss = INFINITY, .best_epoch = -1};
-        } else if (other)
-            return err_set(e, ERR_CONFIG,
-                           "train: %s was written by another configuration (train section, "
-                           "split or seed changed: config %.12s, this run %.12s); remove it or "
-                           "run with --force to start this task again",
-                           last, info.config_sha256, t->hash);
-        if (resume && info.finished && file_exists(held) && file_exists(valp)) {
-            log_info("train %s fold %d: finished before (best epoch %ld); --force trains again",
-                     t->arch, t->fold, info.best_epoch);
-            return 0;
-        }
-    }
-    /* the model: channels from imported weights where given */
+    snprintf(marker, sizeof marker, "%s/preempted", t->dir);
+    /* rank 0 decides how the task starts, and reads the checkpoints; the others follow */
+    NnCheckpointInfo info, init_info = {0};
+    int resume = 0, done = 0, rc = 0;
     const char *init = config_str(cfg, "train.init_checkpoint");
-    NnCheckpointInfo init_info;
-    if (init && nn_checkpoint_info(init, &init_info, e))
-        return err_prefix(e, "train.init_checkpoint");
+    if (rank == 0) {
+        rc = start_plan(t, &info, &resume, &done, e);
+        if (rc == 0 && init && nn_checkpoint_info(init, &init_info, e))
+            rc = err_prefix(e, "train.init_checkpoint");
+    }
+    if (nn_mpi_agree(t->comm, e))
+        return -1;
+    int plan[2] = {resume, done};
+    MPI_Bcast(plan, 2, MPI_INT, 0, t->comm);
+    MPI_Bcast(&info, (int)sizeof info, MPI_BYTE, 0, t->comm);
+    MPI_Bcast(&init_info, (int)sizeof init_info, MPI_BYTE, 0, t->comm);
+    resume = plan[0];
+    if (plan[1])
+        return 0;
+    /* the model: channels from imported weights where given */
     int channels = init ? init_info.in_channels : t->channels;
     NnGraph g;
-    if (nn_model_graph(&g, be, t->arch, batch, channels, t->size, t->size, 2, 1,
+    if (nn_model_graph(&g, be, t->arch, local, channels, t->size, t->size, 2, 1,
                        nn_optim_moments(&opt), e))
+        rc = -1;
+    if (nn_mpi_agree(t->comm, e)) {
+        if (rc == 0)
+            nn_graph_free(&g);
         return -1;
+    }
     g.seed = seed;
     nn_graph_init_params(&g, seed);
     double bn_momentum = config_num(cfg, "train.bn_momentum");
     for (int i = 0; bn_momentum > 0 && i < g.n_nodes; i++)
         if (g.nodes[i].kind == NN_OP_BN)
             g.nodes[i].u.bn.momentum = (float)bn_momentum;
-    int rc = 0, skipped = 0;
+    int skipped = 0;
     NnCheckpointInfo loaded;
-    if (resume) {
+    char last[4400];
+    snprintf(last, sizeof last, "%s/last.h5", t->dir);
+    if (rank == 0 && resume) {
         rc = nn_checkpoint_load(last, &g.store, &loaded, 0, NULL, e);
-    } else if (init) {
+        if (rc == 0)
+            unlink(marker); /* resumed: last.h5 stands for the preemption from here on */
+    } else if (rank == 0 && init) {
         rc = nn_checkpoint_load(init, &g.store, &loaded, NN_CKPT_WEIGHTS_ONLY | NN_CKPT_NEW_HEAD,
                                 &skipped, e);
         if (rc == 0)
@@ -311,6 +405,17 @@ static int train_task(Task *t, Err *e)
     }
     if (rc == 0)
         nn_graph_upload(&g); /* the weights loaded into the store */
+    /* every rank starts from rank 0's state; gradients are summed in buckets during backward */
+    NnComm *comm = NULL;
+    if (nn_mpi_agree(t->comm, e) == 0)
+        rc = nn_comm_open(&comm, t->comm, &g,
+                          (size_t)(config_num(cfg, "train.bucket_mib") * 1048576.0), e);
+    else
+        rc = -1;
+    if (nn_mpi_agree(t->comm, e))
+        rc = -1;
+    if (rc == 0 && ranks > 1 && nn_comm_broadcast_store(comm, e))
+        rc = step_failed(t, ranks, -1, e);
     /* class weights from the training partition: n / (2 n_c) */
     float weight[2] = {1, 1};
     int count[2] = {0, 0};
@@ -325,13 +430,16 @@ static int train_task(Task *t, Err *e)
                    .scale = config_num(cfg, "train.augment_scale"),
                    .intensity = config_num(cfg, "train.augment_intensity")};
     int use_aug = config_bool(cfg, "train.augment");
+    /* every rank loads its share of the training batches; rank 0 alone evaluates */
     Loader *loader[3] = {NULL, NULL, NULL};
     for (int p = 0; p < 3 && rc == 0; p++) {
+        if (p != SPLIT_TRAIN && rank != 0)
+            continue;
         LoaderSpec spec = {.cohort = t->cohort,
                            .rows = t->rows[p],
                            .label = t->labels[p],
                            .n = t->n[p],
-                           .batch = batch,
+                           .batch = p == SPLIT_TRAIN ? batch : local,
                            .channels = channels,
                            .grid = t->grid,
                            .size = t->size,
@@ -339,13 +447,17 @@ static int train_task(Task *t, Err *e)
                            .seed = seed,
                            .shuffle = p == SPLIT_TRAIN,
                            .drop_last = p == SPLIT_TRAIN,
-                           .cache_bytes = (size_t)config_int(cfg, "train.cache_mib") << 20};
+                           .cache_bytes = (size_t)config_int(cfg, "train.cache_mib") << 20,
+                           .rank = p == SPLIT_TRAIN ? rank : 0,
+                           .ranks = p == SPLIT_TRAIN ? ranks : 1};
         rc = loader_open(&loader[p], &spec, e);
     }
     StrBuf log = STRBUF_INIT;
-    if (rc == 0)
+    if (rc == 0 && rank == 0)
         rc = log_restore(logp, resume ? info.epoch : 0, &log, e);
-    long per_epoch = loader_batches(loader[SPLIT_TRAIN]);
+    if (nn_mpi_agree(t->comm, e))
+        rc = -1;
+    long per_epoch = rc == 0 ? loader_batches(loader[SPLIT_TRAIN]) : 0;
     long total = per_epoch * epochs;
     long warmup = (long)llround(config_num(cfg, "train.warmup_epochs") * (double)per_epoch);
     long step = resume ? info.step : 0, budget = s->max_steps, done_steps = 0;
@@ -368,10 +480,12 @@ static int train_task(Task *t, Err *e)
     snprintf(ck.producer, sizeof ck.producer, "onfh %s (%s) train", v.onfh, v.commit);
     if (rc == 0)
         log_info("train %s fold %d: %d train / %d validation / %d test slices, %ld steps of %d "
-                 "(%ld per epoch) on %s%s",
+                 "(%ld per epoch) on %s, %d rank(s)%s",
                  t->arch, t->fold, t->n[0], t->n[1], t->n[2], total, batch, per_epoch, be->name,
-                 resume ? ", resuming" : "");
-    int stopped = 0, early = resume && info.finished; /* finished, a predictions file missing */
+                 ranks, resume ? ", resuming" : "");
+    /* stopped: by --max-steps or a signal (preempted); early: early stopping, or finished with
+     * a predictions file missing */
+    int stopped = 0, preempted = 0, early = resume && info.finished;
     while (rc == 0 && epoch < epochs && !stopped && !early) {
         double t0 = MPI_Wtime(), wait0 = loader_wait_seconds(loader[SPLIT_TRAIN]);
         double loss_sum = 0;
@@ -384,38 +498,58 @@ static int train_task(Task *t, Err *e)
         double lr = 0;
         while (rc == 0) {
             const float *images;
-            const int *lab;
+            const int *lab, *all;
             const int32_t *r;
-            int n;
-            if ((rc = loader_next(loader[SPLIT_TRAIN], &images, &lab, &r, &n, e)) || n == 0)
+            int n, n_all, first;
+            if ((rc = step_failed(t, ranks,
+                                  loader_next(loader[SPLIT_TRAIN], &images, &lab, &r, &n, e), e)) ||
+                n == 0)
                 break;
+            /* this rank's share of the global batch's loss normaliser (class weights summed):
+             * the ranks' scaled gradients sum to the global batch's mean gradient */
+            loader_global_batch(loader[SPLIT_TRAIN], &all, &n_all, &first);
+            double w_all = 0, w_mine = 0;
+            for (int i = 0; i < n_all; i++)
+                w_all += weight[all[i] != 0];
+            for (int i = 0; i < n; i++)
+                w_mine += weight[lab[i] != 0];
+            g.loss_scale = (float)(w_mine / w_all);
+            g.sample0 = (uint64_t)first;
             lr = schedule(config_num(cfg, "train.lr"), step, warmup, total);
             optim_set_lr(&opt, lr);
             float loss;
             g.step = (uint64_t)step;
             nn_graph_set_input(&g, images);
             rc = nn_graph_forward(&g, 1, e) || nn_graph_loss(&g, lab, weight, smoothing, &loss, e);
-            if (rc)
+            if ((rc = step_failed(t, ranks, rc, e)))
                 break;
             const float *z = nn_graph_output(&g);
+            long right = 0;
             for (int i = 0; i < n; i++)
-                correct += (z[2 * i + 1] > z[2 * i]) == (lab[i] != 0);
+                right += (z[2 * i + 1] > z[2 * i]) == (lab[i] != 0);
             nn_graph_zero_grads(&g);
-            rc = nn_graph_backward(&g, e) || nn_graph_step(&g, &opt, step + 1, e);
-            if (rc)
+            nn_comm_begin_backward(comm);
+            rc = nn_graph_backward(&g, e) || nn_comm_end_backward(comm, e) ||
+                 nn_graph_step(&g, &opt, step + 1, e);
+            if ((rc = step_failed(t, ranks, rc, e)))
                 break;
-            if (!isfinite(loss)) {
+            /* one small sum per step: loss, accuracy and the stop flag, agreed by every rank */
+            double sum[3] = {(double)loss * g.loss_scale, (double)right, stop_signal != 0};
+            if ((rc = step_failed(t, ranks, nn_comm_sum(comm, sum, 3, e), e)))
+                break;
+            if (!isfinite(sum[0])) {
                 rc = err_set(e, ERR_CONFIG,
                              "train %s fold %d: the loss became %g at step %ld "
                              "(lower train.lr?)",
-                             t->arch, t->fold, loss, step);
+                             t->arch, t->fold, sum[0], step);
                 break;
             }
-            loss_sum += loss * n, seen += n;
+            preempted |= sum[2] > 0;
+            loss_sum += sum[0] * n_all, seen += n_all, correct += (long)sum[1];
             step++, done_steps++;
-            position += n;
+            position += n_all;
             rt_progress_update(&prog, (uint64_t)(position / batch));
-            if (budget && done_steps >= budget && position < per_epoch * batch) {
+            if (((budget && done_steps >= budget) || preempted) && position < per_epoch * batch) {
                 stopped = 1;
                 break;
             }
@@ -426,18 +560,25 @@ static int train_task(Task *t, Err *e)
         if (stopped) {
             loader_stop(loader[SPLIT_TRAIN]);
             ck.step = step, ck.epoch = epoch, ck.data_position = position;
-            rc = save(t, &g, "last.h5", &ck, e);
+            if (rank == 0) /* BN running statistics: the same on every rank (comm.h) */
+                rc = save(t, &g, "last.h5", &ck, e);
+            if (rc == 0 && rank == 0 && preempted)
+                rc = write_marker(t, step, e);
             if (rc == 0)
-                log_info("train %s fold %d: stopped after %ld steps (--max-steps) at epoch %ld, "
+                log_info("train %s fold %d: stopped after %ld steps (%s) at epoch %ld, "
                          "sample %d; run again to resume",
-                         t->arch, t->fold, done_steps, epoch + 1, position);
+                         t->arch, t->fold, done_steps, preempted ? "signal" : "--max-steps",
+                         epoch + 1, position);
             break;
         }
-        /* end of an epoch: validation, early stopping, log, checkpoints */
+        /* end of an epoch: validation (rank 0; the BN running statistics are every rank's
+         * average, comm.h), early stopping, log, checkpoints */
         EpochStats val = {0};
         double secs = MPI_Wtime() - t0;
         double wait = loader_wait_seconds(loader[SPLIT_TRAIN]) - wait0;
-        if ((rc = evaluate(&g, loader[SPLIT_VAL], t->n[SPLIT_VAL], &val, NULL, NULL, e)))
+        if (rank == 0)
+            rc = evaluate(&g, loader[SPLIT_VAL], t->n[SPLIT_VAL], &val, NULL, NULL, e);
+        if ((rc = nn_comm_agree(comm, e)) || (rc = nn_comm_broadcast(comm, &val, sizeof val, e)))
             break;
         epoch++, position = 0;
         int improved = val.loss < ck.best_val_loss;
@@ -461,29 +602,36 @@ static int train_task(Task *t, Err *e)
                  val.auc, seen / secs, improved ? " (best so far)" : "");
         ck.step = step, ck.epoch = epoch, ck.data_position = 0;
         ck.finished = early || epoch == epochs;
-        if (improved)
-            rc = save(t, &g, "checkpoint.h5", &ck, e);
-        StrBuf copy = STRBUF_INIT;
-        strbuf_append(&copy, log.s ? log.s : "", log.len);
-        if (rc == 0)
-            rc = write_text(logp, &copy, e);
-        else
-            strbuf_free(&copy);
-        if (rc == 0 && !ck.finished)
-            rc = save(t, &g, "last.h5", &ck, e);
-        if (early && rc == 0)
+        if (rank == 0) {
+            if (improved)
+                rc = save(t, &g, "checkpoint.h5", &ck, e);
+            StrBuf copy = STRBUF_INIT;
+            strbuf_append(&copy, log.s ? log.s : "", log.len);
+            if (rc == 0)
+                rc = write_text(logp, &copy, e);
+            else
+                strbuf_free(&copy);
+            if (rc == 0 && !ck.finished)
+                rc = save(t, &g, "last.h5", &ck, e);
+            if (rc == 0 && !ck.finished && preempted)
+                rc = write_marker(t, step, e);
+        }
+        if ((rc = nn_comm_agree(comm, e)))
+            break;
+        if (early)
             log_info("train %s fold %d: no better validation loss for %d epochs: stopped at "
                      "epoch %ld, best %ld",
                      t->arch, t->fold, patience, epoch, ck.best_epoch);
-        if (budget && done_steps >= budget && !ck.finished) {
+        if (((budget && done_steps >= budget) || preempted) && !ck.finished) {
             stopped = 1;
-            log_info("train %s fold %d: stopped after %ld steps (--max-steps) at the end of "
-                     "epoch %ld; run again to resume",
-                     t->arch, t->fold, done_steps, epoch);
+            log_info("train %s fold %d: stopped after %ld steps (%s) at the end of epoch %ld; "
+                     "run again to resume",
+                     t->arch, t->fold, done_steps, preempted ? "signal" : "--max-steps", epoch);
         }
     }
-    /* held-out and validation predictions with the best weights, then mark the task finished */
-    if (rc == 0 && !stopped) {
+    /* held-out and validation predictions with the best weights (rank 0), then mark the task
+     * finished */
+    if (rc == 0 && !stopped && rank == 0) {
         EpochStats test = {0}, val = {0};
         int most = t->n[SPLIT_TEST] > t->n[SPLIT_VAL] ? t->n[SPLIT_TEST] : t->n[SPLIT_VAL];
         double *probs = mem_alloc((size_t)(most + 1) * sizeof *probs);
@@ -515,10 +663,28 @@ static int train_task(Task *t, Err *e)
                      t->arch, t->fold, test.n, test.loss, test.accuracy, test.auc, ck.best_epoch);
         mem_free(probs), mem_free(rows);
     }
+    if (rc == 0)
+        e->code = 0;
+    if (nn_mpi_agree(t->comm, e))
+        rc = -1;
+    if (rc == 0 && ranks > 1) {
+        NnCommStats cs = nn_comm_stats(comm);
+        log_info("train %s fold %d: gradients all-reduced over %d ranks in %d bucket(s) of "
+                 "%.1f MiB in all, %ld of %ld started during backward; waited %.2f s of %.2f s "
+                 "in backward over %ld steps",
+                 t->arch, t->fold, ranks, cs.buckets, (double)cs.bytes / 1048576.0,
+                 cs.started_early, cs.started_total, cs.wait_s, cs.backward_s, cs.steps);
+    }
+    if (rc == 0 && stopped && preempted)
+        rc = err_set(e, ERR_PREEMPTED,
+                     "train %s fold %d: stopped by a signal at step %ld with last.h5 saved; "
+                     "run again (requeue) to resume",
+                     t->arch, t->fold, step);
     strbuf_free(&log);
     for (int p = 0; p < 3; p++)
         if (loader[p])
             loader_close(loader[p]);
+    nn_comm_close(comm);
     nn_graph_free(&g);
     return rc ? -1 : 0;
 }
@@ -628,18 +794,47 @@ int train_run(Session *s, Err *e)
     int size = (int)config_int(cfg, "train.image_size");
     if (size == 0)
         size = (int)grid;
-    /* tasks in (architecture, fold) order, shared round-robin over ranks */
-    int task = 0, my_tasks = 0;
+    /* ranks in groups of train.ranks_per_model (0: one group of all); tasks in (architecture,
+     * fold) order, shared round-robin over the groups; a group trains its task data-parallel */
+    int per_model = (int)config_int(cfg, "train.ranks_per_model");
+    if (per_model == 0)
+        per_model = rt_size();
+    if (rc == 0 && rt_size() % per_model)
+        rc = err_set(e, ERR_CONFIG,
+                     "train.ranks_per_model %d does not divide the %d ranks of this job", per_model,
+                     rt_size());
+    int groups = rc == 0 ? rt_size() / per_model : 1, group = rt_rank() / per_model;
+    MPI_Comm comm = MPI_COMM_NULL;
+    if (rt_agree(e))
+        rc = -1;
+    else if (MPI_Comm_split(MPI_COMM_WORLD, group, rt_rank(), &comm) != MPI_SUCCESS)
+        rc = err_set(e, ERR_MPI, "train: MPI_Comm_split into groups of %d ranks failed", per_model);
+    struct sigaction stop = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART}, old_usr1,
+                     old_term;
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGUSR1, &stop, &old_usr1);
+    sigaction(SIGTERM, &stop, &old_term);
+    int task = 0;
     for (int a = 0; rc == 0 && a < n_archs; a++) {
         if (s->only_arch && strcmp(s->only_arch, archs[a]))
             continue;
         for (int k = 0; rc == 0 && k < sp.folds; k++) {
             if (s->only_fold >= 0 && k != s->only_fold)
                 continue;
-            if (task++ % rt_size() != rt_rank())
+            if (task++ % groups != group)
                 continue;
-            my_tasks++;
+            /* a signal between tasks: stop before the next one (its ranks agree) */
+            int flag = stop_signal != 0;
+            MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX, comm);
+            if (flag) {
+                rc = err_set(e, ERR_PREEMPTED,
+                             "train: stopped by a signal before %s fold %d; run again (requeue) to "
+                             "go on",
+                             archs[a], k);
+                break;
+            }
             Task t = {.s = s,
+                      .comm = comm,
                       .splits = &sp,
                       .arch = archs[a],
                       .fold = k,
@@ -658,7 +853,10 @@ int train_run(Session *s, Err *e)
     }
     if (rc == 0 && s->only_arch && task == 0)
         rc = err_set(e, ERR_CONFIG, "--arch %s: not in train.archs", s->only_arch);
-    (void)my_tasks;
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (comm != MPI_COMM_NULL)
+        MPI_Comm_free(&comm);
     splits_free(&sp);
     h5_array_free(&labels), h5_array_free(&spatient);
     mem_free(pseud);

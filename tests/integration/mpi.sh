@@ -64,4 +64,13 @@ if command -v h5diff >/dev/null; then
 else
     ok "# SKIP h5diff not installed"
 fi
+# the data-parallel communicator (lib/nn/comm.h): bucketed gradient sums against one process's
+# whole batch, parameter broadcast, BN averaging; host memory and staged device memory
+for np in 2 3; do
+    for be in ref refdev; do
+        mpi "$np" "$ONFH_BUILD/tests/mpi/mpi_comm" "$be" >"$t/comm$np$be.out" 2>&1 ||
+            not_ok "mpi_comm $be on $np ranks exited non-zero" "$(tail -5 "$t/comm$np$be.out")"
+        relay "$t/comm$np$be.out"
+    done
+done
 done_testing

@@ -598,7 +598,7 @@ static void test_shuffle(void **state)
 static NnDropout dropout_desc(Case *c)
 {
     return (NnDropout){(float)attr(c, "p"), (uint64_t)attr(c, "seed"), (uint64_t)attr(c, "step"),
-                       (uint32_t)attr(c, "op")};
+                       (uint32_t)attr(c, "op"), 0};
 }
 
 static void test_dropout(void **state)

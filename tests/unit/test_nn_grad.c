@@ -753,7 +753,7 @@ static void test_mask_rule(void **state)
     float *y2 = zeros(n);
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0f;
-    NnDropout d = {0.2f, 7, 11, 3};
+    NnDropout d = {0.2f, 7, 11, 3, 0};
     be->dropout_forward(&d, n, x, y);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
@@ -765,24 +765,28 @@ static void test_mask_rule(void **state)
     assert_true(kept > 79370 && kept < 80630);
     be->dropout_forward(&d, n, x, y2);
     assert_memory_equal(y, y2, n * sizeof(float));
-    NnDropout other_step = {0.2f, 7, 12, 3};
-    NnDropout other_op = {0.2f, 7, 11, 4};
+    /* a rank holding elements [1000, n) of the global batch draws the global batch's mask */
+    NnDropout share = {0.2f, 7, 11, 3, 1000};
+    be->dropout_forward(&share, n - 1000, x + 1000, y2 + 1000);
+    assert_memory_equal(y + 1000, y2 + 1000, (n - 1000) * sizeof(float));
+    NnDropout other_step = {0.2f, 7, 12, 3, 0};
+    NnDropout other_op = {0.2f, 7, 11, 4, 0};
     be->dropout_forward(&other_step, n, x, y2);
     assert_true(memcmp(y, y2, n * sizeof(float)) != 0);
     be->dropout_forward(&other_op, n, x, y2);
     assert_true(memcmp(y, y2, n * sizeof(float)) != 0);
 
-    NnDropout none = {0.0f, 7, 11, 3};
+    NnDropout none = {0.0f, 7, 11, 3, 0};
     be->dropout_forward(&none, n, x, y);
     assert_memory_equal(x, y, n * sizeof(float));
-    NnDropout all = {1.0f, 7, 11, 3};
+    NnDropout all = {1.0f, 7, 11, 3, 0};
     be->dropout_forward(&all, n, x, y);
     be->stochastic_depth_forward(&all, 10, n / 10, x, y2);
     for (size_t i = 0; i < n; i++)
         assert_true(y[i] == 0.0f && y2[i] == 0.0f);
 
     /* stochastic depth: whole samples kept or dropped, by sample index */
-    NnDropout sd = {0.5f, 9, 2, 1};
+    NnDropout sd = {0.5f, 9, 2, 1, 0};
     be->stochastic_depth_forward(&sd, 100, n / 100, x, y);
     for (int b = 0; b < 100; b++) {
         float want = nn_mask_uniform(9, 2, 1, (uint64_t)b) >= 0.5f ? 2.0f : 0.0f;

@@ -293,6 +293,7 @@ __device__ __forceinline__ float mask_scale(const NnDropout &d, float keep, uint
         return 1.0f;
     if (d.p >= 1.0f)
         return 0.0f;
+    j += d.first; /* global element */
     uint32_t w[4];
     mask_block(d, j / 4, w);
     uint32_t word = j % 4 == 0 ? w[0] : j % 4 == 1 ? w[1] : j % 4 == 2 ? w[2] : w[3];
@@ -305,16 +306,22 @@ template <bool ADD>
 __global__ void dropout_kernel(NnDropout d, float keep, size_t n, const float *__restrict__ x,
                                float *__restrict__ y)
 {
+    /* blocks of the global batch: whole when d.first is a multiple of 4 (a rank's share
+     * starts at a sample boundary, and samples are rarely odd-sized), else element by element */
+    int aligned = d.first % 4 == 0;
     GRID_STRIDE(q, (n + 3) / 4)
     {
         uint32_t w[4] = {0, 0, 0, 0};
-        if (d.p > 0.0f && d.p < 1.0f)
-            mask_block(d, q, w);
+        if (aligned && d.p > 0.0f && d.p < 1.0f)
+            mask_block(d, q + d.first / 4, w);
         for (int k = 0; k < 4; k++) {
             size_t j = 4 * q + k;
             if (j >= n)
                 break;
-            float s = d.p <= 0.0f ? 1.0f : d.p >= 1.0f ? 0.0f : word_scale(w[k], d.p, keep);
+            float s = !aligned      ? mask_scale(d, keep, j)
+                      : d.p <= 0.0f ? 1.0f
+                      : d.p >= 1.0f ? 0.0f
+                                    : word_scale(w[k], d.p, keep);
             if (ADD)
                 y[j] += __fmul_rn(x[j], s);
             else
