@@ -243,7 +243,8 @@ int nn_lstm_forward(NnLstm *m, int n, int t, const float *x, const int *len, con
     if (rc)
         return rc;
     m->n = n, m->t = t, m->training = training;
-    m->drop = (NnDropout){m->cfg.dropout, m->cfg.seed, step, 0};
+    m->drop =
+        (NnDropout){.p = m->cfg.dropout, .seed = m->cfg.seed, .step = step, .op = 0, .first = 0};
     memcpy(m->len, len, (size_t)n * sizeof(int));
     /* batch-first x -> time-major u[0]; steps past a length are zeroed, not copied: they are
      * never used, but dW_ih sums over every row, and 0 times a NaN there would be NaN */
