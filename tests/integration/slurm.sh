@@ -113,7 +113,7 @@ scancel --signal=USR1 --batch "$j"
 wait_jobs 90 || not_ok "the preempted job finished within 90 s" "$(squeue)"
 sj=$(scontrol show job -o "$j")
 echo "$sj" | grep -q 'JobState=COMPLETED' && echo "$sj" | grep -q 'Restarts=1 ' && grep -q 'step: resumed, restart 1' "$t/preempt.out" &&
-    grep -q 'requeueing job' "$t/preempt.out" && ok "a step preempted with exit $ONFH_EXIT_PREEMPTED requeued its job, which resumed (SLURM_RESTART_COUNT=1) and completed" ||
+    grep -q 'requeueing job' "$t/preempt.out" && ok "a step preempted with the requeue exit code (jobs/common.sh) requeued its job, which resumed (SLURM_RESTART_COUNT=1) and completed" ||
     not_ok "a preempted step requeues its job" "$(echo "$sj" | grep -o 'JobState=[A-Z]*\|Restarts=[0-9]*')" "$(cat "$t/preempt.out")"
 
 # --- down: every daemon gone ---------------------------------------------------------------------
