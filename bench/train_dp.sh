@@ -11,7 +11,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 build=${1:?usage: bench/train_dp.sh BUILD_DIR}
 cfg=configs/default.yaml
 run=runs/default
-K=${ONFH_BENCH_DP_STEPS:-6}
+K=${ONFH_BENCH_DP_STEPS:-20}
 if [ ! -s "$run/splits.json" ]; then
     for stage in synth ingest split; do
         rc=0
@@ -24,7 +24,10 @@ batch=$("$build/onfh" config show "$cfg" 2>/dev/null | grep -o 'batch_size: *[0-
 timed() {
     local np=$1 threads=$2 steps=$3 start
     start=$(date +%s.%N)
-    OMP_NUM_THREADS=$threads mpirun -q -np "$np" -x OMP_NUM_THREADS "$build/onfh" train "$cfg" --fold 0 --force \
+    # each rank bound to `threads` cores: mpirun's default binds a lone rank to ONE core, where
+    # its 2 OpenMP threads would share it (the 1-rank figure then halves)
+    OMP_NUM_THREADS=$threads mpirun -q -np "$np" --map-by "slot:PE=$threads" --bind-to core \
+        -x OMP_NUM_THREADS "$build/onfh" train "$cfg" --fold 0 --force \
         --max-steps "$steps" --set train.epochs=1000 >"$run/bench_dp_$np.log" 2>&1 || { tail -5 "$run/bench_dp_$np.log"; exit 1; }
     echo "$(date +%s.%N) - $start" | bc
 }
