@@ -23,6 +23,7 @@
 #include "lib/stats/normal.h"
 #include "lib/util/fileio.h"
 #include "lib/util/json.h"
+#include "tests/unit/fixture_json.h"
 #include "lib/util/mem.h"
 #include "stages/evaluate/features.h"
 
@@ -35,10 +36,7 @@ static double *prob[K];
 
 static const JsonValue *get(const JsonValue *v, const char *key)
 {
-    const JsonValue *x = json_get(v, key);
-    if (!x)
-        fail_msg("oracle.json: no '%s'", key);
-    return x;
+    return fixture_get("oracle.json", v, key);
 }
 
 static double *doubles(const JsonValue *a)
@@ -66,15 +64,8 @@ static void close_to(double got, double want, double tol, const char *what, int 
 static int load(void **state)
 {
     (void)state;
-    const char *root = getenv("ONFH_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/fixtures/stats/oracle.json", root ? root : ".");
-    char *text;
-    size_t len;
-    Err e = {0};
-    if (file_read_all(path, &text, &len, &e) || json_parse(text, len, path, &fx, &e))
-        return fprintf(stderr, "%s\n", e.msg), -1;
-    mem_free(text);
+    if (fixture_json_load("tests/fixtures/stats/oracle.json", &fx))
+        return -1;
     n_patients = (int)json_get_number(fx, "n_patients", 0);
     patient = ints(get(fx, "patient"));
     label = ints(get(fx, "label"));

@@ -26,31 +26,21 @@
 #include "lib/image/thin.h"
 #include "lib/util/fileio.h"
 #include "lib/util/json.h"
+#include "tests/unit/fixture_json.h"
 #include "lib/util/mem.h"
 
 static JsonValue *fx;
 
 static const JsonValue *get(const JsonValue *v, const char *key)
 {
-    const JsonValue *x = json_get(v, key);
-    if (!x)
-        fail_msg("skeleton_oracle.json: no '%s'", key);
-    return x;
+    return fixture_get("skeleton_oracle.json", v, key);
 }
 
 static int load(void **state)
 {
     (void)state;
-    const char *root = getenv("ONFH_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tests/fixtures/vessels/skeleton_oracle.json",
-             root ? root : ".");
-    char *text;
-    size_t len;
-    Err e = {0};
-    if (file_read_all(path, &text, &len, &e) || json_parse(text, len, path, &fx, &e))
-        return fprintf(stderr, "%s\n", e.msg), -1;
-    mem_free(text);
+    if (fixture_json_load("tests/fixtures/vessels/skeleton_oracle.json", &fx))
+        return -1;
     return 0;
 }
 
