@@ -116,6 +116,34 @@ echo "$sj" | grep -q 'JobState=COMPLETED' && echo "$sj" | grep -q 'Restarts=1 ' 
     grep -q 'requeueing job' "$t/preempt.out" && ok "a step preempted with the requeue exit code (jobs/common.sh) requeued its job, which resumed (SLURM_RESTART_COUNT=1) and completed" ||
     not_ok "a preempted step requeues its job" "$(echo "$sj" | grep -o 'JobState=[A-Z]*\|Restarts=[0-9]*')" "$(cat "$t/preempt.out")"
 
+# --- a real training task preempted mid-run: requeued, resumed, an uninterrupted run's weights ---
+# 40 epochs at 128x128 last a few seconds; USR1 comes once the first epoch is logged. The
+# uninterrupted reference runs on 1 rank with the job's thread count (OMP_NUM_THREADS=1 here).
+slow=$t/slow.yaml
+sed 's/^  epochs: 2$/  epochs: 40\n  image_size: 128/' "$cfg" >"$slow"
+prun=$t/prun
+mkdir -p "$prun"
+cp "$run/cohort.h5" "$run/splits.json" "$prun/"
+task=$prun/models/mobilenet_v3_small/fold0
+expect_exit "an uninterrupted training task (the reference)" 0 "$t/ref.out" "$ONFH" train "$slow" --run "$prun" --arch mobilenet_v3_small --fold 0
+cp "$task/last.h5" "$t/uninterrupted.h5"
+rm -rf "$prun/models"
+printf '0\tmobilenet_v3_small\t0\n' >"$t/map.tsv"
+pj=$(ONFH_BIN=$ONFH ONFH_CONFIG=$slow ONFH_RUN=$prun ONFH_TRAIN_MAP=$t/map.tsv sbatch --parsable --array=0 \
+    --output="$t/ptrain-%A_%a.out" "$ONFH_ROOT/jobs/train.sbatch")
+for _ in $(seq 600); do [ "$(wc -l <"$task/log.csv" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
+scancel --signal=USR1 --batch "${pj}_0"
+wait_jobs 180 || not_ok "the preempted training task finished within 180 s" "$(squeue)"
+sj=$(scontrol show job -o "${pj}_0")
+pout=$t/ptrain-${pj}_0.out
+echo "$sj" | grep -q 'JobState=COMPLETED' && echo "$sj" | grep -q 'Restarts=1 ' && grep -q 'requeueing job' "$pout" && grep -q 'resum' "$pout" &&
+    ok "a training task sent USR1 mid-run checkpointed, requeued itself and resumed to the end" ||
+    not_ok "a training task sent USR1 mid-run requeues and resumes" "$(echo "$sj" | grep -o 'JobState=[A-Z]*\|Restarts=[0-9]*')" "$(tail -n 12 "$pout")"
+{ h5diff "$t/uninterrupted.h5" "$task/last.h5" /state_dict /state_dict &&
+    h5diff "$t/uninterrupted.h5" "$task/last.h5" /optimizer /optimizer; } >"$t/pdiff.out" 2>&1 &&
+    ok "... ending with the uninterrupted run's weights and moments, bit for bit" ||
+    not_ok "... ending with the uninterrupted run's weights and moments" "$(head -5 "$t/pdiff.out")"
+
 # --- down: every daemon gone ---------------------------------------------------------------------
 expect_exit "slurm/local/down.sh" 0 "$t/down.out" "$ONFH_ROOT/slurm/local/down.sh" "$cluster"
 left=
