@@ -144,6 +144,25 @@ echo "$sj" | grep -q 'JobState=COMPLETED' && echo "$sj" | grep -q 'Restarts=1 ' 
     ok "... ending with the uninterrupted run's weights and moments, bit for bit" ||
     not_ok "... ending with the uninterrupted run's weights and moments" "$(head -5 "$t/pdiff.out")"
 
+# --- the default config's whole chain (the paper-sized synthetic cohort, mobilenet_v3_large on 5
+# folds): minutes, not seconds, so it runs last, once the small chain has shown each mechanism --
+drun=$t/default
+t1=$(date +%s)
+expect_exit "jobs/submit.sh configs/default.yaml" 0 "$t/dsubmit.out" "$ONFH_ROOT/jobs/submit.sh" "$ONFH_ROOT/configs/default.yaml" --run "$drun"
+mapfile -t dids < <(ids_of 2 "$t/dsubmit.out")
+if wait_jobs 1200; then ok "the default chain finished in $(($(date +%s) - t1)) s"; else not_ok "the default chain finished within 1200 s" "$(squeue)"; fi
+dst=$(states "${dids[@]}")
+ntasks=$(awk -F '\t' 'NF == 3' "$drun/slurm/train_tasks.tsv" | wc -l)
+[ "$(echo "$dst" | wc -l)" = 1 ] && echo "$dst" | grep -q " $((${#dids[@]} - 1 + ntasks)) JobState=COMPLETED" &&
+    ok "every job of the default chain completed (${#dids[@]} jobs, an array of $ntasks tasks)" ||
+    not_ok "every job of the default chain completed" "$dst" "$(tail -n 5 "$drun"/slurm/logs/*.out)"
+missing=
+for f in cohort.h5 splits.json metrics.json evaluation.json evaluation.h5 vessels.h5 treatment.json report/index.html; do
+    [ -e "$drun/$f" ] || missing="$missing $f"
+done
+[ -z "$missing" ] && "$ONFH" plan "$ONFH_ROOT/configs/default.yaml" --run "$drun" | cut -f2 | grep -qv skip && missing="$missing (a stage not current)"
+[ -z "$missing" ] && ok "... every stage's outputs, every stage current in the manifest" || not_ok "... every stage's outputs" "missing:$missing"
+
 # --- down: every daemon gone ---------------------------------------------------------------------
 expect_exit "slurm/local/down.sh" 0 "$t/down.out" "$ONFH_ROOT/slurm/local/down.sh" "$cluster"
 left=
