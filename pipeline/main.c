@@ -121,6 +121,21 @@ static int parse_options(const Command *c, const Stage *st, int argc, char **arg
     return 0;
 }
 
+/* parse_options with its usual ending: 1 when the command is done already (--help printed, or a
+ * usage error printed), with its exit code in *rc; 0 to go on with o parsed. */
+static int parse_or_answer(const Command *c, const Stage *st, int argc, char **argv, Options *o,
+                           int *rc)
+{
+    int help;
+    *rc = parse_options(c, st, argc, argv, o, 1, &help);
+    if (!*rc && !help)
+        return 0;
+    if (help)
+        print_command_help(stdout, c);
+    mem_free(o->sets);
+    return 1;
+}
+
 /* Starts MPI and opens the session on every rank; on failure prints (rank 0) and exits. */
 static void open_or_exit(Session *s, const Options *o)
 {
@@ -174,13 +189,9 @@ static int cmd_run(int argc, char **argv)
 {
     const Command *c = find_command("run");
     Options o;
-    int help, rc = parse_options(c, NULL, argc, argv, &o, 1, &help);
-    if (rc || help) {
-        if (help)
-            print_command_help(stdout, c);
-        mem_free(o.sets);
+    int rc;
+    if (parse_or_answer(c, NULL, argc, argv, &o, &rc))
         return rc;
-    }
     Session s;
     open_or_exit(&s, &o);
     log_info("run %s in %s: config %.12s, %d rank(s), %d stage(s)", config_str(&s.cfg, "run.name"),
@@ -275,13 +286,9 @@ static int cmd_config(int argc, char **argv)
         return EXIT_USAGE;
     }
     Options o;
-    int help, rc = parse_options(c, NULL, argc - 1, argv + 1, &o, 1, &help);
-    if (rc || help) {
-        if (help)
-            print_command_help(stdout, c);
-        mem_free(o.sets);
+    int rc;
+    if (parse_or_answer(c, NULL, argc - 1, argv + 1, &o, &rc))
         return rc;
-    }
     Config cfg;
     Err e = {0};
     char *yaml = NULL, hash[65];
@@ -309,13 +316,9 @@ static int cmd_plan(int argc, char **argv)
 {
     const Command *c = find_command("plan");
     Options o;
-    int help, rc = parse_options(c, NULL, argc, argv, &o, 1, &help);
-    if (rc || help) {
-        if (help)
-            print_command_help(stdout, c);
-        mem_free(o.sets);
+    int rc;
+    if (parse_or_answer(c, NULL, argc, argv, &o, &rc))
         return rc;
-    }
     Session s;
     memset(&s, 0, sizeof s);
     Err e = {0};
@@ -653,13 +656,9 @@ static int cmd_stage(const Stage *st, int argc, char **argv)
     Command c = {st->name, "CONFIG [--run DIR] [--set KEY=VALUE]... [--force]", st->summary,
                  help_text, NULL};
     Options o;
-    int help, rc = parse_options(&c, st, argc, argv, &o, 1, &help);
-    if (rc || help) {
-        if (help)
-            print_command_help(stdout, &c);
-        mem_free(o.sets);
+    int rc;
+    if (parse_or_answer(&c, st, argc, argv, &o, &rc))
         return rc;
-    }
     Session s;
     open_or_exit(&s, &o);
     /* one (architecture, fold) is one task of the stage: never skipped as a whole */

@@ -58,6 +58,7 @@ static void hash_of(const char *path, char hex[65])
 static void test_content_not_layout(void **state)
 {
     (void)state;
+    /* mkdtemp fills in the six X of its template with a unique name */
     char dir[] = "/tmp/onfh_h5hash_XXXXXX", p[5][128], h[5][65];
     assert_non_null(mkdtemp(dir));
     for (int i = 0; i < 5; i++)
