@@ -4,7 +4,8 @@
 # Run from the repository root (the golden fixtures are read from tests/fixtures/nn). Steps:
 #   1. every cuda op against the CPU reference (test_nn_backend), each op synchronised so a
 #      fault is blamed on its op (ONFH_CUDA_SYNC=1); batch norm again on own kernels
-#      (ONFH_CUDA_BN=own), with one golden fixture;
+#      (ONFH_CUDA_BN=cudnn; own kernels are the default), with one golden fixture; convolutions
+#      all on cuDNN (ONFH_CUDA_CONV=cudnn; pointwise and depthwise ones are own by default);
 #   2. the ten architectures' golden fixtures (PyTorch float64 logits, gradients, 5 AdamW steps)
 #      on cuda (test_nn_model golden_cuda_MODEL, one program each);
 #   3. training images/s and peak GPU memory at 224x224: mobilenet_v3_large batch 128 for 50
@@ -63,9 +64,12 @@ if grep -q 'Aborted\|exited\|error in' "$out/ops.log" || ! grep -q '^1\.\.' "$ou
         echo "  $t: exit $? $(grep -m2 -E '^not ok|error in|^ok' "$out/op_$t.log" | tr '\n' ' ')"
     done | tee "$out/ops_each.txt"
 fi
-# batch norm on own kernels (ONFH_CUDA_BN=own, cu_core.cuh): the op cases that use it
-ONFH_CUDA_SYNC=1 ONFH_CUDA_BN=own ONFH_TEST_ONLY=test_batchnorm step "batch norm on own kernels (ONFH_CUDA_BN=own) vs ref" "$out/ops_bn_own.log" "$bundle/bin/test_nn_backend" cuda
-ONFH_CUDA_BN=own ONFH_TEST_ONLY=golden_cuda_resnet18 step "golden fixture resnet18 with own batch norm" "$out/golden_bn_own.log" "$bundle/bin/test_nn_model"
+# convolutions all on cuDNN (ONFH_CUDA_CONV=cudnn): the pointwise and depthwise shapes that
+# conv_own.cu takes by default
+ONFH_CUDA_SYNC=1 ONFH_CUDA_CONV=cudnn ONFH_TEST_ONLY=test_conv step "convolutions all on cuDNN (ONFH_CUDA_CONV=cudnn) vs ref" "$out/ops_conv_cudnn.log" "$bundle/bin/test_nn_backend" cuda
+# batch norm on cuDNN's kernels (ONFH_CUDA_BN=cudnn, cu_core.cuh): the op cases that use it
+ONFH_CUDA_SYNC=1 ONFH_CUDA_BN=cudnn ONFH_TEST_ONLY=test_batchnorm step "batch norm on cuDNN (ONFH_CUDA_BN=cudnn) vs ref" "$out/ops_bn_cudnn.log" "$bundle/bin/test_nn_backend" cuda
+ONFH_CUDA_BN=cudnn ONFH_TEST_ONLY=golden_cuda_resnet18 step "golden fixture resnet18 with cuDNN batch norm" "$out/golden_bn_cudnn.log" "$bundle/bin/test_nn_model"
 
 # one program per architecture, so a fault in one hides no other
 for m in mobilenet_v3_large mobilenet_v3_small mobilenet_v2 resnet18 resnet50 densenet121 \
@@ -105,4 +109,5 @@ echo
 echo "gpu_check summary ($(head -2 "$out/machine.txt" | tail -1)):" | tee "$out/summary.txt"
 printf '%s\n' "${summary[@]}" | tee -a "$out/summary.txt"
 echo "failed steps: $failed" | tee -a "$out/summary.txt"
+tar -C "$out" -czf /tmp/gpu-check.tgz . && mv /tmp/gpu-check.tgz "$out/" # one file to fetch
 exit "$failed"

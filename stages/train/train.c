@@ -31,6 +31,7 @@
 #include "lib/h5/h5read.h"
 #include "lib/nn/checkpoint.h"
 #include "lib/nn/comm.h"
+#include "lib/nn/cuda/nn_cuda.h"
 #include "lib/nn/models/models.h"
 #include "lib/nn/optimizer.h"
 #include "lib/stats/metrics.h"
@@ -330,6 +331,16 @@ static int train_task(Task *t, Err *e)
     const NnBackend *be = nn_backend_by_name(config_str(cfg, "train.backend"), e);
     if (!be)
         return -1;
+    if (!strcmp(config_str(cfg, "train.precision"), "tf32")) {
+        char why[256];
+        if (strcmp(be->name, "cuda"))
+            return err_set(e, ERR_CONFIG,
+                           "train.precision tf32: the %s backend has no TF32 (only cuda has; "
+                           "use fp32)",
+                           be->name);
+        if (nn_cuda_set_tf32(1, why, sizeof why))
+            return err_set(e, ERR_CONFIG, "train.precision tf32: %s", why);
+    }
     NnOptim opt;
     if (optim_from_config(cfg, &opt, e))
         return -1;

@@ -70,6 +70,8 @@ expect_exit "a fold out of range" 2 "$t/fold.out" "$ONFH" train "$cfg" --run "$r
 grep -q -- "--fold 7: the split has folds 0 to 2" "$t/fold.out" && ok "... is named" || not_ok "... is named" "$(tail -2 "$t/fold.out")"
 expect_exit "an unknown architecture" 2 "$t/arch.out" "$ONFH" train "$cfg" --run "$run" --arch resnet9000
 grep -q "resnet9000" "$t/arch.out" && ok "... is named" || not_ok "... is named" "$(tail -2 "$t/arch.out")"
+expect_exit "train.precision tf32 on a CPU backend" 2 "$t/tf32.out" "$ONFH" train "$cfg" --run "$run" --fold 0 --force --max-steps 1 --set train.precision=tf32 --set train.backend=ref
+grep -q "train.precision tf32: the ref backend has no TF32" "$t/tf32.out" && ok "... is refused, naming the backend" || not_ok "... is refused, naming the backend" "$(tail -2 "$t/tf32.out")"
 expect_exit "a batch larger than a fold's training share" 2 "$t/batch.out" "$ONFH" train "$cfg" --run "$run" --fold 0 --force --set train.batch_size=4096
 grep -q "fewer than train.batch_size" "$t/batch.out" && ok "... is named" || not_ok "... is named" "$(tail -2 "$t/batch.out")"
 if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then

@@ -92,6 +92,19 @@ const char *nn_cuda_device_name(void)
     return cu_device_name();
 }
 
+void nn_cuda_profile_reset(void)
+{
+    cu_profile_reset();
+}
+
+int nn_cuda_set_tf32(int on, char *why, size_t cap)
+{
+    if (!nn_backend_cuda(why, cap))
+        return -1;
+    cu_set_tf32(on);
+    return 0;
+}
+
 #else
 
 const NnBackend *nn_backend_cuda(char *why, size_t cap)
@@ -115,6 +128,17 @@ size_t nn_cuda_peak_bytes(void)
 const char *nn_cuda_device_name(void)
 {
     return "";
+}
+
+void nn_cuda_profile_reset(void)
+{
+}
+
+int nn_cuda_set_tf32(int on, char *why, size_t cap)
+{
+    (void)on;
+    nn_backend_cuda(why, cap);
+    return -1;
 }
 
 #endif

@@ -8,7 +8,8 @@
  * first GPU run), and filters are small beside activations. Cross-correlation, fp32 in and
  * out, CUDNN_FMA_MATH:
  * cuDNN's default math type lets fp32 convolutions round their inputs to TF32 on sm_80 and
- * newer, and fp32 here means fp32 (cuBLAS likewise, core.cu).
+ * newer, and fp32 here means fp32 (cuBLAS likewise, core.cu). With ONFH_CUDA_MATH=tf32 the
+ * tensor-core algorithms are allowed too, each pass run in the math type cuDNN ranked it with.
  *
  * Each distinct NnConv2d gets, once, its descriptors and three algorithms (forward, backward
  * data, backward filter) from cuDNN's heuristics (the _v7 queries: no benchmarking, since the
@@ -39,8 +40,12 @@ typedef struct ConvEntry {
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t fwd_ws, bwd_data_ws, bwd_filter_ws; /* bytes each algorithm needs */
-    size_t w_bytes;                            /* one OHWI filter copy, rounded up to 256 */
+    cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math; /* set before each pass */
+    size_t fwd_ws, bwd_data_ws, bwd_filter_ws;                /* bytes each algorithm needs */
+    size_t w_bytes;      /* one OHWI filter copy, rounded up to 256 */
+    int path;            /* CU_CONV_CUDNN, or conv_own.cu's GEMM or DEPTHWISE */
+    double fwd_s, bwd_s; /* ONFH_CUDA_PROFILE=1: seconds in forward and backward */
+    long calls;
     struct ConvEntry *next;
 } ConvEntry;
 
@@ -73,8 +78,8 @@ template <typename Perf> static int pick(const Perf *p, int count)
     for (int want_det = cu_deterministic; want_det >= 0; want_det--)
         for (int i = 0; i < count; i++)
             if (p[i].status == CUDNN_STATUS_SUCCESS && p[i].memory <= WS_CAP &&
-                p[i].mathType != CUDNN_TENSOR_OP_MATH &&
-                p[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+                (cu_tf32 || (p[i].mathType != CUDNN_TENSOR_OP_MATH &&
+                             p[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) &&
                 (!want_det || p[i].determinism == CUDNN_DETERMINISTIC))
                 return i;
     return -1;
@@ -96,6 +101,9 @@ static ConvEntry *conv_create(const NnConv2d *c)
     if (!e)
         cu_die("host", "conv2d cache entry", "out of memory", __FILE__, __LINE__);
     e->c = *c;
+    e->path = cu_conv_own ? cu_conv_own_path(c) : CU_CONV_CUDNN;
+    if (e->path != CU_CONV_CUDNN)
+        return e;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&e->x));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&e->y));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&e->w));
@@ -113,7 +121,8 @@ static ConvEntry *conv_create(const NnConv2d *c)
                                                 c->stride_w, c->dil_h, c->dil_w,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     CUDNN_CHECK(cudnnSetConvolutionGroupCount(e->conv, c->groups));
-    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH));
+    CUDNN_CHECK(
+        cudnnSetConvolutionMathType(e->conv, cu_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
     /* nn_conv2d_setup's output size must be cuDNN's, or the y descriptor lies */
     int on, oc, oh, ow;
@@ -137,6 +146,8 @@ static ConvEntry *conv_create(const NnConv2d *c)
     if (i < 0)
         no_algo(c, "forward");
     e->fwd = fwd[i].algo;
+    e->fwd_math = cu_tf32 ? fwd[i].mathType : CUDNN_FMA_MATH;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, e->fwd_math));
     CUDNN_CHECK(
         cudnnGetConvolutionForwardWorkspaceSize(h, e->x, e->w, e->conv, e->y, e->fwd, &e->fwd_ws));
 
@@ -151,6 +162,8 @@ static ConvEntry *conv_create(const NnConv2d *c)
     if (i < 0)
         no_algo(c, "backward-data");
     e->bwd_data = bd[i].algo;
+    e->bwd_data_math = cu_tf32 ? bd[i].mathType : CUDNN_FMA_MATH;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, e->bwd_data_math));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, e->w, e->y, e->conv, e->x,
                                                              e->bwd_data, &e->bwd_data_ws));
 
@@ -165,6 +178,8 @@ static ConvEntry *conv_create(const NnConv2d *c)
     if (i < 0)
         no_algo(c, "backward-filter");
     e->bwd_filter = bf[i].algo;
+    e->bwd_filter_math = cu_tf32 ? bf[i].mathType : CUDNN_FMA_MATH;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, e->bwd_filter_math));
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, e->x, e->y, e->conv, e->w,
                                                                e->bwd_filter, &e->bwd_filter_ws));
     return e;
@@ -188,6 +203,8 @@ static ConvEntry *conv_entry(const NnConv2d *c)
 size_t cu_conv2d_workspace(const NnConv2d *c)
 {
     ConvEntry *e = conv_entry(c);
+    if (e->path != CU_CONV_CUDNN)
+        return cu_conv_own_workspace(c, e->path);
     size_t ws = e->fwd_ws;
     if (e->bwd_data_ws > ws)
         ws = e->bwd_data_ws;
@@ -241,14 +258,21 @@ void cu_conv2d_forward(const NnConv2d *c, const float *x, const float *w, const 
                        void *workspace)
 {
     ConvEntry *e = conv_entry(c);
-    const float one = 1.0f, zero = 0.0f;
-    const float *wt = filter_ohwi(c, w, workspace);
-    void *scratch = (char *)workspace + 2 * e->w_bytes;
-    CUDNN_CHECK(cudnnConvolutionForward(cu_cudnn(), &one, e->x, x, e->w, wt, e->conv, e->fwd,
-                                        scratch, e->fwd_ws, &zero, e->y, y));
+    if (e->path != CU_CONV_CUDNN) {
+        cu_conv_own_forward(e->path, c, x, w, y, workspace);
+    } else {
+        const float one = 1.0f, zero = 0.0f;
+        const float *wt = filter_ohwi(c, w, workspace);
+        void *scratch = (char *)workspace + 2 * e->w_bytes;
+        CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, e->fwd_math));
+        CUDNN_CHECK(cudnnConvolutionForward(cu_cudnn(), &one, e->x, x, e->w, wt, e->conv, e->fwd,
+                                            scratch, e->fwd_ws, &zero, e->y, y));
+    }
     if (b)
         cu_bias_add(c->n * c->h_out * c->w_out, c->c_out, b, y);
     CU_AFTER("conv2d forward");
+    e->fwd_s += cu_profile_last();
+    e->calls++;
 }
 
 void cu_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const float *dy,
@@ -261,7 +285,14 @@ void cu_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const
     void *scratch = (char *)workspace + 2 * e->w_bytes;
     if (db)
         cu_bias_grad(c->n * c->h_out * c->w_out, c->c_out, dy, db);
+    if (e->path != CU_CONV_CUDNN) {
+        cu_conv_own_backward(e->path, c, x, w, dy, dx, dw, workspace);
+        CU_AFTER("conv2d backward");
+        e->bwd_s += cu_profile_last();
+        return;
+    }
     /* dwt (Cout,KH,KW,Cin/g) = x (N,Cin,H,W) correlated with dy (N,Cout,Ho,Wo); dw += it */
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, e->bwd_filter_math));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, e->x, x, e->y, dy, e->conv, e->bwd_filter,
                                                scratch, e->bwd_filter_ws, &zero, e->w, dwt));
     size_t n = filter_numel(c);
@@ -270,10 +301,49 @@ void cu_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const
     /* dx (N,Cin,H,W) += dy convolved with w transposed */
     if (dx) {
         const float *wt = filter_ohwi(c, w, workspace);
+        CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv, e->bwd_data_math));
         CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, e->w, wt, e->y, dy, e->conv, e->bwd_data,
                                                  scratch, e->bwd_data_ws, &one, e->x, dx));
     }
     CU_AFTER("conv2d backward");
+    e->bwd_s += cu_profile_last();
+}
+
+void cu_conv_profile_reset(void)
+{
+    for (int b = 0; b < BUCKETS; b++)
+        for (ConvEntry *e = table[b]; e; e = e->next)
+            e->fwd_s = e->bwd_s = 0, e->calls = 0;
+}
+
+/* The 20 shapes with the most forward + backward time, slowest first, with their algorithms. */
+void cu_conv_profile_print(void)
+{
+    double total = 0;
+    for (int b = 0; b < BUCKETS; b++)
+        for (ConvEntry *e = table[b]; e; e = e->next)
+            total += e->fwd_s + e->bwd_s;
+    fprintf(stderr, "convolutions by shape (%.3f s in all; algorithms fwd/bwd data/bwd filter):\n",
+            total);
+    for (int k = 0; k < 20; k++) {
+        ConvEntry *best = NULL;
+        for (int b = 0; b < BUCKETS; b++)
+            for (ConvEntry *e = table[b]; e; e = e->next)
+                if (e->calls > 0 && (!best || e->fwd_s + e->bwd_s > best->fwd_s + best->bwd_s))
+                    best = e;
+        if (!best)
+            break;
+        char name[200];
+        conv_name(&best->c, name, sizeof name);
+        fprintf(stderr, "  %-66s fwd %7.2f ms bwd %7.2f ms per call, %4ld calls, algo %d/%d/%d%s\n",
+                name, 1e3 * best->fwd_s / best->calls, 1e3 * best->bwd_s / best->calls, best->calls,
+                (int)best->fwd, (int)best->bwd_data, (int)best->bwd_filter,
+                best->path == CU_CONV_GEMM         ? " cuBLAS"
+                : best->path == CU_CONV_DEPTHWISE  ? " own depthwise"
+                : best->fwd_math == CUDNN_FMA_MATH ? ""
+                                                   : " tensor-op");
+        best->calls = -best->calls; /* printed */
+    }
 }
 
 void cu_conv_release(void)
@@ -282,10 +352,12 @@ void cu_conv_release(void)
         while (table[b]) {
             ConvEntry *e = table[b];
             table[b] = e->next;
-            CUDNN_CHECK(cudnnDestroyTensorDescriptor(e->x));
-            CUDNN_CHECK(cudnnDestroyTensorDescriptor(e->y));
-            CUDNN_CHECK(cudnnDestroyFilterDescriptor(e->w));
-            CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(e->conv));
+            if (e->path == CU_CONV_CUDNN) {
+                CUDNN_CHECK(cudnnDestroyTensorDescriptor(e->x));
+                CUDNN_CHECK(cudnnDestroyTensorDescriptor(e->y));
+                CUDNN_CHECK(cudnnDestroyFilterDescriptor(e->w));
+                CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(e->conv));
+            }
             free(e);
         }
     cu_free(ones);

@@ -14,7 +14,7 @@ static cudnnHandle_t cudnn;
 static cublasHandle_t cublas;
 static int sync_each_op; /* ONFH_CUDA_SYNC=1 */
 static int profile;      /* ONFH_CUDA_PROFILE=1 */
-int cu_deterministic = 1, cu_conv_find = 0, cu_bn_own = 0;
+int cu_deterministic = 1, cu_conv_find = 0, cu_conv_own = 1, cu_bn_own = 1, cu_tf32 = 0;
 static size_t peak_used;
 static char device_name[256];
 
@@ -44,7 +44,7 @@ static struct {
     double seconds;
     long calls;
 } prof[PROFILE_OPS];
-static double prof_last;
+static double prof_last, prof_dt; /* when the last op ended; how long it took */
 
 static double now(void)
 {
@@ -56,14 +56,39 @@ static double now(void)
 static void profile_op(const char *op)
 {
     double t = now();
+    prof_dt = prof_last > 0 ? t - prof_last : 0;
     for (int i = 0; i < PROFILE_OPS; i++)
         if (!prof[i].op || !strcmp(prof[i].op, op)) {
             prof[i].op = op;
-            prof[i].seconds += prof_last > 0 ? t - prof_last : 0;
+            prof[i].seconds += prof_dt;
             prof[i].calls++;
             break;
         }
     prof_last = t;
+}
+
+/* Forget what was timed so far: benchmarks call it after their warm-up steps, whose first calls
+ * (cuDNN's algorithm choice, workspace growth, lazy kernel loading) would swamp a step's profile.
+ */
+void cu_profile_reset(void)
+{
+    memset(prof, 0, sizeof prof);
+    prof_last = prof_dt = 0;
+    cu_conv_profile_reset();
+}
+
+void cu_set_tf32(int on)
+{
+    if (on == cu_tf32)
+        return;
+    cu_tf32 = on;
+    CUBLAS_CHECK(cublasSetMathMode(cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    cu_conv_release(); /* algorithms were chosen for the other math */
+}
+
+double cu_profile_last(void)
+{
+    return profile ? prof_dt : 0.0;
 }
 
 static void print_profile(void)
@@ -83,6 +108,7 @@ static void print_profile(void)
                 100.0 * prof[best].seconds / (total > 0 ? total : 1), prof[best].calls);
         prof[best].calls = -prof[best].calls;
     }
+    cu_conv_profile_print();
 }
 
 int cu_init(char *msg, size_t cap)
@@ -130,8 +156,11 @@ int cu_init(char *msg, size_t cap)
     }
     CUDNN_CHECK(cudnnSetStream(cudnn, stream));
     CUBLAS_CHECK(cublasSetStream(cublas, stream));
-    /* fp32 means fp32: no TF32 tensor-core rounding unless asked for (mixed precision is bf16) */
-    CUBLAS_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+    /* fp32 means fp32: no TF32 tensor-core rounding unless asked for (ONFH_CUDA_MATH=tf32) */
+    const char *m = getenv("ONFH_CUDA_MATH");
+    cu_tf32 = m && !strcmp(m, "tf32");
+    CUBLAS_CHECK(
+        cublasSetMathMode(cublas, cu_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     cudaDeviceProp prop;
     CU_CHECK(cudaGetDeviceProperties(&prop, dev));
     snprintf(device_name, sizeof device_name, "%s", prop.name);
@@ -141,8 +170,9 @@ int cu_init(char *msg, size_t cap)
     cu_deterministic = !(s && !strcmp(s, "0"));
     s = getenv("ONFH_CUDA_CONV");
     cu_conv_find = s && !strcmp(s, "find");
+    cu_conv_own = !(s && !strcmp(s, "cudnn"));
     s = getenv("ONFH_CUDA_BN");
-    cu_bn_own = s && !strcmp(s, "own");
+    cu_bn_own = !(s && !strcmp(s, "cudnn"));
     s = getenv("ONFH_CUDA_PROFILE");
     profile = s && *s && strcmp(s, "0");
     if (profile)

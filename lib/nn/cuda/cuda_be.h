@@ -43,6 +43,8 @@ void cu_sync(void);
  * cu_alloc) and the device's name, for benchmarks. */
 size_t cu_peak_bytes(void);
 const char *cu_device_name(void);
+void cu_profile_reset(void);
+void cu_set_tf32(int on);
 
 // --- own kernels: layout_act.cu, pool.cu, misc.cu, loss_optim.cu ---------------------------
 

@@ -15,6 +15,12 @@
  * the reason in why (cap bytes; why may be NULL). */
 const NnBackend *nn_backend_cuda(char *why, size_t cap);
 
+/* TF32 tensor-core math for convolutions and matrix products (1), or exact fp32 (0, the
+ * default; ONFH_CUDA_MATH=tf32 starts with 1). Cached convolution plans are dropped, so the next
+ * call of each shape chooses its algorithm again: call it before building graphs, whose
+ * convolution workspaces are sized for the plans. -1 with the reason in why without CUDA. */
+int nn_cuda_set_tf32(int on, char *why, size_t cap);
+
 /* Frees cached cuDNN descriptors (for leak checks). A no-op without CUDA. */
 void nn_cuda_release(void);
 
@@ -22,5 +28,8 @@ void nn_cuda_release(void);
  * allocation) and the device's name; 0 and "" before nn_backend_cuda succeeded. */
 size_t nn_cuda_peak_bytes(void);
 const char *nn_cuda_device_name(void);
+
+/* With ONFH_CUDA_PROFILE=1: forget the ops timed so far (call after warm-up steps). */
+void nn_cuda_profile_reset(void);
 
 #endif
