@@ -93,17 +93,17 @@ peer() { # peer MODEL MODE STEPS
 peers=${GPU_CHECK_PEERS:-1} # 0: onfh's figures only (a rerun after a fix)
 bench mobilenet_v3_large 50
 if [ "$peers" = 1 ]; then
-    peer mobilenet_v3_large fp32 20
-    peer mobilenet_v3_large bf16 20
+    peer mobilenet_v3_large fp32 10
+    peer mobilenet_v3_large bf16 10
 fi
 for m in resnet50 densenet201; do
     bench $m 20
     if [ "$peers" = 1 ]; then
-        peer $m fp32 20
-        peer $m bf16 20
+        peer $m fp32 10
+        peer $m bf16 10
     fi
 done
-[ "$peers" = 1 ] && peer mobilenet_v3_large compile 20
+[ "$peers" = 1 ] && peer mobilenet_v3_large compile 10
 
 echo
 echo "gpu_check summary ($(head -2 "$out/machine.txt" | tail -1)):" | tee "$out/summary.txt"

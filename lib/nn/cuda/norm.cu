@@ -1,5 +1,6 @@
-/* norm.cu: BatchNorm2d, training and eval mode, forward and backward: cuDNN's legacy batch
- * norm (CUDNN_BATCHNORM_SPATIAL) where it has an entry, own kernels where it has none.
+/* norm.cu: BatchNorm2d, training and eval mode, forward and backward: own kernels for training
+ * (below), cuDNN's legacy batch norm (CUDNN_BATCHNORM_SPATIAL) for eval forward and, with
+ * ONFH_CUDA_BN=cudnn, for training too.
  *
  * x, y, dx, dy: (N,C,H,W) NHWC, i.e. (M, C) with M = N H W rows; gamma, beta, running and saved
  * statistics: (C), one (1,C,1,1) descriptor. cuDNN's conventions are PyTorch's (which calls
