@@ -255,9 +255,9 @@ static void buffers_done(NnComm *c)
 
 int nn_comm_time_allreduce(NnComm *c, int reps, Err *e)
 {
-    if (c->size == 1 || reps < 1)
-        return 0;
     nn_graph_zero_grads(c->g); /* zeros sum to zeros: no denormals or NaNs to slow the sums */
+    if (c->size == 1 || reps < 1)
+        return 0; /* one rank reduces nothing */
     double total = 0;
     for (int r = 0; r <= reps; r++) {
         int rc = MPI_CALL(e, MPI_Barrier(c->comm)); /* every rank starts together, as after a

@@ -82,8 +82,8 @@ NnCommStats nn_comm_stats(const NnComm *c);
 int nn_comm_broadcast_store(NnComm *c, Err *e);
 /* Collective: times what nn_comm_end_backward waits when no bucket started during backward
  * (every bucket started, then all waited, as in a step), `reps` times after one untimed run,
- * behind a barrier; the mean goes to NnCommStats.allreduce_s. It sums the gradient buffer in
- * place: call it where the next step zeroes the gradients anyway (before training). */
+ * behind a barrier; the mean goes to NnCommStats.allreduce_s (one rank: 0, nothing to time). It
+ * sums the gradient buffer in place and leaves it zero: call it before a step, not within. */
 int nn_comm_time_allreduce(NnComm *c, int reps, Err *e);
 void nn_comm_begin_backward(NnComm *c);
 int nn_comm_end_backward(NnComm *c, Err *e);
