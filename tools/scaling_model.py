@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scaling_model.py ONFH [--measured FILE] [--profiles DIR] [--alpha-us A] [--gbps B]
+"""scaling_model.py ONFH [--measured FILE] [--profiles DIR] [--alpha-us A] [--gbps B] [--doc MD]
 
 The cost model of docs/scaling.md: data-parallel efficiency of the ten architectures at 8, 64
 and 512 GPUs, from
@@ -8,8 +8,8 @@ and 512 GPUs, from
     `ONFH model profile ARCH` (tools/scaling_profiles.sh writes them);
   - step times: FILE (docs/scaling/measured.tsv), measured images/s with their commands;
   - the fabric: ring all-reduce over B Gb/s per GPU with a per-step latency of A microseconds.
-Prints the Markdown tables docs/scaling.md holds, between its marker lines. Standard library
-only (make test runs it).
+Prints the Markdown tables docs/scaling.md holds, between its marker lines (--doc MD: writes
+them there instead). Standard library only (make test runs it).
 
 The model, per step of one GPU (per-GPU batch fixed: weak scaling):
   T(p, S) = 2 (p-1)/p * S / B + 2 (p-1) * alpha     ring all-reduce of S bytes on p GPUs
@@ -147,6 +147,27 @@ def mib(b):
     return "one bucket" if b == math.inf else f"{b:g} MiB"
 
 
+BEGIN, END = "<!-- tools/scaling_model.py begins -->\n", "<!-- tools/scaling_model.py ends -->\n"
+
+
+def write_doc(a):
+    """The tables printed by this program (without --doc) between the markers of a.doc."""
+    try:
+        text = open(a.doc).read()
+    except OSError as e:
+        fail(f"{a.doc}: {e}")
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        fail(f"{a.doc}: expected one line {BEGIN.strip()} before one line {END.strip()}")
+    argv = [x for i, x in enumerate(sys.argv[1:]) if x != "--doc" and sys.argv[i] != "--doc"
+            and not x.startswith("--doc=")]
+    tables = subprocess.run([sys.executable, os.path.abspath(__file__)] + argv, check=True,
+                            capture_output=True, text=True).stdout
+    head, rest = text.split(BEGIN)
+    with open(a.doc + ".tmp", "w") as f:
+        f.write(head + BEGIN + tables + END + rest.split(END, 1)[1])
+    os.replace(a.doc + ".tmp", a.doc)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("onfh")
@@ -155,7 +176,11 @@ def main():
     ap.add_argument("--profiles", default=os.path.join(root, "docs/scaling/profiles"))
     ap.add_argument("--alpha-us", type=float, default=9.6)
     ap.add_argument("--gbps", type=float, default=200.0)
+    ap.add_argument("--doc", help="replace the tables between the marker lines of this file")
     a = ap.parse_args()
+    if a.doc:
+        write_doc(a)
+        return
     alpha, bw = a.alpha_us * 1e-6, a.gbps * 1e9 / 8
     counts = param_counts(a.onfh)
     steps, _ = read_measured(a.measured)
