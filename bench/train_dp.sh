@@ -15,15 +15,16 @@
 #                  what one reduction takes with no overlap (timed by the stage before step 1);
 #   MPI share      time inside MPI calls during backward (starting and progressing buckets:
 #                  where a host transport does the hidden part of the work), over step time.
-# ONFH_BENCH_DP_STEPS="K1 K2" sets K per architecture (default 20 and 6: resnet50 is about 8x
-# mobilenet_v3_large's work per image, so the 4 runs of either take a minute or two on 2 cores).
+# ONFH_BENCH_DP_STEPS="K1 K2" sets K per architecture (default 20 and 10: a resnet50 step takes
+# several times a mobilenet_v3_large one, so either architecture's 5 runs take a minute or two
+# on 2 cores).
 set -eu
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 build=${1:?usage: bench/train_dp.sh BUILD_DIR}
 cfg=configs/default.yaml
 run=runs/default
 archs=(mobilenet_v3_large resnet50)
-read -r -a steps <<<"${ONFH_BENCH_DP_STEPS:-20 6}"
+read -r -a steps <<<"${ONFH_BENCH_DP_STEPS:-20 10}"
 if [ ! -s "$run/splits.json" ]; then
     for stage in synth ingest split; do
         rc=0
