@@ -17,7 +17,9 @@
 #                  where a host transport does the hidden part of the work), over step time.
 # ONFH_BENCH_DP_STEPS="K1 K2" sets K per architecture (default 20 and 10: a resnet50 step takes
 # several times a mobilenet_v3_large one, so either architecture's 5 runs take a minute or two
-# on 2 cores).
+# on 2 cores). ONFH_BENCH_DP_BUCKET_MIB=M sets train.bucket_mib (default: the config's; with
+# 25 MiB mobilenet_v3_large's 16 MiB of gradients are one bucket, which starts only when backward
+# ends: overlap 0 by construction).
 set -eu
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 build=${1:?usage: bench/train_dp.sh BUILD_DIR}
@@ -25,6 +27,8 @@ cfg=configs/default.yaml
 run=runs/default
 archs=(mobilenet_v3_large resnet50)
 read -r -a steps <<<"${ONFH_BENCH_DP_STEPS:-20 10}"
+bucket=()
+[ -z "${ONFH_BENCH_DP_BUCKET_MIB:-}" ] || bucket=(--set "train.bucket_mib=$ONFH_BENCH_DP_BUCKET_MIB")
 if [ ! -s "$run/splits.json" ]; then
     for stage in synth ingest split; do
         rc=0
@@ -33,6 +37,7 @@ if [ ! -s "$run/splits.json" ]; then
     done
 fi
 batch=$("$build/onfh" config get "$cfg" train.batch_size)
+bucket_mib=${ONFH_BENCH_DP_BUCKET_MIB:-$("$build/onfh" config get "$cfg" train.bucket_mib)}
 size=$("$build/onfh" config get "$cfg" train.image_size) # 0: the cohort's grid
 
 # run ARCH NP THREADS STEPS: seconds of a run of STEPS steps on NP ranks of THREADS threads;
@@ -45,7 +50,7 @@ timed() {
     # its 2 OpenMP threads would share it (the 1-rank figure then halves)
     OMP_NUM_THREADS=$threads mpirun -q -np "$np" --map-by "slot:PE=$threads" --bind-to core \
         -x OMP_NUM_THREADS "$build/onfh" train "$cfg" --fold 0 --force --max-steps "$n" \
-        --set "train.archs=[$arch]" --set train.epochs=1000 >"$log" 2>&1 || { tail -5 "$log"; exit 1; }
+        --set "train.archs=[$arch]" --set train.epochs=1000 "${bucket[@]}" >"$log" 2>&1 || { tail -5 "$log"; exit 1; }
     echo "$(date +%s.%N) - $start" | bc
 }
 # the all-reduce line's totals are per rank, averaged: "waited W s of S s of steps", "with P s
@@ -55,7 +60,8 @@ totals() {
 }
 
 [ "$size" != 0 ] || size="the cohort's grid"
-printf 'onfh train data-parallel, %s fold 0 at %s, global batch %s, steady steps:' "$cfg" "$size" "$batch"
+printf 'onfh train data-parallel, %s fold 0 at %s, global batch %s, buckets of %s MiB, steady steps:' \
+    "$cfg" "$size" "$batch" "$bucket_mib"
 for i in "${!archs[@]}"; do printf ' %s %s' "${archs[$i]}" "${steps[$i]:-${steps[0]}}"; done
 echo
 printf '%-20s %-20s %9s %10s %8s %9s %10s\n' architecture layout images/s efficiency "wait" overlap "MPI share"
