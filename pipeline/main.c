@@ -579,8 +579,12 @@ static const Command commands[] = {
      cmd_schema},
     {"formats", "", "the DICOM transfer syntaxes onfh reads, and which it refuses", NULL,
      cmd_formats},
-    {"model", "list | init ID --out FILE [--classes K] [--size N] [--channels C] [--seed S]",
-     "the architectures (parameter counts), and freshly initialised checkpoints", NULL, cmd_model},
+    {"model",
+     "list | init ID --out FILE [--classes K] [--size N] [--channels C] [--seed S] | profile ID "
+     "[--batch B] [--size N] [--backend NAME] [--steps K]",
+     "the architectures (parameter counts), freshly initialised checkpoints, and when each "
+     "gradient is final during backward",
+     NULL, cmd_model},
     {"archs", "", "the ten architectures: parameters, forward GMAC at 224, primitives used", NULL,
      cmd_archs},
     {"predict",

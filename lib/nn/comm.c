@@ -70,7 +70,6 @@ static int start_bucket(NnComm *c, int b, Err *e)
 {
     Bucket *k = &c->bucket[b];
     k->started = 1;
-    c->stats.started_total++;
     if (c->size == 1)
         return 0; /* one rank: the sum is its own gradient */
     float *p = grads_for_transport(c);
@@ -94,7 +93,7 @@ static void start_ready(NnComm *c)
     while (c->next < c->n_buckets && c->bucket[c->next].pending == 0 && !c->err.code) {
         if (start_bucket(c, c->next, &c->err))
             return;
-        c->stats.started_early++;
+        c->stats.started_early++, c->stats.started_total++;
         c->next++;
     }
 }
@@ -103,6 +102,7 @@ static void start_ready(NnComm *c)
 static void after_node(void *ctx, int i)
 {
     NnComm *c = ctx;
+    double t0 = MPI_Wtime();
     const NnNode *nd = &c->g->nodes[i];
     int ids[2] = {nd->weight, nd->bias}, any = 0;
     for (int k = 0; k < 2; k++)
@@ -117,6 +117,7 @@ static void after_node(void *ctx, int i)
     if (c->next > 0)
         MPI_Testall(c->bucket[c->next - 1].first_req + c->bucket[c->next - 1].n_req, c->req, &flag,
                     MPI_STATUSES_IGNORE);
+    c->stats.progress_s += MPI_Wtime() - t0;
 }
 
 int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes, Err *e)
@@ -252,6 +253,31 @@ static void buffers_done(NnComm *c)
         m->upload(c->g->dev.buffers, s->buffers, s->n_buffer * sizeof(float));
 }
 
+int nn_comm_time_allreduce(NnComm *c, int reps, Err *e)
+{
+    nn_graph_zero_grads(c->g); /* zeros sum to zeros: no denormals or NaNs to slow the sums */
+    if (c->size == 1 || reps < 1)
+        return 0; /* one rank reduces nothing */
+    double total = 0;
+    for (int r = 0; r <= reps; r++) {
+        int rc = MPI_CALL(e, MPI_Barrier(c->comm)); /* every rank starts together, as after a
+                                                       step whose backward took as long */
+        double t0 = MPI_Wtime();
+        for (int b = 0; rc == 0 && b < c->n_buckets; b++)
+            rc = start_bucket(c, b, e);
+        if (rc == 0 && c->n_req_total)
+            rc = MPI_CALL(e, MPI_Waitall(c->n_req_total, c->req, MPI_STATUSES_IGNORE));
+        if (rc)
+            return rc;
+        if (c->staged)
+            c->g->be->mem->upload(c->g->dev.grads, c->staging, c->g->dev.n_param * sizeof(float));
+        if (r > 0) /* the first run pays for first touches and the library's setup */
+            total += MPI_Wtime() - t0;
+    }
+    c->stats.allreduce_s = total / reps;
+    return 0;
+}
+
 void nn_comm_begin_backward(NnComm *c)
 {
     c->t_begin = MPI_Wtime();
@@ -280,7 +306,7 @@ int nn_comm_end_backward(NnComm *c, Err *e)
         *e = c->err;
         rc = c->err.code;
     }
-    for (; rc == 0 && c->next < c->n_buckets; c->next++)
+    for (; rc == 0 && c->next < c->n_buckets; c->next++, c->stats.started_total++)
         rc = start_bucket(c, c->next, e);
     if (rc == 0 && c->n_req_total)
         rc = MPI_CALL(e, MPI_Waitall(c->n_req_total, c->req, MPI_STATUSES_IGNORE));

@@ -50,12 +50,19 @@
 
 typedef struct NnComm NnComm;
 
+/* What the reductions cost this rank, summed over the steps (clock reads around the MPI calls).
+ * Per step: wait_s / steps is the all-reduce time left exposed after backward; allreduce_s is
+ * what the whole reduction takes when nothing overlaps it, so the share hidden behind backward
+ * (the overlap) is 1 - (wait_s / steps) / allreduce_s. progress_s is the price of hiding it on a
+ * host transport: the reductions advance inside the MPI calls backward makes after each node. */
 typedef struct NnCommStats {
     int buckets;        /* in the plan */
     size_t bytes;       /* gradient bytes reduced per step */
     long steps;         /* nn_comm_end_backward calls */
     double wait_s;      /* spent in nn_comm_end_backward: waiting for reductions to finish */
     double backward_s;  /* from nn_comm_begin_backward to nn_comm_end_backward's return */
+    double progress_s;  /* in MPI calls during backward: starting buckets and progressing them */
+    double allreduce_s; /* a step's reduction, no overlap (nn_comm_time_allreduce); 0: untimed */
     long started_early; /* buckets started during backward (the rest at its end) */
     long started_total;
 } NnCommStats;
@@ -73,6 +80,11 @@ NnCommStats nn_comm_stats(const NnComm *c);
 /* Collective: rank 0's store (parameters, buffers, counters, moments) on every rank, in dev
  * too. Rank 0 must have uploaded whatever it loaded. */
 int nn_comm_broadcast_store(NnComm *c, Err *e);
+/* Collective: times what nn_comm_end_backward waits when no bucket started during backward
+ * (every bucket started, then all waited, as in a step), `reps` times after one untimed run,
+ * behind a barrier; the mean goes to NnCommStats.allreduce_s (one rank: 0, nothing to time). It
+ * sums the gradient buffer in place and leaves it zero: call it before a step, not within. */
+int nn_comm_time_allreduce(NnComm *c, int reps, Err *e);
 void nn_comm_begin_backward(NnComm *c);
 int nn_comm_end_backward(NnComm *c, Err *e);
 int nn_comm_average_buffers(NnComm *c, Err *e);

@@ -427,6 +427,9 @@ static int train_task(Task *t, Err *e)
         rc = -1;
     if (rc == 0 && ranks > 1 && nn_comm_broadcast_store(comm, e))
         rc = step_failed(t, ranks, -1, e);
+    /* what a step would wait for its gradients without overlap: the overlap reported below */
+    if (rc == 0 && ranks > 1 && nn_comm_time_allreduce(comm, 3, e))
+        rc = step_failed(t, ranks, -1, e);
     /* class weights from the training partition: n / (2 n_c) */
     float weight[2] = {1, 1};
     int count[2] = {0, 0};
@@ -497,6 +500,7 @@ static int train_task(Task *t, Err *e)
     /* stopped: by --max-steps or a signal (preempted); early: early stopping, or finished with
      * a predictions file missing */
     int stopped = 0, preempted = 0, early = resume && info.finished;
+    double step_s = 0; /* this rank's training steps, loading to the agreed loss */
     while (rc == 0 && epoch < epochs && !stopped && !early) {
         double t0 = MPI_Wtime(), wait0 = loader_wait_seconds(loader[SPLIT_TRAIN]);
         double loss_sum = 0;
@@ -508,6 +512,7 @@ static int train_task(Task *t, Err *e)
         rt_progress_start(&prog, label, (uint64_t)per_epoch);
         double lr = 0;
         while (rc == 0) {
+            double step_t0 = MPI_Wtime();
             const float *images;
             const int *lab, *all;
             const int32_t *r;
@@ -548,6 +553,7 @@ static int train_task(Task *t, Err *e)
             double sum[3] = {(double)loss * g.loss_scale, (double)right, stop_signal != 0};
             if ((rc = step_failed(t, ranks, nn_comm_sum(comm, sum, 3, e), e)))
                 break;
+            step_s += MPI_Wtime() - step_t0;
             if (!isfinite(sum[0])) {
                 rc = err_set(e, ERR_CONFIG,
                              "train %s fold %d: the loss became %g at step %ld "
@@ -678,13 +684,26 @@ static int train_task(Task *t, Err *e)
         e->code = 0;
     if (nn_mpi_agree(t->comm, e))
         rc = -1;
+    /* the all-reduce's cost, averaged over the ranks: the wait after backward as a share of
+     * the step time, and the share of the reduction hidden behind backward (comm.h) */
     if (rc == 0 && ranks > 1) {
         NnCommStats cs = nn_comm_stats(comm);
-        log_info("train %s fold %d: gradients all-reduced over %d ranks in %d bucket(s) of "
-                 "%.1f MiB in all, %ld of %ld started during backward; waited %.2f s of %.2f s "
-                 "in backward over %ld steps",
-                 t->arch, t->fold, ranks, cs.buckets, (double)cs.bytes / 1048576.0,
-                 cs.started_early, cs.started_total, cs.wait_s, cs.backward_s, cs.steps);
+        double mean[5] = {cs.wait_s, step_s, cs.backward_s, cs.progress_s, cs.allreduce_s};
+        rc = step_failed(t, ranks, nn_comm_sum(comm, mean, 5, e), e);
+        for (int k = 0; k < 5; k++)
+            mean[k] /= ranks;
+        long n = cs.steps > 0 ? cs.steps : 1;
+        double overlap = mean[4] > 0 ? 1.0 - mean[0] / (double)n / mean[4] : 0.0;
+        overlap = overlap < 0 ? 0 : overlap > 1 ? 1 : overlap;
+        if (rc == 0)
+            log_info("train %s fold %d: gradients all-reduced over %d ranks in %d bucket(s) of "
+                     "%.1f MiB in all, %ld of %ld started during backward; per rank over %ld "
+                     "steps: waited %.4f s of %.4f s of steps (wait fraction %.4f), backward "
+                     "%.4f s with %.4f s in MPI calls; a reduction with no overlap takes "
+                     "%.6f s, overlap %.4f",
+                     t->arch, t->fold, ranks, cs.buckets, (double)cs.bytes / 1048576.0,
+                     cs.started_early, cs.started_total, cs.steps, mean[0], mean[1],
+                     mean[1] > 0 ? mean[0] / mean[1] : 0.0, mean[2], mean[3], mean[4], overlap);
     }
     if (rc == 0 && stopped && preempted)
         rc = err_set(e, ERR_PREEMPTED,

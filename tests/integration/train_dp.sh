@@ -25,6 +25,15 @@ b7=(--set train.batch_size=7)
 expect_exit "2 ranks, batch 7, 4 steps" 0 "$t/a.out" mpi 2 "$ONFH" "${one[@]}" --force --max-steps 4 "${b7[@]}"
 grep -q "2 rank(s)" "$t/a.out" && ok "... one model on both ranks" || not_ok "... one model on both ranks" "$(grep 'train mobilenet' "$t/a.out" | head -2)"
 grep -q "gradients all-reduced over 2 ranks" "$t/a.out" && ok "... gradients all-reduced in buckets" || not_ok "... gradients all-reduced in buckets" "$(tail -3 "$t/a.out")"
+# the all-reduce's cost, as bench/train_dp.sh reads it: wait fraction and overlap in [0, 1],
+# a positive step time and reduction time, waits no longer than the steps
+line=$(grep 'gradients all-reduced over 2 ranks' "$t/a.out" | tail -1)
+costs=$(sed -n 's/.* over \([0-9]*\) steps: waited \([0-9.]*\) s of \([0-9.]*\) s of steps (wait fraction \([0-9.]*\)), backward \([0-9.]*\) s with \([0-9.]*\) s in MPI calls; a reduction with no overlap takes \([0-9.]*\) s, overlap \([0-9.]*\)$/\1 \2 \3 \4 \5 \6 \7 \8/p' <<<"$line")
+awk -v c="$costs" 'BEGIN { n = split(c, f, " "); exit !(n == 8 && f[1] == 4 && f[3] > 0 && f[2] <= f[3] &&
+    f[4] >= 0 && f[4] <= 1 && (f[4] - f[2] / f[3])^2 < 1e-6 && f[6] <= f[5] && f[5] <= f[3] && f[7] > 0 &&
+    f[8] >= 0 && f[8] <= 1) }' &&
+    ok "... wait fraction and overlap in [0, 1] over the 4 steps ($costs)" ||
+    not_ok "... wait fraction and overlap in [0, 1] over the 4 steps" "$line"
 cp "$d/last.h5" "$t/a.h5"
 expect_exit "the same again" 0 "$t/b.out" mpi 2 "$ONFH" "${one[@]}" --force --max-steps 4 "${b7[@]}"
 cmp -s "$t/a.h5" "$d/last.h5" && ok "2 ranks: the same seed gives bit-identical weights, moments and state" || not_ok "2 ranks: the same seed gives bit-identical weights, moments and state" "$(h5diff "$t/a.h5" "$d/last.h5" 2>&1 | head -5)"

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     if (rank == 0)
-        printf("1..4\n");
+        printf("1..5\n");
     float images[B * 64];
     int target[B] = {0, 1, 1, 0, 1, 0, 0};
     float weight[2] = {1.0f, 1.5f};
@@ -133,6 +133,18 @@ int main(int argc, char **argv)
     NnCommStats st = nn_comm_stats(c);
     check(st.buckets > 3 && st.started_early == st.buckets,
           "every bucket started during backward, as soon as its gradients were final", name);
+    /* the reduction with no overlap, timed: gradients left zero, the step counters untouched */
+    rc = nn_comm_time_allreduce(c, 2, &e);
+    nn_graph_download(&mine);
+    NnCommStats after = nn_comm_stats(c);
+    int zero = 1;
+    for (size_t i = 0; i < mine.store.n_param; i++)
+        zero &= mine.store.grads[i] == 0.0f;
+    check(rc == 0 && zero && (size > 1 ? after.allreduce_s > 0 : after.allreduce_s == 0) &&
+              after.started_total == st.started_total && after.steps == st.steps &&
+              after.wait_s == st.wait_s,
+          "a reduction with no overlap timed (ranks > 1), gradients zero, step counters kept",
+          name);
     nn_comm_close(c);
     nn_graph_free(&mine);
     nn_graph_free(&full);
