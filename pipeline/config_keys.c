@@ -157,6 +157,10 @@ const CfgKey onfh_config_keys[] = {
      .doc = "ranks that train one (architecture, fold) together, data-parallel; 0: all ranks, "
             "tasks one after another; k: the ranks form groups of k, tasks shared round-robin "
             "over the groups (1: one whole task per rank)"},
+    {"train.comm", CFG_ENUM, "auto", .choices = "auto|mpi|nccl",
+     .doc = "gradient all-reduce transport across a model's ranks: mpi (host memory; a GPU's "
+            "gradients pass through the host), nccl (on the GPUs, cuda backend only), auto (nccl "
+            "for the cuda backend on several ranks, else mpi)"},
     {"train.bucket_mib", CFG_NUM, "25", CFG_RANGE(0.001, 4096),
      .doc = "gradients are all-reduced in buckets of about this size, each started as soon as "
             "backward has finished its gradients (MiB)"},

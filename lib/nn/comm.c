@@ -1,9 +1,10 @@
 /* comm.c: bucketed gradient all-reduce overlapping backward, parameter broadcast, BN buffer
- * averaging, over MPI (see comm.h for the protocol). */
+ * averaging, over MPI or NCCL (see comm.h for the protocol). */
 #include "lib/nn/comm.h"
 
 #include <string.h>
 
+#include "lib/nn/cuda/nn_cuda.h"
 #include "lib/util/mem.h"
 #include "lib/util/mpicheck.h"
 
@@ -24,6 +25,7 @@ struct NnComm {
     int rank, size;
     NnGraph *g;
     int device_pointers; /* the transport reduces g->dev's memory itself (NCCL); MPI: 0 */
+    NnNccl *nccl;        /* the NCCL transport, or NULL (MPI) */
     int staged;          /* gradients pass through `staging` (device backend, host transport) */
     float *staging;      /* (n_param) host copy of the gradients, staged only */
     Bucket *bucket;      /* from the end of the buffer to its start: the order they start in */
@@ -66,10 +68,21 @@ static float *grads_for_transport(NnComm *c)
     return c->staged ? c->staging : c->g->dev.grads;
 }
 
+static int nccl_err(Err *e, const char *why)
+{
+    return err_set(e, ERR_MPI, "comm: %s", why);
+}
+
 static int start_bucket(NnComm *c, int b, Err *e)
 {
     Bucket *k = &c->bucket[b];
     k->started = 1;
+    if (c->nccl) { /* device memory, in place; also on one rank (train.comm nccl: a test) */
+        char why[256];
+        if (nn_nccl_allreduce(c->nccl, c->g->dev.grads + k->lo, k->hi - k->lo, 0, why, sizeof why))
+            return nccl_err(e, why);
+        return 0;
+    }
     if (c->size == 1)
         return 0; /* one rank: the sum is its own gradient */
     float *p = grads_for_transport(c);
@@ -112,15 +125,33 @@ static void after_node(void *ctx, int i)
         }
     if (any)
         start_ready(c);
-    /* let the library move started reductions on (no progress thread in most MPIs) */
+    /* let the library move started reductions on (no progress thread in most MPIs); NCCL
+     * progresses on the device */
     int flag;
-    if (c->next > 0)
+    if (c->next > 0 && !c->nccl)
         MPI_Testall(c->bucket[c->next - 1].first_req + c->bucket[c->next - 1].n_req, c->req, &flag,
                     MPI_STATUSES_IGNORE);
     c->stats.progress_s += MPI_Wtime() - t0;
 }
 
-int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes, Err *e)
+/* Every rank opens the NCCL communicator with rank 0's id; a failure anywhere is every rank's. */
+static int open_nccl(NnComm *c, Err *e)
+{
+    unsigned char id[NN_NCCL_ID_BYTES] = {0};
+    char why[256] = "";
+    int rc = 0;
+    if (c->rank == 0 && nn_nccl_unique_id(id, why, sizeof why))
+        rc = nccl_err(e, why);
+    if (nn_mpi_agree(c->comm, e))
+        return e->code;
+    rc = MPI_CALL(e, MPI_Bcast(id, NN_NCCL_ID_BYTES, MPI_BYTE, 0, c->comm));
+    if (rc == 0 && nn_nccl_open(&c->nccl, c->size, c->rank, id, why, sizeof why))
+        rc = nccl_err(e, why);
+    return nn_mpi_agree(c->comm, e) ? e->code : rc;
+}
+
+int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes,
+                 const char *transport, Err *e)
 {
     *out = NULL;
     if (bucket_bytes == 0)
@@ -140,7 +171,25 @@ int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes, E
     MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->size);
-    c->device_pointers = 0;
+    /* NCCL for the cuda backend on several ranks (auto) or when asked (nccl) */
+    int on_cuda = !strcmp(g->be->name, "cuda");
+    if (!strcmp(transport, "nccl") && !on_cuda) {
+        rc = err_set(e, ERR_CONFIG,
+                     "train.comm nccl: gradients live on the %s backend; NCCL needs cuda (use "
+                     "mpi or auto)",
+                     g->be->name);
+        goto fail;
+    }
+    if (strcmp(transport, "auto") && strcmp(transport, "mpi") && strcmp(transport, "nccl")) {
+        rc = err_set(e, ERR_CONFIG, "train.comm '%s': expected auto, mpi or nccl", transport);
+        goto fail;
+    }
+    if (!strcmp(transport, "nccl") || (!strcmp(transport, "auto") && on_cuda && c->size > 1)) {
+        rc = open_nccl(c, e);
+        if (rc)
+            goto fail;
+    }
+    c->device_pointers = c->nccl != NULL;
     c->staged = g->be->mem->device && !c->device_pointers;
     /* one node per parameter, or a bucket could start before a gradient is final */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -222,6 +271,7 @@ void nn_comm_close(NnComm *c)
         return;
     if (c->g && c->g->after_node_ctx == c)
         c->g->after_node = NULL, c->g->after_node_ctx = NULL;
+    nn_nccl_close(c->nccl);
     if (c->comm != MPI_COMM_NULL)
         MPI_Comm_free(&c->comm);
     mem_free(c->bucket), mem_free(c->bucket_of), mem_free(c->req), mem_free(c->staging);
@@ -258,6 +308,8 @@ int nn_comm_time_allreduce(NnComm *c, int reps, Err *e)
     nn_graph_zero_grads(c->g); /* zeros sum to zeros: no denormals or NaNs to slow the sums */
     if (c->size == 1 || reps < 1)
         return 0; /* one rank reduces nothing */
+    if (c->nccl)
+        c->g->be->mem->sync(); /* the zeroing, before the clock starts */
     double total = 0;
     for (int r = 0; r <= reps; r++) {
         int rc = MPI_CALL(e, MPI_Barrier(c->comm)); /* every rank starts together, as after a
@@ -265,7 +317,10 @@ int nn_comm_time_allreduce(NnComm *c, int reps, Err *e)
         double t0 = MPI_Wtime();
         for (int b = 0; rc == 0 && b < c->n_buckets; b++)
             rc = start_bucket(c, b, e);
-        if (rc == 0 && c->n_req_total)
+        char why[256];
+        if (rc == 0 && c->nccl && nn_nccl_sync(c->nccl, why, sizeof why))
+            rc = nccl_err(e, why);
+        if (rc == 0 && c->n_req_total && !c->nccl)
             rc = MPI_CALL(e, MPI_Waitall(c->n_req_total, c->req, MPI_STATUSES_IGNORE));
         if (rc)
             return rc;
@@ -289,6 +344,13 @@ void nn_comm_begin_backward(NnComm *c)
      * average travels while backward runs */
     if (c->size == 1)
         return;
+    if (c->nccl) { /* averaged on the device, in place */
+        char why[256];
+        if (c->g->store.n_buffer &&
+            nn_nccl_allreduce(c->nccl, c->g->dev.buffers, c->g->store.n_buffer, 1, why, sizeof why))
+            nccl_err(&c->err, why);
+        return;
+    }
     float *p = buffers_for_transport(c);
     size_t n = c->g->store.n_buffer;
     for (int r = 0; r < c->n_buf_req && !c->err.code; r++) {
@@ -308,11 +370,18 @@ int nn_comm_end_backward(NnComm *c, Err *e)
     }
     for (; rc == 0 && c->next < c->n_buckets; c->next++, c->stats.started_total++)
         rc = start_bucket(c, c->next, e);
-    if (rc == 0 && c->n_req_total)
+    if (rc == 0 && c->nccl) {
+        /* the host waits too, so wait_s is the exposed reduction time as on MPI (the device
+         * would only need nn_nccl_join; the optimizer's launches then start after it) */
+        char why[256];
+        if (nn_nccl_sync(c->nccl, why, sizeof why))
+            rc = nccl_err(e, why);
+    }
+    if (rc == 0 && c->n_req_total && !c->nccl)
         rc = MPI_CALL(e, MPI_Waitall(c->n_req_total, c->req, MPI_STATUSES_IGNORE));
     if (rc == 0 && c->staged && c->size > 1)
         c->g->be->mem->upload(c->g->dev.grads, c->staging, c->g->dev.n_param * sizeof(float));
-    if (rc == 0 && c->size > 1 && c->n_buf_req) {
+    if (rc == 0 && c->size > 1 && c->n_buf_req && !c->nccl) {
         rc = MPI_CALL(e, MPI_Waitall(c->n_buf_req, c->buf_req, MPI_STATUSES_IGNORE));
         if (rc == 0)
             buffers_done(c);
@@ -364,6 +433,13 @@ int nn_comm_average_buffers(NnComm *c, Err *e)
     ParamStore *s = &g->store;
     if (c->size == 1 || s->n_buffer == 0)
         return 0;
+    if (c->nccl) {
+        char why[256];
+        if (nn_nccl_allreduce(c->nccl, g->dev.buffers, s->n_buffer, 1, why, sizeof why) ||
+            nn_nccl_sync(c->nccl, why, sizeof why))
+            return nccl_err(e, why);
+        return 0;
+    }
     float *p = buffers_for_transport(c);
     for (size_t at = 0; at < s->n_buffer; at += PIECE_FLOATS) {
         size_t n = s->n_buffer - at < PIECE_FLOATS ? s->n_buffer - at : PIECE_FLOATS;

@@ -30,11 +30,17 @@
  * Scaling: the all-reduce sums. A rank scales its loss gradient (NnGraph.loss_scale) by its
  * share of the global batch's loss normaliser, so the sum is the global batch's mean gradient.
  *
- * Transports. Gradients are reduced by a transport: "mpi" now, on host memory; on a device
- * backend (backend.h NnMemory.device) each bucket is downloaded to a host staging copy, reduced
- * there and uploaded back. A device transport (NCCL) would set device_pointers and reduce
- * g->dev's buffers in place, with the same bucket plan and callbacks; the small host-side
- * collectives (nn_comm_sum, nn_comm_agree) stay on MPI, which also carries NCCL's unique id.
+ * Transports. Gradients are reduced by a transport:
+ *   mpi   on host memory; on a device backend (backend.h NnMemory.device) each bucket is
+ *         downloaded to a host staging copy, reduced there and uploaded back;
+ *   nccl  (the cuda backend) g->dev's gradients reduced in place on the GPU, each bucket an
+ *         ncclAllReduce on NCCL's own stream ordered after the compute stream's work by an
+ *         event (lib/nn/cuda/nccl.cu), the BN buffers averaged by NCCL too;
+ *   auto  nccl for the cuda backend on several ranks, else mpi.
+ * Both use the same bucket plan and callbacks; the small host-side collectives (nn_comm_sum,
+ * nn_comm_agree, the parameter broadcast) stay on MPI, which also carries NCCL's unique id.
+ * NOT YET RUN on a GPU: the nccl transport is compiled in every CI build but no GPU run has
+ * exercised it (train.comm: nccl on one rank runs its reductions too, for a one-GPU check).
  *
  * Determinism: for a given rank count, the same buckets are reduced in the same order by the
  * same MPI algorithms, so runs repeat bit for bit; sums over another rank count differ in
@@ -68,9 +74,11 @@ typedef struct NnCommStats {
 } NnCommStats;
 
 /* Plans the buckets of g (bucket_bytes > 0) on communicator comm (duplicated: the caller may
- * free its own) and installs the graph callback. Fails when a parameter belongs to several
+ * free its own) with transport "auto", "mpi" or "nccl" (above) and installs the graph
+ * callback. Fails when a parameter belongs to several
  * nodes (its gradient would not be final after one node's backward). Collective. */
-int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes, Err *e);
+int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes,
+                 const char *transport, Err *e);
 void nn_comm_close(NnComm *c);
 int nn_comm_rank(const NnComm *c);
 int nn_comm_size(const NnComm *c);

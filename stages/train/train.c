@@ -420,7 +420,8 @@ static int train_task(Task *t, Err *e)
     NnComm *comm = NULL;
     if (nn_mpi_agree(t->comm, e) == 0)
         rc = nn_comm_open(&comm, t->comm, &g,
-                          (size_t)(config_num(cfg, "train.bucket_mib") * 1048576.0), e);
+                          (size_t)(config_num(cfg, "train.bucket_mib") * 1048576.0),
+                          config_str(cfg, "train.comm"), e);
     else
         rc = -1;
     if (nn_mpi_agree(t->comm, e))

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     if (rank == 0)
-        printf("1..5\n");
+        printf("1..6\n");
     float images[B * 64];
     int target[B] = {0, 1, 1, 0, 1, 0, 0};
     float weight[2] = {1.0f, 1.5f};
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
         mine.store.params[i] += (float)rank;
     nn_graph_upload(&mine);
     NnComm *c;
-    if (nn_comm_open(&c, MPI_COMM_WORLD, &mine, 16 * sizeof(float), &e) ||
+    if (nn_comm_open(&c, MPI_COMM_WORLD, &mine, 16 * sizeof(float), "mpi", &e) ||
         nn_comm_broadcast_store(c, &e)) {
         fprintf(stderr, "mpi_comm: %s\n", e.msg);
         MPI_Abort(MPI_COMM_WORLD, 1);
@@ -146,6 +146,18 @@ int main(int argc, char **argv)
           "a reduction with no overlap timed (ranks > 1), gradients zero, step counters kept",
           name);
     nn_comm_close(c);
+    /* the transport: NCCL only where the gradients live on the cuda backend; names checked */
+    Err ne = {0}, ue = {0};
+    NnComm *nc = NULL, *uc = NULL;
+    int nrc = nn_comm_open(&nc, MPI_COMM_WORLD, &mine, 1024, "nccl", &ne);
+    int urc = nn_comm_open(&uc, MPI_COMM_WORLD, &mine, 1024, "gloo", &ue);
+    check(strcmp(be->name, "cuda")
+              ? nrc == ERR_CONFIG && !nc && strstr(ne.msg, "NCCL needs cuda") &&
+                    urc == ERR_CONFIG && strstr(ue.msg, "'gloo'")
+              : 1,
+          "train.comm nccl is refused off the cuda backend, an unknown transport is named", name);
+    nn_comm_close(nc);
+    nn_comm_close(uc);
     nn_graph_free(&mine);
     nn_graph_free(&full);
 
@@ -157,7 +169,7 @@ int main(int argc, char **argv)
     x = nn_graph_bn(&bn, "b", x, 1e-5f, 0.1f);
     x = nn_graph_adaptive_avgpool(&bn, x, 1, 1);
     nn_graph_linear(&bn, "fc", x, 2, 1);
-    if (nn_graph_finish(&bn, 1, 0, &e) || nn_comm_open(&c, MPI_COMM_WORLD, &bn, 1024, &e)) {
+    if (nn_graph_finish(&bn, 1, 0, &e) || nn_comm_open(&c, MPI_COMM_WORLD, &bn, 1024, "auto", &e)) {
         fprintf(stderr, "mpi_comm: %s\n", e.msg);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }

@@ -141,4 +141,44 @@ int nn_cuda_set_tf32(int on, char *why, size_t cap)
     return -1;
 }
 
+int nn_nccl_unique_id(unsigned char id[NN_NCCL_ID_BYTES], char *why, size_t cap)
+{
+    (void)id;
+    nn_backend_cuda(why, cap);
+    return -1;
+}
+
+int nn_nccl_open(NnNccl **out, int ranks, int rank, const unsigned char id[NN_NCCL_ID_BYTES],
+                 char *why, size_t cap)
+{
+    (void)ranks, (void)rank, (void)id;
+    *out = NULL;
+    nn_backend_cuda(why, cap);
+    return -1;
+}
+
+void nn_nccl_close(NnNccl *n)
+{
+    (void)n;
+}
+
+/* Never reached: no communicator opens without CUDA. */
+int nn_nccl_allreduce(NnNccl *n, float *x, size_t count, int average, char *why, size_t cap)
+{
+    (void)n, (void)x, (void)count, (void)average;
+    return nn_nccl_join(NULL, why, cap);
+}
+
+int nn_nccl_join(NnNccl *n, char *why, size_t cap)
+{
+    (void)n;
+    nn_backend_cuda(why, cap);
+    return -1;
+}
+
+int nn_nccl_sync(NnNccl *n, char *why, size_t cap)
+{
+    return nn_nccl_join(n, why, cap);
+}
+
 #endif

@@ -11,6 +11,10 @@
 
 #include "lib/nn/backend.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The CUDA backend's table (the device chosen and handles created on first call), or NULL with
  * the reason in why (cap bytes; why may be NULL). */
 const NnBackend *nn_backend_cuda(char *why, size_t cap);
@@ -31,5 +35,27 @@ const char *nn_cuda_device_name(void);
 
 /* With ONFH_CUDA_PROFILE=1: forget the ops timed so far (call after warm-up steps). */
 void nn_cuda_profile_reset(void);
+
+// --- NCCL: the device transport of lib/nn/comm (nccl.cu) ---------------------------------
+
+/* The communicator's rendezvous: rank 0 makes the id (NN_NCCL_ID_BYTES), the caller broadcasts
+ * it (MPI), every rank opens with it. Each call returns 0, or -1 with the reason in why. */
+enum { NN_NCCL_ID_BYTES = 128 };
+typedef struct NnNccl NnNccl;
+int nn_nccl_unique_id(unsigned char id[NN_NCCL_ID_BYTES], char *why, size_t cap);
+int nn_nccl_open(NnNccl **out, int ranks, int rank, const unsigned char id[NN_NCCL_ID_BYTES],
+                 char *why, size_t cap);
+void nn_nccl_close(NnNccl *n);
+/* After the work queued on the compute stream so far: x (count floats, device memory) summed,
+ * or averaged (average = 1), over the ranks, in place, on the communicator's own stream. */
+int nn_nccl_allreduce(NnNccl *n, float *x, size_t count, int average, char *why, size_t cap);
+/* The compute stream waits, on the device, for every reduction started so far. */
+int nn_nccl_join(NnNccl *n, char *why, size_t cap);
+/* The host waits for them; a peer's failure is an error (the communicator is aborted). */
+int nn_nccl_sync(NnNccl *n, char *why, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
