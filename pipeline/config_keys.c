@@ -160,7 +160,7 @@ const CfgKey onfh_config_keys[] = {
     {"train.comm", CFG_ENUM, "auto", .choices = "auto|mpi|nccl",
      .doc = "gradient all-reduce transport across a model's ranks: mpi (host memory; a GPU's "
             "gradients pass through the host), nccl (on the GPUs, cuda backend only), auto (nccl "
-            "for the cuda backend on several ranks, else mpi)"},
+            "for the cuda backend on several ranks with a GPU each, else mpi)"},
     {"train.bucket_mib", CFG_NUM, "25", CFG_RANGE(0.001, 4096),
      .doc = "gradients are all-reduced in buckets of about this size, each started as soon as "
             "backward has finished its gradients (MiB)"},

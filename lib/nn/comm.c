@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "lib/nn/cuda/cuda_info.h"
 #include "lib/nn/cuda/nn_cuda.h"
 #include "lib/util/mem.h"
 #include "lib/util/mpicheck.h"
@@ -134,6 +135,29 @@ static void after_node(void *ctx, int i)
     c->stats.progress_s += MPI_Wtime() - t0;
 }
 
+/* 1 when every rank can have a GPU of its own (NCCL refuses two ranks on one GPU): on each node
+ * at least as many GPUs as ranks. Collective. */
+static int gpu_per_rank(NnComm *c)
+{
+    int gpus = 0;
+#if ONFH_GPU
+    NnCudaInfo info;
+    nn_cuda_info(&info);
+    gpus = info.device_count;
+#endif
+    MPI_Comm node;
+    int local = 1, ok, all = 0;
+    if (MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    ok = gpus >= local;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
+        return 0;
+    return all;
+}
+
 /* Every rank opens the NCCL communicator with rank 0's id; a failure anywhere is every rank's. */
 static int open_nccl(NnComm *c, Err *e)
 {
@@ -184,7 +208,8 @@ int nn_comm_open(NnComm **out, MPI_Comm comm, NnGraph *g, size_t bucket_bytes,
         rc = err_set(e, ERR_CONFIG, "train.comm '%s': expected auto, mpi or nccl", transport);
         goto fail;
     }
-    if (!strcmp(transport, "nccl") || (!strcmp(transport, "auto") && on_cuda && c->size > 1)) {
+    if (!strcmp(transport, "nccl") ||
+        (!strcmp(transport, "auto") && on_cuda && c->size > 1 && gpu_per_rank(c))) {
         rc = open_nccl(c, e);
         if (rc)
             goto fail;

@@ -36,7 +36,8 @@
  *   nccl  (the cuda backend) g->dev's gradients reduced in place on the GPU, each bucket an
  *         ncclAllReduce on NCCL's own stream ordered after the compute stream's work by an
  *         event (lib/nn/cuda/nccl.cu), the BN buffers averaged by NCCL too;
- *   auto  nccl for the cuda backend on several ranks, else mpi.
+ *   auto  nccl for the cuda backend on several ranks with a GPU each (NCCL refuses two ranks
+ *         on one GPU), else mpi.
  * Both use the same bucket plan and callbacks; the small host-side collectives (nn_comm_sum,
  * nn_comm_agree, the parameter broadcast) stay on MPI, which also carries NCCL's unique id.
  * NOT YET RUN on a GPU: the nccl transport is compiled in every CI build but no GPU run has
