@@ -41,25 +41,31 @@ void dnnl_be_maxpool2d_forward(const NnPool2d *p, const float *x, float *y, int3
                 size_t o = (((size_t)n * p->h_out + oh) * p->w_out + ow) * c;
                 float *best = y + o;
                 int32_t *at = argmax + o;
-                for (int ch = 0; ch < c; ch++) {
-                    best[ch] = -INFINITY;
-                    at[ch] = -1;
-                }
                 int h0 = oh * p->stride_h - p->pad_h;
                 int w0 = ow * p->stride_w - p->pad_w;
                 int h1 = min_int(h0 + p->kh, p->h_in);
                 int w1 = min_int(w0 + p->kw, p->w_in);
-                for (int ih = max_int(h0, 0); ih < h1; ih++)
-                    for (int iw = max_int(w0, 0); iw < w1; iw++) {
+                h0 = max_int(h0, 0), w0 = max_int(w0, 0);
+                if (h0 >= h1 || w0 >= w1) { /* a window wholly in the padding */
+                    for (int ch = 0; ch < c; ch++)
+                        best[ch] = -INFINITY, at[ch] = -1;
+                    continue;
+                }
+                /* the first tap, then branch-free selects (vectorised): a larger value or a NaN
+                 * takes over, so the first maximum in row-major order wins, NaN propagates */
+                const float *first = x + (((size_t)n * p->h_in + h0) * p->w_in + w0) * c;
+                for (int ch = 0; ch < c; ch++)
+                    best[ch] = first[ch], at[ch] = h0 * p->w_in + w0;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = ih == h0 ? w0 + 1 : w0; iw < w1; iw++) {
                         const float *xp = x + (((size_t)n * p->h_in + ih) * p->w_in + iw) * c;
                         int32_t idx = ih * p->w_in + iw;
 #pragma omp simd
                         for (int ch = 0; ch < c; ch++) {
                             float v = xp[ch];
-                            if (v > best[ch] || isnan(v) || at[ch] < 0) {
-                                best[ch] = v;
-                                at[ch] = idx;
-                            }
+                            int take = (v > best[ch]) | (v != v);
+                            best[ch] = take ? v : best[ch];
+                            at[ch] = take ? idx : at[ch];
                         }
                     }
             }
