@@ -561,6 +561,8 @@ static void test_batchnorm(void **state)
     bn_case((NnBatchNorm){4, 16, 9, 9, 1e-3f, 0.01f, 0});
     bn_case((NnBatchNorm){3, 72, 5, 7, 1e-3f, 0.1f, 0});
     bn_case((NnBatchNorm){8, 24, 1, 1, 1e-5f, 0.1f, 0});
+    bn_case((NnBatchNorm){16, 58, 28, 28, 1e-5f, 0.1f, 0}); /* dnnl: own kernels, threaded */
+    bn_case((NnBatchNorm){4, 120, 8, 8, 1e-3f, 0.01f, 0});
 }
 
 // ---------------------------------------------------------------------------------------------
