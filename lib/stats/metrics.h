@@ -50,6 +50,9 @@ void scores_free(Scores *s);
  * a calibration fit that does not converge). */
 void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT]);
 
+/* The ROC AUC part of metrics_weighted alone (the same number, bit for bit). */
+double metrics_auc_weighted(const Scores *s, const double *w);
+
 /* order = the indices 0..n-1 by ascending key, ties by index (the same on every platform). */
 void metrics_order(const double *key, int *order, int n);
 
