@@ -1,7 +1,8 @@
 # vessels.sh: `onfh vessels` on the small synthetic cohort: its files, in the manifest; every
 # definition and parameter in vessels.h5's attributes; a treatment response with both CIs and
 # both tests; the same numbers on 1 and 2 MPI ranks; a cohort without clinical rows and a
-# patient without a post-graft visit reported by name with the reason, the run going on.
+# patient without a post-graft visit reported by name with the reason, the run going on;
+# vessels.h5 through `onfh schema check`, whole and damaged.
 . "$(dirname "$0")/../tap.sh"
 set -u
 fx=$ONFH_ROOT/tests/fixtures/configs
@@ -36,6 +37,29 @@ for k in ci_t ci_bootstrap_bca ci_bootstrap_percentile p_paired_t p_wilcoxon; do
 done
 grep -q '"n": 6' "$run/treatment.json" && [ -z "$bad" ] && ok "treatment.json: 6 patients paired; t and bootstrap CIs, t-test and Wilcoxon for length and branches" || not_ok "treatment.json" "$bad $(head -40 "$run/treatment.json")"
 grep -q "vessels: change after grafting (n=6): length" "$t/one.out" && ok "the change is logged" || not_ok "the change is logged" "$(tail -3 "$t/one.out")"
+
+# onfh schema check: vessels.h5 matches data-schema/vessels.md; a damaged copy does not
+expect_exit "schema check of vessels.h5: exit 0" 0 "$t/schema.out" "$ONFH" schema check "$run/vessels.h5"
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    cp "$run/vessels.h5" "$t/damaged.h5"
+    /usr/bin/python3 - "$t/damaged.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f["/series/branches"][1] += 1  # no longer the sum of the branch types
+    visit = f["/series/visit"][...]
+    del f["/series/visit"]
+    f["/series/visit"] = visit.astype("f8")  # a float column where integers belong
+PY
+    expect_exit "schema check of a damaged vessels.h5: exit 1" 1 "$t/damaged.out" "$ONFH" schema check "$t/damaged.h5"
+    if grep -q '/series/visit: expected integer of 8 bytes' "$t/damaged.out" &&
+        grep -q '/series row 1: expected branches = end_end + junction_end + junction_junction + cycles' "$t/damaged.out"; then
+        ok "schema check names each problem of vessels.h5"
+    else
+        not_ok "schema check names each problem of vessels.h5" "$(cat "$t/damaged.out")"
+    fi
+else
+    ok "# SKIP h5py not installed"
+fi
 
 # 1 and 2 ranks: identical numbers (h5diff compares values; treatment.json byte for byte)
 cp "$run/vessels.h5" "$t/one.h5"
