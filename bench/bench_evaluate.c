@@ -7,8 +7,9 @@
  * --auc-only: only what the usual Python script does (bench/peer_evaluate.py auc), for a
  * like-for-like row beside it: each model's ROC AUC on the same resamples with its BCa interval
  * (the jackknife of the AUC alone) and DeLong's test for the 45 pairs, with the lib/stats
- * pieces analysis_run uses. --write FILE: the predictions, one slice a line ("patient label
- * prob_0 .. prob_9"), for the peer to read, so both sides see the same numbers.
+ * pieces analysis_run uses (metrics_patients_auc is metrics_patients' ROC AUC). --write FILE: the
+ * predictions, one slice a line ("patient label prob_0 .. prob_9"), for the peer to read, so both
+ * sides see the same numbers.
  *
  * Prints one line on rank 0: "models slices patients resamples ranks seconds auc0", auc0 being
  * model 0's pooled ROC AUC (the peer prints its own: a check that the data are the same).
@@ -21,6 +22,7 @@
 
 #include "lib/stats/bootstrap.h"
 #include "lib/stats/delong.h"
+#include "lib/stats/patient_metrics.h"
 #include "lib/util/mem.h"
 #include "lib/util/philox.h"
 #include "pipeline/runtime.h"
@@ -94,10 +96,12 @@ static int run_all(int resamples, double *auc0, Err *e)
 static int run_auc_only(int resamples, double *auc0, Err *e)
 {
     static Scores sc[MODELS];
+    static PatientScores ps[MODELS];
     static int has_pos[PATIENTS], has_neg[PATIENTS], count[PATIENTS];
-    static double w[SLICES], jack[MODELS][PATIENTS], theta[MODELS];
+    static double w[PATIENTS], jack[MODELS][PATIENTS], theta[MODELS];
     for (int m = 0; m < MODELS; m++)
-        if (scores_prepare(&sc[m], SLICES, prob[m], label, pred[m]))
+        if (scores_prepare(&sc[m], SLICES, prob[m], label, pred[m]) ||
+            patient_scores_prepare(&ps[m], &sc[m], patient, PATIENTS))
             return err_set(e, ERR_NOMEM, "bench_evaluate: out of memory");
     for (int i = 0; i < SLICES; i++)
         *(label[i] ? &has_pos[patient[i]] : &has_neg[patient[i]]) = 1;
@@ -111,10 +115,10 @@ static int run_auc_only(int resamples, double *auc0, Err *e)
         return err_set(e, ERR_NOMEM, "bench_evaluate: out of memory");
     for (uint64_t b = b0; b < b1; b++) {
         bootstrap_counts(&design, b, count);
-        for (int i = 0; i < SLICES; i++)
-            w[i] = count[patient[i]];
+        for (int p = 0; p < PATIENTS; p++)
+            w[p] = count[p];
         for (int m = 0; m < MODELS; m++)
-            mine[(b - b0) * MODELS + m] = metrics_auc_weighted(&sc[m], w);
+            mine[(b - b0) * MODELS + m] = metrics_patients_auc(&ps[m], w);
     }
     char *all = NULL;
     size_t len = 0;
@@ -127,10 +131,10 @@ static int run_auc_only(int resamples, double *auc0, Err *e)
         else
             memcpy(dist, all, len); /* aligned for doubles */
         for (int q = 0; rc == 0 && q < PATIENTS; q++) {
-            for (int i = 0; i < SLICES; i++)
-                w[i] = patient[i] != q;
+            for (int p = 0; p < PATIENTS; p++)
+                w[p] = p != q;
             for (int m = 0; m < MODELS; m++)
-                jack[m][q] = metrics_auc_weighted(&sc[m], w);
+                jack[m][q] = metrics_patients_auc(&ps[m], w);
         }
         for (int m = 0; rc == 0 && m < MODELS; m++) {
             theta[m] = metrics_auc_weighted(&sc[m], NULL);
@@ -153,7 +157,7 @@ static int run_auc_only(int resamples, double *auc0, Err *e)
     }
     mem_free(all);
     for (int m = 0; m < MODELS; m++)
-        scores_free(&sc[m]);
+        scores_free(&sc[m]), patient_scores_free(&ps[m]);
     bootstrap_design_free(&design);
     return rc;
 }

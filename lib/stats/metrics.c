@@ -76,6 +76,19 @@ void scores_free(Scores *s)
     s->order = NULL, s->logit = NULL, s->odds = NULL;
 }
 
+void metrics_from_counts(double tp, double fp, double tn, double fn, double brier,
+                         double out[METRIC_COUNT])
+{
+    double pos = tp + fn, neg = tn + fp, all = pos + neg;
+    out[METRIC_ACCURACY] = all > 0 ? (tp + tn) / all : NAN;
+    out[METRIC_SENSITIVITY] = pos > 0 ? tp / pos : NAN;
+    out[METRIC_SPECIFICITY] = neg > 0 ? tn / neg : NAN;
+    out[METRIC_PRECISION] = tp + fp > 0 ? tp / (tp + fp) : 0;
+    double prec = out[METRIC_PRECISION], rec = out[METRIC_SENSITIVITY];
+    out[METRIC_F1] = pos > 0 ? (prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0) : NAN;
+    out[METRIC_BRIER] = all > 0 ? brier / all : NAN;
+}
+
 double metrics_auc_weighted(const Scores *s, const double *w)
 {
     /* ascending: each positive beats the negative weight below its tie group and ties half of
@@ -121,14 +134,8 @@ void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT]
         double d = p[i] - (y[i] != 0);
         brier += wi * d * d;
     }
-    double pos = tp + fn, neg = tn + fp, all = pos + neg;
-    out[METRIC_ACCURACY] = all > 0 ? (tp + tn) / all : NAN;
-    out[METRIC_SENSITIVITY] = pos > 0 ? tp / pos : NAN;
-    out[METRIC_SPECIFICITY] = neg > 0 ? tn / neg : NAN;
-    out[METRIC_PRECISION] = tp + fp > 0 ? tp / (tp + fp) : 0;
-    double prec = out[METRIC_PRECISION], rec = out[METRIC_SENSITIVITY];
-    out[METRIC_F1] = pos > 0 ? (prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0) : NAN;
-    out[METRIC_BRIER] = all > 0 ? brier / all : NAN;
+    metrics_from_counts(tp, fp, tn, fn, brier, out);
+    double pos = tp + fn, neg = tn + fp;
 
     out[METRIC_ROC_AUC] = metrics_auc_weighted(s, w);
     /* PR AUC descending: each group of tied probabilities adds recall gained x precision */
