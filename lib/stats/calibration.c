@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "lib/stats/logistic.h"
 #include "lib/util/mem.h"
@@ -26,38 +27,114 @@ typedef struct FitData {
     const double *gw, *at_start;
 } FitData;
 
+/* The two passes run four slices at a time in GCC's vector extension, with their own exp, and
+ * are compiled twice: for AVX2 (one 4-lane register) and for the x86-64 baseline (two SSE2
+ * registers a vector), the one the machine runs picked at load time. Both do the same IEEE
+ * operations lane by lane (no fused multiply-add: ISO C mode does not contract) and add the
+ * lanes in one order, so every machine gets the same bits. Vectors go by pointer: without AVX
+ * a 32-byte vector has no register calling convention. (bench_evaluate's CPU time on a 2-core
+ * AVX-512 machine: 1.1 s with the AVX2 passes, 2.0 s with the baseline ones, 1.6 s with scalar
+ * passes through libm's exp.) */
+typedef double V4 __attribute__((vector_size(32)));
+typedef long long V4i __attribute__((vector_size(32)));
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TWO_TARGETS __attribute__((target_clones("avx2", "default")))
+#else
+#define TWO_TARGETS
+#endif
+
+/* *x = exp(*x), lane by lane, for x clamped to [-708, 708] (enough here: a probability is 0 or 1
+ * to double precision well before): 2^k e^r with k = round(x / ln 2), r = x - k ln 2 in two
+ * parts (|r| <= ln 2 / 2), e^r by its Taylor polynomial to degree 12 (truncation below 2e-16
+ * relative) in Estrin's order (short dependency chains), 2^k written into the exponent bits. */
+static inline void exp4(V4 *x)
+{
+    const V4 hi = {708, 708, 708, 708}, lo = -hi, magic = hi * 0 + 0x1.8p52;
+    V4i above = *x > hi, below = *x < lo;
+    V4 v = (V4)(((V4i)hi & above) | ((V4i)lo & below) | ((V4i)*x & ~(above | below)));
+    V4 shifted = v * 0x1.71547652b82fep0 + magic, k = shifted - magic; /* rounded to integers */
+    V4 r = (v - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33; /* ln 2 = hi + lo */
+    V4 r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    V4 p01 = 1 + r, p23 = 1 / 2.0 + r * (1 / 6.0), p45 = 1 / 24.0 + r * (1 / 120.0);
+    V4 p67 = 1 / 720.0 + r * (1 / 5040.0), p89 = 1 / 40320.0 + r * (1 / 362880.0);
+    V4 p1011 = 1 / 3628800.0 + r * (1 / 39916800.0);
+    V4 q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
+    V4 e = (q0 + r4 * q1) + r8 * (q2 + r4 * (1 / 479001600.0));
+    V4i bits = ((V4i)shifted - (V4i)magic + 1023) << 52; /* k sits in the low bits of shifted */
+    *x = e * (V4)bits;
+}
+
+/* Slices i .. i + 3 as vectors: x, labels y as 0/1, weights w (NULL: 1); lanes at or past end
+ * hold 0, their weight included. */
+typedef int V4si __attribute__((vector_size(16)));
+static inline void load4(const double *x, const int *y, const double *w, int i, int end, V4 *xv,
+                         V4 *yv, V4 *wv)
+{
+    if (i + 4 <= end) {
+        V4si yi;
+        memcpy(xv, x + i, sizeof *xv);
+        memcpy(&yi, y + i, sizeof yi);
+        *yv = __builtin_convertvector(yi != 0, V4) * -1.0; /* a true lane is -1 */
+        if (w)
+            memcpy(wv, w + i, sizeof *wv);
+        else
+            *wv = (V4){1, 1, 1, 1};
+        return;
+    }
+    for (int l = 0; l < 4; l++) {
+        int in = i + l < end;
+        (*xv)[l] = in ? x[i + l] : 0;
+        (*yv)[l] = in ? y[i + l] != 0 : 0;
+        (*wv)[l] = in ? (w ? w[i + l] : 1) : 0;
+    }
+}
+
+static inline double sum4(const V4 *v)
+{
+    return ((*v)[0] + (*v)[1]) + ((*v)[2] + (*v)[3]);
+}
+
 /* One pass of the slope fit over slices i0 .. i1 - 1 at (a, b), each weighted w[i] (NULL: 1):
  * s = gradient (g0, g1) and Hessian (h00, h01, h11) of the negative log-likelihood. */
-static void slope_sums(const double *x, const int *y, const double *w, int i0, int i1, double a,
-                       double b, double s[5])
+TWO_TARGETS static void slope_sums(const double *x, const int *y, const double *w, int i0, int i1,
+                                   double a, double b, double s[5])
 {
-    double g0 = 0, g1 = 0, h00 = 0, h01 = 0, h11 = 0;
-    for (int i = i0; i < i1; i++) {
-        double wi = w ? w[i] : 1;
-        if (wi == 0)
-            continue;
-        double p = 1 / (1 + exp(-(a + b * x[i])));
-        double r = wi * (p - y[i]), v = wi * p * (1 - p);
-        g0 += r, g1 += r * x[i];
-        h00 += v, h01 += v * x[i], h11 += v * x[i] * x[i];
+    V4 g0 = {0}, g1 = {0}, h00 = {0}, h01 = {0}, h11 = {0};
+    for (int i = i0; i < i1; i += 4) {
+        V4 xv, yv, wv;
+        load4(x, y, w, i, i1, &xv, &yv, &wv);
+        V4 e = -(a + b * xv);
+        exp4(&e);
+        V4 p = 1 / (1 + e);
+        V4 r = wv * (p - yv), v = wv * p * (1 - p);
+        g0 += r, g1 += r * xv;
+        h00 += v, h01 += v * xv, h11 += v * xv * xv;
     }
-    s[0] = g0, s[1] = g1, s[2] = h00, s[3] = h01, s[4] = h11;
+    s[0] = sum4(&g0), s[1] = sum4(&g1), s[2] = sum4(&h00), s[3] = sum4(&h01), s[4] = sum4(&h11);
 }
 
 /* One pass of the intercept fit at a: s = gradient and Hessian. exp(a + logit p) = e^a p /
  * (1 - p): with the odds precomputed no pass needs exp. */
-static void intercept_sums(const double *x, const double *odds, const int *y, const double *w,
-                           int i0, int i1, double a, double s[2])
+TWO_TARGETS static void intercept_sums(const double *x, const double *odds, const int *y,
+                                       const double *w, int i0, int i1, double a, double s[2])
 {
-    double ea = exp(a), g = 0, h = 0;
-    for (int i = i0; i < i1; i++) {
-        double wi = w ? w[i] : 1;
-        if (wi == 0)
-            continue;
-        double o = ea * (odds ? odds[i] : exp(x[i])), p = o / (1 + o);
-        g += wi * (p - y[i]), h += wi * p * (1 - p);
+    double ea = exp(a);
+    V4 g = {0}, h = {0};
+    for (int i = i0; i < i1; i += 4) {
+        V4 xv, yv, wv, o;
+        load4(x, y, w, i, i1, &xv, &yv, &wv);
+        if (odds && i + 4 <= i1)
+            memcpy(&o, odds + i, sizeof o);
+        else if (odds)
+            for (int l = 0; l < 4; l++)
+                o[l] = i + l < i1 ? odds[i + l] : 0;
+        else
+            o = xv, exp4(&o);
+        o *= ea;
+        V4 p = o / (1 + o);
+        g += wv * (p - yv), h += wv * p * (1 - p);
     }
-    s[0] = g, s[1] = h;
+    s[0] = sum4(&g), s[1] = sum4(&h);
 }
 
 /* The sums of a pass over every slice the fit sees: per group, unweighted and then times the
