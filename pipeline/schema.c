@@ -5,17 +5,22 @@
  * rank and the table it belongs to. The check then verifies presence, types and ranks, that the
  * columns of a table have one length, that indices point inside the tables they index, that
  * codes are in range, and the relations between tables (training slices of a series lie inside
- * /slices, vessel voxels add up to /native/voxels, images are grid_size square). */
+ * /slices, vessel voxels add up to /native/voxels, images are grid_size square). Evaluation
+ * and vessel files: their shapes against the models, metrics and resamples their attributes
+ * name, values in their ranges (ROC curves monotone from (0, 0), calibration bins, rates in
+ * [0, 1], a symmetric DeLong covariance) and the identities between vessel columns. */
 #include "pipeline/schema.h"
 
 #include "lib/nn/checkpoint.h"
 #include "lib/nn/models/models.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lib/h5/h5read.h"
+#include "lib/stats/metrics.h"
 #include "lib/util/mem.h"
 #include "lib/util/strbuf.h"
 
@@ -278,6 +283,334 @@ static void check_checkpoint(Check *c)
     nn_graph_free(&g);
 }
 
+/* Rank and dims of a dataset, -1 when absent or unreadable. */
+static int dims_of(Check *c, const char *path, hsize_t dims[8])
+{
+    if (!h5_exists(c->f, path))
+        return -1;
+    hid_t d = H5Dopen2(c->f, path, H5P_DEFAULT);
+    hid_t s = d < 0 ? -1 : H5Dget_space(d);
+    int r =
+        s < 0 || H5Sget_simple_extent_ndims(s) > 8 ? -1 : H5Sget_simple_extent_dims(s, dims, NULL);
+    if (s >= 0)
+        H5Sclose(s);
+    if (d >= 0)
+        H5Dclose(d);
+    return r;
+}
+
+/* Every value of a numeric dataset as doubles (NULL, *n = 0 when absent or unreadable: the
+ * column check has said why). */
+static double *doubles(Check *c, const char *path, long *n)
+{
+    hsize_t dims[8];
+    int r = dims_of(c, path, dims);
+    *n = 0;
+    if (r < 0)
+        return NULL;
+    long total = 1;
+    for (int k = 0; k < r; k++)
+        total *= (long)dims[k];
+    double *v = mem_alloc((size_t)(total ? total : 1) * sizeof *v);
+    hid_t d = H5Dopen2(c->f, path, H5P_DEFAULT);
+    hid_t t = d < 0 ? -1 : H5Dget_type(d);
+    int ok = v && t >= 0 && H5Tget_class(t) != H5T_STRING &&
+             H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+    if (t >= 0)
+        H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
+    if (!ok) {
+        mem_free(v);
+        return NULL;
+    }
+    *n = total;
+    return v;
+}
+
+static void check_attributes(Check *c, const char *const *names, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (H5Aexists(c->f, names[k]) <= 0)
+            problem(c, "root attribute %s: missing", names[k]);
+}
+
+/* The first value of v[0..n) outside [lo, hi] (NaN allowed when nan_ok) is a problem. */
+static void check_range(Check *c, const char *path, const double *v, long n, double lo, double hi,
+                        int nan_ok, const char *what)
+{
+    for (long i = 0; v && i < n; i++)
+        if (isnan(v[i]) ? !nan_ok : v[i] < lo || v[i] > hi) {
+            problem(c, "%s[%ld] = %g: expected %s", path, i, v[i], what);
+            return;
+        }
+}
+
+/* schema onfh-evaluation-1 (data-schema/evaluation.md) */
+static const char *const evaluation_attributes[] = {"schema",       "run",         "config_sha256",
+                                                    "onfh_version", "onfh_commit", "metrics",
+                                                    "models",       "resamples",   "seed"};
+
+/* /models/NAME: the pooled ROC curve and the calibration bins; *slices gets the binned count. */
+static void check_evaluation_model(Check *c, const char *name, long *slices)
+{
+    static const char *const curves[] = {"roc_fpr",
+                                         "roc_tpr",
+                                         "roc_threshold",
+                                         "calibration_mean_predicted",
+                                         "calibration_fraction_positive",
+                                         "calibration_count"};
+    char path[6][300];
+    for (int k = 0; k < 6; k++) {
+        snprintf(path[k], sizeof path[k], "/models/%s/%s", name, curves[k]);
+        check_column(c, &(Column){path[k], k == 5 ? T_INT : T_FLOAT, k == 5 ? 4 : 8, 1, 0});
+    }
+    long n[6];
+    double *v[6];
+    for (int k = 0; k < 6; k++)
+        v[k] = doubles(c, path[k], &n[k]);
+    double *fpr = v[0], *tpr = v[1], *thr = v[2], *mean = v[3], *frac = v[4], *count = v[5];
+    if (fpr && tpr && thr) {
+        if (n[1] != n[0] || n[2] != n[0])
+            problem(c, "/models/%s: roc_fpr, roc_tpr, roc_threshold have %ld, %ld, %ld points",
+                    name, n[0], n[1], n[2]);
+        else if (n[0] < 1 || fpr[0] != 0 || tpr[0] != 0 || thr[0] != INFINITY)
+            problem(c, "/models/%s: the ROC curve must start at (0, 0) with threshold +inf", name);
+        else {
+            check_range(c, path[0], fpr, n[0], 0, 1, 0, "a false positive rate in [0, 1]");
+            check_range(c, path[1], tpr, n[1], 0, 1, 0, "a true positive rate in [0, 1]");
+            for (long i = 1; i < n[0]; i++)
+                if (!(fpr[i] >= fpr[i - 1] && tpr[i] >= tpr[i - 1] && thr[i] < thr[i - 1])) {
+                    problem(c,
+                            "/models/%s: ROC point %ld goes back (rates must not fall, thresholds "
+                            "must fall)",
+                            name, i);
+                    break;
+                }
+        }
+    }
+    if (mean && frac && count) {
+        long bins = n[5];
+        if (n[3] != bins || n[4] != bins)
+            problem(c, "/models/%s: calibration datasets have %ld, %ld, %ld bins", name, n[3], n[4],
+                    bins);
+        for (long b = 0; n[3] == bins && n[4] == bins && b < bins; b++) {
+            int empty = count[b] == 0;
+            if (count[b] < 0 || (empty ? !isnan(mean[b]) || !isnan(frac[b])
+                                       : !(frac[b] >= 0 && frac[b] <= 1) ||
+                                             !(mean[b] >= (double)b / bins - 1e-12 &&
+                                               mean[b] <= (double)(b + 1) / bins + 1e-12))) {
+                problem(c,
+                        "/models/%s: calibration bin %ld (count %g, mean predicted %g, fraction "
+                        "positive %g): expected a mean in [%g, %g] and a fraction in [0, 1], "
+                        "both NaN when empty",
+                        name, b, count[b], mean[b], frac[b], (double)b / bins,
+                        (double)(b + 1) / bins);
+                break;
+            }
+            *slices += (long)count[b];
+        }
+    }
+    for (int k = 0; k < 6; k++)
+        mem_free(v[k]);
+}
+
+static void check_evaluation(Check *c)
+{
+    check_attributes(c, evaluation_attributes,
+                     sizeof evaluation_attributes / sizeof *evaluation_attributes);
+    Err e = {0};
+    char metrics[1024] = "", models[8192] = "";
+    StrBuf want = STRBUF_INIT;
+    for (int k = 0; k < METRIC_COUNT; k++)
+        strbuf_printf(&want, "%s%s", k ? "," : "", metric_names[k]);
+    char *want_text = NULL;
+    if (strbuf_finish(&want, &want_text, NULL, &e)) {
+        problem(c, "%s", e.msg);
+        return;
+    }
+    if (h5_attr_string(c->f, ".", "metrics", metrics, sizeof metrics, &e) == 0 &&
+        strcmp(metrics, want_text))
+        problem(c, "root attribute metrics: '%s', expected '%s'", metrics, want_text);
+    mem_free(want_text);
+    long resamples = -1;
+    if (h5_attr_long(c->f, ".", "resamples", &resamples, &e) == 0 && resamples < 1)
+        problem(c, "root attribute resamples: %ld, expected at least 1", resamples);
+    /* the models, in order; each has its group of curves */
+    int M = 0;
+    long slices = -1;
+    if (h5_attr_string(c->f, ".", "models", models, sizeof models, &e) == 0 && models[0]) {
+        for (char *name = models, *end; name; name = end ? end + 1 : NULL, M++) {
+            end = strchr(name, ',');
+            if (end)
+                *end = 0;
+            long n = 0;
+            check_evaluation_model(c, name, &n);
+            if (slices >= 0 && n != slices)
+                problem(c, "/models/%s: calibration bins count %ld slices, the models before %ld",
+                        name, n, slices);
+            slices = n;
+        }
+    } else
+        problem(c, "root attribute models: expected the model names, comma-separated");
+    /* bootstrap distributions and jackknife: (resamples | patients, models, metrics) */
+    static const char *const arrays[] = {"/bootstrap/distribution", "/bootstrap/jackknife"};
+    for (int k = 0; k < 2; k++) {
+        check_column(c, &(Column){arrays[k], T_FLOAT, 8, 3, 0});
+        hsize_t d[8];
+        if (dims_of(c, arrays[k], d) != 3)
+            continue;
+        if ((k == 0 && (long)d[0] != resamples) || (k == 1 && d[0] < 2) || (long)d[1] != M ||
+            d[2] != METRIC_COUNT) {
+            problem(c, "%s: %llu x %llu x %llu, expected %s x %d models x %d metrics", arrays[k],
+                    (unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2],
+                    k ? "patients (2 or more)" : "resamples", M, METRIC_COUNT);
+            continue;
+        }
+        long n;
+        double *v = doubles(c, arrays[k], &n);
+        /* every metric but the calibration slope and intercept lies in [0, 1] (NaN: undefined) */
+        for (long i = 0; v && i < n; i++)
+            if (i % METRIC_COUNT < METRIC_CAL_SLOPE && !isnan(v[i]) && !(v[i] >= 0 && v[i] <= 1)) {
+                problem(c, "%s[%ld][%ld][%s] = %g: expected a value in [0, 1] or NaN", arrays[k],
+                        i / (M * METRIC_COUNT), i / METRIC_COUNT % M,
+                        metric_names[i % METRIC_COUNT], v[i]);
+                break;
+            }
+        mem_free(v);
+    }
+    /* DeLong: a symmetric (models x models) covariance with a non-negative diagonal */
+    check_column(c, &(Column){"/delong_covariance", T_FLOAT, 8, 2, M});
+    hsize_t d[8];
+    long n;
+    double *cov = dims_of(c, "/delong_covariance", d) == 2 && (long)d[0] == M && (long)d[1] == M
+                      ? doubles(c, "/delong_covariance", &n)
+                      : NULL;
+    for (int r = 0; cov && r < M; r++)
+        for (int q = 0; q <= r; q++)
+            if (!(cov[r * M + q] == cov[q * M + r] ||
+                  (isnan(cov[r * M + q]) && isnan(cov[q * M + r]))) ||
+                (r == q && cov[r * M + r] < 0)) {
+                problem(c,
+                        "/delong_covariance[%d][%d] = %g, [%d][%d] = %g: expected a symmetric "
+                        "matrix with a non-negative diagonal",
+                        r, q, cov[r * M + q], q, r, cov[q * M + r]);
+                r = M;
+                break;
+            }
+    if (!cov && dims_of(c, "/delong_covariance", d) == 2)
+        problem(c, "/delong_covariance: expected %d x %d (models)", M, M);
+    mem_free(cov);
+}
+
+/* schema onfh-vessels-1 (data-schema/vessels.md) */
+static const char *const vessels_attributes[] = {"schema",
+                                                 "run",
+                                                 "config_sha256",
+                                                 "onfh_version",
+                                                 "onfh_commit",
+                                                 "length_definition",
+                                                 "branch_definition",
+                                                 "vesselness",
+                                                 "skeleton",
+                                                 "sigmas_mm",
+                                                 "frangi_alpha_beta_c",
+                                                 "threshold_low_high",
+                                                 "min_object_mm3",
+                                                 "prune_mm",
+                                                 "end_extension_max_mm",
+                                                 "smooth_half_window"};
+/* the /series columns, in the order of the enum */
+enum {
+    V_SERIES,
+    V_PATIENT,
+    V_VISIT,
+    V_DAY,
+    V_BRANCHES,
+    V_JUNCTIONS,
+    V_END_POINTS,
+    V_PRUNED,
+    V_END_END,
+    V_JUNCTION_END,
+    V_JUNCTION_JUNCTION,
+    V_CYCLES,
+    V_COMPONENTS,
+    V_MASK_VOXELS,
+    V_SKELETON_VOXELS,
+    V_LENGTH,
+    V_PATH,
+    V_END_EXTENSION,
+    V_MEAN_BRANCH,
+    V_VESSELNESS_MAX,
+    V_COLUMNS
+};
+static const Column vessels_columns[V_COLUMNS] = {
+    {"/series/cohort_series", T_INT, 8, 1, 0},
+    {"/series/patient", T_INT, 8, 1, 0},
+    {"/series/visit", T_INT, 8, 1, 0},
+    {"/series/day", T_INT, 8, 1, 0},
+    {"/series/branches", T_INT, 8, 1, 0},
+    {"/series/junctions", T_INT, 8, 1, 0},
+    {"/series/end_points", T_INT, 8, 1, 0},
+    {"/series/pruned", T_INT, 8, 1, 0},
+    {"/series/end_end", T_INT, 8, 1, 0},
+    {"/series/junction_end", T_INT, 8, 1, 0},
+    {"/series/junction_junction", T_INT, 8, 1, 0},
+    {"/series/cycles", T_INT, 8, 1, 0},
+    {"/series/components", T_INT, 8, 1, 0},
+    {"/series/mask_voxels", T_INT, 8, 1, 0},
+    {"/series/skeleton_voxels", T_INT, 8, 1, 0},
+    {"/series/length_mm", T_FLOAT, 8, 1, 0},
+    {"/series/path_mm", T_FLOAT, 8, 1, 0},
+    {"/series/end_extension_mm", T_FLOAT, 8, 1, 0},
+    {"/series/mean_branch_mm", T_FLOAT, 8, 1, 0},
+    {"/series/vesselness_max", T_FLOAT, 8, 1, 0},
+};
+
+static void check_vessels(Check *c)
+{
+    check_attributes(c, vessels_attributes, sizeof vessels_attributes / sizeof *vessels_attributes);
+    double *v[V_COLUMNS];
+    long len[V_COLUMNS], rows = -1;
+    int all = 1;
+    for (int k = 0; k < V_COLUMNS; k++) {
+        check_column(c, &vessels_columns[k]);
+        v[k] = doubles(c, vessels_columns[k].path, &len[k]);
+        if (v[k] && rows < 0)
+            rows = len[k];
+        else if (v[k] && len[k] != rows)
+            problem(c, "%s has %ld rows, other columns of /series have %ld",
+                    vessels_columns[k].path, len[k], rows);
+        all = all && v[k] && len[k] == rows;
+    }
+    /* the relations between columns, once every column is there with one length */
+    for (long i = 0; all && i < rows; i++) {
+        double branches = v[V_BRANCHES][i], length = v[V_LENGTH][i], ext = v[V_END_EXTENSION][i];
+        double by_type =
+            v[V_END_END][i] + v[V_JUNCTION_END][i] + v[V_JUNCTION_JUNCTION][i] + v[V_CYCLES][i];
+        double mean = branches > 0 ? length / branches : 0;
+        const char *why = NULL;
+        if (v[V_SERIES][i] < 0 || (i > 0 && v[V_SERIES][i] <= v[V_SERIES][i - 1]))
+            why = "cohort_series: rows of cohort.h5's /series, increasing";
+        else if (v[V_PATIENT][i] < 0)
+            why = "patient: a row of cohort.h5's /patients";
+        else if (branches != by_type)
+            why = "branches = end_end + junction_end + junction_junction + cycles";
+        else if (!(length >= 0 && v[V_PATH][i] >= 0 && ext >= 0 && ext <= length))
+            why = "length_mm, path_mm, end_extension_mm >= 0, end_extension_mm <= length_mm";
+        else if (!(fabs(v[V_MEAN_BRANCH][i] - mean) <= 1e-9 * (1 + mean)))
+            why = "mean_branch_mm = length_mm / branches (0 without branches)";
+        else if (!(v[V_SKELETON_VOXELS][i] >= 0 && v[V_SKELETON_VOXELS][i] <= v[V_MASK_VOXELS][i]))
+            why = "0 <= skeleton_voxels <= mask_voxels";
+        if (why) {
+            problem(c, "/series row %ld: expected %s", i, why);
+            break;
+        }
+    }
+    for (int k = 0; k < V_COLUMNS; k++)
+        mem_free(v[k]);
+}
+
 int schema_check(const char *path, char **report, int *n_problems, Err *e)
 {
     Check c = {.file = path, .problems = STRBUF_INIT};
@@ -295,6 +628,10 @@ int schema_check(const char *path, char **report, int *n_problems, Err *e)
         check_cohort(&c);
     else if (!strcmp(schema, "onfh-checkpoint-1"))
         check_checkpoint(&c);
+    else if (!strcmp(schema, "onfh-evaluation-1"))
+        check_evaluation(&c);
+    else if (!strcmp(schema, "onfh-vessels-1"))
+        check_vessels(&c);
     else
         problem(&c, "schema %s: unknown to this onfh", schema);
     h5_close(c.f);

@@ -19,6 +19,20 @@ double calibration_logit(double p);
 void calibration_fit(int n, const double *logit, const double *odds, const int *label,
                      const double *w, const double *start, double fit[3]);
 
+/* The same fits where the slices come in groups of one weight each (a patient's slices in a
+ * patient-level resample): group g holds slices begin[g] .. begin[g + 1] - 1 of logit, odds
+ * (needed here) and label, and has weight[g] >= 0 (0: left out). Each pass sums a group
+ * unweighted and then weights it. at_start: (groups, 7) from calibration_group_sums at start,
+ * which gives each fit its first step without a pass over the slices (start must then be
+ * given); or NULL. */
+void calibration_fit_groups(int groups, const int *begin, const double *logit, const double *odds,
+                            const int *label, const double *weight, const double *start,
+                            const double *at_start, double fit[3]);
+/* Per group, the gradient and Hessian sums of both fits at start (3 values): at_start (groups,
+ * 7). */
+void calibration_group_sums(int groups, const int *begin, const double *logit, const double *odds,
+                            const int *label, const double *start, double *at_start);
+
 /* n_bins equal-width bins over [0, 1] (bin k holds k/n_bins < p <= (k+1)/n_bins, the first
  * also p = 0); per bin: mean predicted probability, fraction of positives and count. Empty bins
  * have count 0 and NaN means (calibration_curve drops them). */

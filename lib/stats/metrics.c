@@ -76,6 +76,44 @@ void scores_free(Scores *s)
     s->order = NULL, s->logit = NULL, s->odds = NULL;
 }
 
+void metrics_from_counts(double tp, double fp, double tn, double fn, double brier,
+                         double out[METRIC_COUNT])
+{
+    double pos = tp + fn, neg = tn + fp, all = pos + neg;
+    out[METRIC_ACCURACY] = all > 0 ? (tp + tn) / all : NAN;
+    out[METRIC_SENSITIVITY] = pos > 0 ? tp / pos : NAN;
+    out[METRIC_SPECIFICITY] = neg > 0 ? tn / neg : NAN;
+    out[METRIC_PRECISION] = tp + fp > 0 ? tp / (tp + fp) : 0;
+    double prec = out[METRIC_PRECISION], rec = out[METRIC_SENSITIVITY];
+    out[METRIC_F1] = pos > 0 ? (prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0) : NAN;
+    out[METRIC_BRIER] = all > 0 ? brier / all : NAN;
+}
+
+double metrics_auc_weighted(const Scores *s, const double *w)
+{
+    /* ascending: each positive beats the negative weight below its tie group and ties half of
+     * the group's own */
+    const double *p = s->prob;
+    const int *y = s->label;
+    double auc = 0, below_neg = 0, pos = 0;
+    for (int a = 0; a < s->n;) {
+        int b = a;
+        double gp = 0, gn = 0;
+        for (; b < s->n && p[s->order[b]] == p[s->order[a]]; b++) {
+            int i = s->order[b];
+            double wi = w ? w[i] : 1;
+            if (y[i])
+                gp += wi;
+            else
+                gn += wi;
+        }
+        auc += gp * (below_neg + 0.5 * gn);
+        below_neg += gn, pos += gp;
+        a = b;
+    }
+    return pos > 0 && below_neg > 0 ? auc / (pos * below_neg) : NAN;
+}
+
 void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT])
 {
     int n = s->n;
@@ -96,34 +134,11 @@ void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT]
         double d = p[i] - (y[i] != 0);
         brier += wi * d * d;
     }
-    double pos = tp + fn, neg = tn + fp, all = pos + neg;
-    out[METRIC_ACCURACY] = all > 0 ? (tp + tn) / all : NAN;
-    out[METRIC_SENSITIVITY] = pos > 0 ? tp / pos : NAN;
-    out[METRIC_SPECIFICITY] = neg > 0 ? tn / neg : NAN;
-    out[METRIC_PRECISION] = tp + fp > 0 ? tp / (tp + fp) : 0;
-    double prec = out[METRIC_PRECISION], rec = out[METRIC_SENSITIVITY];
-    out[METRIC_F1] = pos > 0 ? (prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0) : NAN;
-    out[METRIC_BRIER] = all > 0 ? brier / all : NAN;
+    metrics_from_counts(tp, fp, tn, fn, brier, out);
+    double pos = tp + fn, neg = tn + fp;
 
-    /* ROC AUC ascending: each positive beats the negative weight below its tie group and ties
-     * half of the group's own; PR AUC descending: each group adds recall gained x precision */
-    double auc = 0, below_neg = 0;
-    for (int a = 0; a < n;) {
-        int b = a;
-        double gp = 0, gn = 0;
-        for (; b < n && p[s->order[b]] == p[s->order[a]]; b++) {
-            int i = s->order[b];
-            double wi = w ? w[i] : 1;
-            if (y[i])
-                gp += wi;
-            else
-                gn += wi;
-        }
-        auc += gp * (below_neg + 0.5 * gn);
-        below_neg += gn;
-        a = b;
-    }
-    out[METRIC_ROC_AUC] = pos > 0 && neg > 0 ? auc / (pos * neg) : NAN;
+    out[METRIC_ROC_AUC] = metrics_auc_weighted(s, w);
+    /* PR AUC descending: each group of tied probabilities adds recall gained x precision */
     double ap = 0, cum_p = 0, cum_n = 0;
     for (int b = n - 1; b >= 0;) {
         int a = b;

@@ -50,6 +50,14 @@ void scores_free(Scores *s);
  * a calibration fit that does not converge). */
 void metrics_weighted(const Scores *s, const double *w, double out[METRIC_COUNT]);
 
+/* Accuracy, sensitivity, specificity, precision, F1 and Brier score (into out) from weighted
+ * counts of true / false positives / negatives and the weighted sum of squared errors. */
+void metrics_from_counts(double tp, double fp, double tn, double fn, double brier,
+                         double out[METRIC_COUNT]);
+
+/* The ROC AUC part of metrics_weighted alone (the same number, bit for bit). */
+double metrics_auc_weighted(const Scores *s, const double *w);
+
 /* order = the indices 0..n-1 by ascending key, ties by index (the same on every platform). */
 void metrics_order(const double *key, int *order, int n);
 

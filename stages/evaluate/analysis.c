@@ -1,6 +1,7 @@
 /* analysis.c: see analysis.h. One bootstrap resample is a vector of patient multiplicities
  * (bootstrap.h); every model is evaluated on the same resample (paired), its slices weighted by
- * their patient's multiplicity, so the resample costs one O(n) pass per model and no copy. */
+ * their patient's multiplicity, from per-patient sums prepared once (patient_metrics.h), so a
+ * resample costs no copy and little more than the calibration fits' passes. */
 #include "stages/evaluate/analysis.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include "lib/stats/bootstrap.h"
 #include "lib/stats/delong.h"
 #include "lib/stats/mcnemar.h"
+#include "lib/stats/patient_metrics.h"
 #include "lib/util/mem.h"
 #include "pipeline/runtime.h"
 
@@ -50,23 +52,22 @@ static int per_fold(const Study *st, Analysis *a, Err *e)
 }
 
 /* This rank's block of resamples; rank 0 gathers every block, in resample order. */
-static int bootstrap_all(const Study *st, const Scores *sc, const BootDesign *design, Analysis *a,
-                         Err *e)
+static int bootstrap_all(const PatientScores *ps, const BootDesign *design, Analysis *a, Err *e)
 {
-    int M = a->n_models, n = st->n;
+    int M = a->n_models, P = a->n_patients;
     uint64_t b0, b1;
     rt_share((uint64_t)a->resamples, &b0, &b1);
     size_t per = (size_t)M * K;
     double *mine = mem_alloc(((size_t)(b1 - b0) * per + 1) * sizeof *mine);
-    double *w = mem_alloc((size_t)(n + 1) * sizeof *w);
-    int *count = mem_alloc((size_t)(a->n_patients + 1) * sizeof *count);
+    double *w = mem_alloc((size_t)(P + 1) * sizeof *w);
+    int *count = mem_alloc((size_t)(P + 1) * sizeof *count);
     int rc = !mine || !w || !count ? err_set(e, ERR_NOMEM, "evaluate: out of memory") : 0;
     for (uint64_t b = b0; rc == 0 && b < b1; b++) {
         bootstrap_counts(design, b, count);
-        for (int i = 0; i < n; i++)
-            w[i] = count[st->patient[i]];
+        for (int p = 0; p < P; p++)
+            w[p] = count[p];
         for (int m = 0; m < M; m++)
-            metrics_weighted(&sc[m], w, mine + (size_t)(b - b0) * per + (size_t)m * K);
+            metrics_patients(&ps[m], w, mine + (size_t)(b - b0) * per + (size_t)m * K);
     }
     mem_free(w), mem_free(count);
     if (rt_agree(e)) {
@@ -89,11 +90,11 @@ static int bootstrap_all(const Study *st, const Scores *sc, const BootDesign *de
 }
 
 /* Rank 0: jackknife, intervals, DeLong, McNemar, Holm. */
-static int intervals_and_tests(const Study *st, const Scores *sc, Analysis *a, Err *e)
+static int intervals_and_tests(const Study *st, const PatientScores *ps, Analysis *a, Err *e)
 {
     int M = a->n_models, n = st->n, P = a->n_patients;
     a->jack = mem_alloc(((size_t)P * M * K + 1) * sizeof *a->jack);
-    double *w = mem_alloc((size_t)(n + 1) * sizeof *w);
+    double *w = mem_alloc((size_t)(P + 1) * sizeof *w);
     double *col = mem_alloc(((size_t)(a->resamples > P ? a->resamples : P) + 1) * sizeof *col);
     double *jcol = mem_alloc((size_t)(P + 1) * sizeof *jcol);
     a->auc = mem_alloc((size_t)(M + 1) * sizeof *a->auc);
@@ -104,10 +105,10 @@ static int intervals_and_tests(const Study *st, const Scores *sc, Analysis *a, E
         return err_set(e, ERR_NOMEM, "evaluate: out of memory");
     }
     for (int q = 0; q < P; q++) {
-        for (int i = 0; i < n; i++)
-            w[i] = st->patient[i] != q;
+        for (int p = 0; p < P; p++)
+            w[p] = p != q;
         for (int m = 0; m < M; m++)
-            metrics_weighted(&sc[m], w, a->jack + ((size_t)q * M + m) * K);
+            metrics_patients(&ps[m], w, a->jack + ((size_t)q * M + m) * K);
     }
     for (int m = 0; m < M; m++)
         for (int k = 0; k < K; k++) {
@@ -184,14 +185,16 @@ int analysis_run(const Study *st, int resamples, uint64_t seed, double level, An
     int M = a->n_models, P = st->n_patients;
     a->res = mem_calloc((size_t)(M + 1), sizeof *a->res);
     Scores *sc = mem_calloc((size_t)(M + 1), sizeof *sc);
+    PatientScores *ps = mem_calloc((size_t)(M + 1), sizeof *ps);
     int *has_pos = mem_calloc((size_t)(P + 1), sizeof *has_pos);
     int *has_neg = mem_calloc((size_t)(P + 1), sizeof *has_neg);
     BootDesign design = {0};
-    int rc = !a->res || !sc || !has_pos || !has_neg
+    int rc = !a->res || !sc || !ps || !has_pos || !has_neg
                  ? err_set(e, ERR_NOMEM, "evaluate: out of memory")
                  : 0;
     for (int m = 0; rc == 0 && m < M; m++) {
-        if (scores_prepare(&sc[m], st->n, st->models[m].prob, st->label, st->models[m].pred))
+        if (scores_prepare(&sc[m], st->n, st->models[m].prob, st->label, st->models[m].pred) ||
+            patient_scores_prepare(&ps[m], &sc[m], st->patient, P))
             rc = err_set(e, ERR_NOMEM, "evaluate: out of memory");
         else
             metrics_weighted(&sc[m], NULL, a->res[m].pooled);
@@ -204,13 +207,15 @@ int analysis_run(const Study *st, int resamples, uint64_t seed, double level, An
         rc = per_fold(st, a, e);
     if (rt_agree(e))
         goto out;
-    rc = bootstrap_all(st, sc, &design, a, e);
+    rc = bootstrap_all(ps, &design, a, e);
     if (rc == 0 && rt_rank() == 0)
-        rc = intervals_and_tests(st, sc, a, e);
+        rc = intervals_and_tests(st, ps, a, e);
 out:
     for (int m = 0; sc && m < M; m++)
         scores_free(&sc[m]);
-    mem_free(sc), mem_free(has_pos), mem_free(has_neg);
+    for (int m = 0; ps && m < M; m++)
+        patient_scores_free(&ps[m]);
+    mem_free(sc), mem_free(ps), mem_free(has_pos), mem_free(has_neg);
     bootstrap_design_free(&design);
     return rc ? -1 : 0;
 }

@@ -1,7 +1,8 @@
 # evaluate.sh: `onfh evaluate` on a small trained run: its four files, listed in the manifest;
 # its numbers recomputed from the predictions it read (tools/check_evaluate.py); the same bytes
 # on 1 and 2 MPI ranks; the paper-faithful side-by-side from a slice-level run of the same
-# cohort; bad predictions files refused with the file, line and field named.
+# cohort; bad predictions files refused with the file, line and field named; evaluation.h5
+# through `onfh schema check`, whole and damaged.
 . "$(dirname "$0")/../tap.sh"
 set -u
 fx=$ONFH_ROOT/tests/fixtures/configs
@@ -25,6 +26,33 @@ if /usr/bin/python3 -c 'import csv, json' 2>/dev/null; then
     /usr/bin/python3 "$ONFH_ROOT/tools/check_evaluate.py" "$run" >"$t/check.out" 2>&1
     relay "$t/check.out"
     grep -q '^1\.\.' "$t/check.out" || not_ok "check_evaluate.py ran" "$(tail -5 "$t/check.out")"
+fi
+
+# onfh schema check: evaluation.h5 matches data-schema/evaluation.md; a damaged copy does not
+expect_exit "schema check of evaluation.h5: exit 0" 0 "$t/schema.out" "$ONFH" schema check "$run/evaluation.h5"
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    cp "$run/evaluation.h5" "$t/damaged.h5"
+    /usr/bin/python3 - "$t/damaged.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f["/models/mobilenet_v3_small/roc_tpr"][-1] = 0.0  # the ROC curve falls back
+    f["/bootstrap/distribution"][5, 1, 5] = 1.5         # a ROC AUC above 1
+    c = f["/delong_covariance"][...]
+    c[0, 1] += 1e-3                                     # no longer symmetric
+    f["/delong_covariance"][...] = c
+    del f["/bootstrap/jackknife"]
+PY
+    expect_exit "schema check of a damaged evaluation.h5: exit 1" 1 "$t/damaged.out" "$ONFH" schema check "$t/damaged.h5"
+    if grep -q 'mobilenet_v3_small: ROC point [0-9]* goes back' "$t/damaged.out" &&
+        grep -q '/bootstrap/distribution\[5\]\[1\]\[roc_auc\] = 1.5: expected a value in \[0, 1\]' "$t/damaged.out" &&
+        grep -q '/delong_covariance\[1\]\[0\] = .*expected a symmetric matrix' "$t/damaged.out" &&
+        grep -q '/bootstrap/jackknife: missing' "$t/damaged.out"; then
+        ok "schema check names each problem of evaluation.h5"
+    else
+        not_ok "schema check names each problem of evaluation.h5" "$(cat "$t/damaged.out")"
+    fi
+else
+    ok "# SKIP h5py not installed"
 fi
 
 # 1 and 2 ranks: the same bytes (resamples are keyed by index, not by rank)

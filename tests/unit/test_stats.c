@@ -21,6 +21,7 @@
 #include "lib/stats/mcnemar.h"
 #include "lib/stats/metrics.h"
 #include "lib/stats/normal.h"
+#include "lib/stats/patient_metrics.h"
 #include "lib/util/fileio.h"
 #include "lib/util/json.h"
 #include "tests/unit/fixture_json.h"
@@ -112,6 +113,109 @@ static void test_metrics(void **state)
         scores_free(&s);
     }
     mem_free(w);
+}
+
+/* metrics_patients gives metrics_weighted's numbers with each slice weighted by its patient's
+ * count: the class counts, ROC AUC and PR AUC bit for bit, the Brier score to rounding and the
+ * calibration fits to their convergence; on all patients once, the oracle's resample weights,
+ * every leave-one-patient-out, the fixture's resamples, and resamples with one class absent. */
+static void test_metrics_patients(void **state)
+{
+    (void)state;
+    const JsonValue *res = get(fx, "resamples");
+    int B = (int)res->n, P = n_patients;
+    double *w = mem_alloc((size_t)n * sizeof *w), *count = mem_alloc((size_t)P * sizeof *count);
+    double *fixture_w = doubles(get(fx, "weights"));
+    for (int k = 0; k < K; k++) {
+        Scores s;
+        PatientScores ps;
+        assert_int_equal(scores_prepare(&s, n, prob[k], label, pred[k]), 0);
+        assert_int_equal(patient_scores_prepare(&ps, &s, patient, P), 0);
+        for (int c = 0; c < 2 + P + B + 2; c++) {
+            for (int p = 0; p < P; p++)
+                count[p] = c == 0           ? 1
+                           : c == 1         ? 0
+                           : c < 2 + P      ? p != c - 2
+                           : c < 2 + P + B  ? 0
+                           : c == 2 + P + B ? p % 6 == 1  /* normal-only patients */
+                                            : p % 6 == 0; /* lesion-only patients */
+            if (c == 1)
+                for (int i = 0; i < n; i++)
+                    count[patient[i]] = fixture_w[i];
+            if (c >= 2 + P && c < 2 + P + B)
+                for (size_t j = 0; j < res->items[c - 2 - P].n; j++)
+                    count[(int)res->items[c - 2 - P].items[j].number]++;
+            for (int i = 0; i < n; i++)
+                w[i] = count[patient[i]];
+            double got[METRIC_COUNT], want[METRIC_COUNT];
+            metrics_patients(&ps, count, got);
+            metrics_weighted(&s, w, want);
+            for (int m = 0; m < METRIC_COUNT; m++) {
+                if (isnan(want[m]) && isnan(got[m]))
+                    continue;
+                double tol = m == METRIC_BRIER ? 1e-14 : m >= METRIC_CAL_SLOPE ? 1e-9 : 0;
+                if (!(fabs(got[m] - want[m]) <= tol * (1 + fabs(want[m]))))
+                    fail_msg("%s (model %d, weights %d): metrics_patients %.17g, metrics_weighted "
+                             "%.17g",
+                             metric_names[m], k, c, got[m], want[m]);
+            }
+            if (c == 1) /* and the oracle's answer on those weights */
+                for (int m = 0; m < METRIC_COUNT; m++)
+                    close_to(got[m],
+                             json_get_number(&get(fx, "metrics_weighted")->items[k],
+                                             metric_names[m], NAN),
+                             m >= METRIC_CAL_SLOPE ? 1e-6 : 1e-12, metric_names[m], k);
+            if (c >= 2 + P + B) /* one class only: the rank metrics are undefined */
+                assert_true(isnan(got[METRIC_ROC_AUC]) && isnan(got[METRIC_CAL_SLOPE]));
+            assert_true(got[METRIC_ROC_AUC] == metrics_patients_auc(&ps, count) ||
+                        isnan(got[METRIC_ROC_AUC]));
+        }
+        patient_scores_free(&ps);
+        scores_free(&s);
+    }
+    mem_free(w), mem_free(count), mem_free(fixture_w);
+}
+
+/* The calibration fits (vectorised passes with their own exp, Newton ending at a 1e-7 step)
+ * against a plain one written here: libm's exp, every slice in order, Newton to a 1e-15 step
+ * (the oracle's newton-cg only settles 1e-6). Unweighted, the fixture's weights, and as
+ * patient groups. */
+static void reference_fit(const double *x, const double *w, int slope, double *theta)
+{
+    for (int iter = 0; iter < 100; iter++) {
+        double g0 = 0, g1 = 0, h00 = 0, h01 = 0, h11 = 0;
+        for (int i = 0; i < n; i++) {
+            double wi = w ? w[i] : 1, t = theta[0] + (slope ? theta[1] * x[i] : x[i]);
+            double p = 1 / (1 + exp(-t)), r = wi * (p - label[i]), v = wi * p * (1 - p);
+            g0 += r, g1 += r * x[i], h00 += v, h01 += v * x[i], h11 += v * x[i] * x[i];
+        }
+        double d0 = slope ? (h11 * g0 - h01 * g1) / (h00 * h11 - h01 * h01) : g0 / h00;
+        double d1 = slope ? (h00 * g1 - h01 * g0) / (h00 * h11 - h01 * h01) : 0;
+        theta[0] -= d0, theta[1] -= d1;
+        if (fmax(fabs(d0), fabs(d1)) <= 1e-15 * (1 + fabs(theta[0]) + fabs(theta[1])))
+            return;
+    }
+}
+
+static void test_calibration_fit(void **state)
+{
+    (void)state;
+    double *w = doubles(get(fx, "weights")), *x = mem_alloc((size_t)n * sizeof *x);
+    double *odds = mem_alloc((size_t)n * sizeof *odds);
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < n; i++)
+            x[i] = calibration_logit(prob[k][i]), odds[i] = exp(x[i]);
+        for (int weighted = 0; weighted < 2; weighted++) {
+            double ab[2] = {0, 1}, a[2] = {0, 0}, fit[3];
+            reference_fit(x, weighted ? w : NULL, 1, ab);
+            reference_fit(x, weighted ? w : NULL, 0, a);
+            calibration_fit(n, x, odds, label, weighted ? w : NULL, NULL, fit);
+            close_to(fit[1], ab[1], 1e-11, "calibration slope", k);
+            close_to(fit[0], ab[0], 1e-11, "calibration slope's intercept", k);
+            close_to(fit[2], a[0], 1e-11, "calibration intercept", k);
+        }
+    }
+    mem_free(w), mem_free(x), mem_free(odds);
 }
 
 static void test_youden_roc_bins(void **state)
@@ -355,6 +459,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_metrics_patients),
+        cmocka_unit_test(test_calibration_fit),
         cmocka_unit_test(test_youden_roc_bins),
         cmocka_unit_test(test_bootstrap_intervals),
         cmocka_unit_test(test_bootstrap_draws),
