@@ -304,14 +304,22 @@ static int baseline_stage(int progresses, Philox *rng)
     return u < 0.3 ? STAGE_I : u < 0.75 ? STAGE_II : STAGE_IIIA;
 }
 
-/* The lesion of a progressing hip at fraction t (0..1) of follow-up: it grows in x and z (kept
- * inside the head), and collapse appears and deepens; the stage follows. */
+/* The lesion of a progressing hip at fraction t (0..1) of follow-up: it grows in x and z by up
+ * to 25% and along the coronal stack (y) by up to 80% (a lesion wholly inside the head is kept
+ * inside), and collapse appears and deepens; the stage follows. The growth in y makes the
+ * lesion reach more coronal slices over the visits: growing only in x and z, as it did before
+ * the progression stage, it showed on the same slices at every visit, and slice-level CNN
+ * summaries (that stage's features) could not see it grow. */
 static void progress_hip(SynthHip *hip, int stage0, double t, double final_collapse, int *stage)
 {
     SynthLesion *l = &hip->lesion;
     /* A subchondral lesion (reaching past the marrow surface) is clipped by the head as it
      * grows; one wholly inside is kept inside. */
     int inside = lesion_fits(hip, 0.0);
+    double ry0 = l->radii[1];
+    l->radii[1] *= 1.0 + 0.8 * t;
+    while (inside && !lesion_fits(hip, 0.0) && l->radii[1] > ry0)
+        l->radii[1] = fmax(ry0, 0.97 * l->radii[1]);
     l->radii[0] *= 1.0 + 0.25 * t;
     l->radii[2] *= 1.0 + 0.25 * t;
     if (inside)
