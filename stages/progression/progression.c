@@ -184,7 +184,8 @@ static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
         goto out;
     pr.fold = fold, pr.backend = fit.be->name, pr.resnet50_unavailable = no_resnet;
     const ProgFeatures *fp[2] = {&feat[0], &feat[1]};
-    rc = prog_write_h5(p1, &c, fp, n_feat, &r, &pr, e) || prog_write_json(p2, &c, &r, &pr, e);
+    rc = prog_write_h5(p1, &c, fp, n_feat, &r, &pr, e) ||
+         prog_write_json(p2, &c, &feat[0], &r, &pr, e);
     for (int m = 0; rc == 0 && m < r.n_models; m++) {
         const ProgModel *pm = &r.models[m];
         log_info("progression: %s: ROC AUC %.3f (95%% CI BCa %.3f to %.3f; %d patient resamples, "
@@ -199,8 +200,7 @@ static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
     if (rc == 0 && no_resnet)
         log_info("progression: ResNet50 comparator: %s", no_resnet);
 out:
-    for (int m = 0; m < PROG_MAX_MODELS; m++)
-        mem_free(r.models[m].p);
+    prog_results_free(&r);
     mem_free(fold);
     prog_features_free(&feat[0]), prog_features_free(&feat[1]);
     prog_cohort_free(&c);

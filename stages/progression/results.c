@@ -73,6 +73,15 @@ int prog_statistics(ProgResults *r, const ProgCohort *c, Err *e)
         pm->agree_n = n, pm->agree_k = (int)lround(m[METRIC_ACCURACY] * n);
         calibration_bins(n, prob + (size_t)k * n, label, r->bins, pm->cal_mean, pm->cal_frac,
                          pm->cal_count);
+        pm->roc_fpr = mem_alloc((a + 1) * sizeof(double));
+        pm->roc_tpr = mem_alloc((a + 1) * sizeof(double));
+        double *thr = mem_alloc((a + 1) * sizeof(double));
+        if (!pm->roc_fpr || !pm->roc_tpr || !thr)
+            rc = err_set(e, ERR_NOMEM, "progression: out of memory");
+        else
+            pm->roc_points =
+                metrics_roc(prob + (size_t)k * n, label, n, pm->roc_fpr, pm->roc_tpr, thr);
+        mem_free(thr);
     }
     for (int b = 0; rc == 0 && b < r->resamples; b++) {
         bootstrap_counts(&d, (uint64_t)b, count);
@@ -117,6 +126,14 @@ int prog_statistics(ProgResults *r, const ProgCohort *c, Err *e)
     mem_free(prob), mem_free(w), mem_free(dist), mem_free(jack), mem_free(label), mem_free(pred);
     mem_free(pos), mem_free(neg), mem_free(count), mem_free(cluster);
     return rc;
+}
+
+void prog_results_free(ProgResults *r)
+{
+    for (int k = 0; k < PROG_MAX_MODELS; k++) {
+        mem_free(r->models[k].p), mem_free(r->models[k].roc_fpr), mem_free(r->models[k].roc_tpr);
+        r->models[k].p = r->models[k].roc_fpr = r->models[k].roc_tpr = NULL;
+    }
 }
 
 /* A dataset of `rank` dims from a float/int/double buffer. */
@@ -221,8 +238,50 @@ static void pair(JsonWriter *w, const char *key, const double v[2])
     json_array_end(w);
 }
 
-int prog_write_json(const char *path, const ProgCohort *c, const ProgResults *r, const ProgRun *pr,
-                    Err *e)
+static void numbers(JsonWriter *w, const char *key, const double *v, int n)
+{
+    json_key(w, key);
+    json_array_begin(w);
+    for (int i = 0; i < n; i++)
+        json_number(w, v[i]);
+    json_array_end(w);
+}
+
+/* Up to 3 progressing and 3 stable included patients (the first in cohort order): every visit's
+ * day and lesion extent, for the report's figure. */
+static void examples(JsonWriter *w, const ProgCohort *c, const ProgFeatures *feat,
+                     const ProgResults *r)
+{
+    json_key(w, "example_trajectories");
+    json_array_begin(w);
+    for (int cls = 1; cls >= 0; cls--)
+        for (int i = 0, shown = 0; i < c->n && shown < 3; i++) {
+            if (!c->included[i] || c->outcome[i] != cls)
+                continue;
+            shown++;
+            json_object_begin(w);
+            json_key(w, "pseudonym"), json_string(w, c->pseudonym[i]);
+            json_key(w, "outcome"), json_int(w, cls);
+            json_key(w, "visits_used"), json_int(w, c->len[i]);
+            json_key(w, "lstm"), json_number(w, r->models[0].p[i]);
+            json_key(w, "day");
+            json_array_begin(w);
+            for (int v = 0; v < c->n_visits[i]; v++)
+                json_int(w, c->day[(size_t)i * c->t + v]);
+            json_array_end(w);
+            json_key(w, "extent_mm");
+            json_array_begin(w);
+            for (int v = 0; v < c->n_visits[i]; v++)
+                json_number(w,
+                            feat->values[((size_t)i * c->t + v) * PROG_N_FEATURES + PF_EXTENT_MM]);
+            json_array_end(w);
+            json_object_end(w);
+        }
+    json_array_end(w);
+}
+
+int prog_write_json(const char *path, const ProgCohort *c, const ProgFeatures *feat,
+                    const ProgResults *r, const ProgRun *pr, Err *e)
 {
     JsonWriter w;
     json_writer_init(&w, 1);
@@ -333,9 +392,15 @@ int prog_write_json(const char *path, const ProgCohort *c, const ProgResults *r,
             json_array_end(&w);
         }
         json_object_end(&w);
+        json_key(&w, "roc");
+        json_object_begin(&w);
+        numbers(&w, "fpr", m->roc_fpr, m->roc_points);
+        numbers(&w, "tpr", m->roc_tpr, m->roc_points);
+        json_object_end(&w);
         json_object_end(&w);
     }
     json_array_end(&w);
+    examples(&w, c, feat, r);
     json_key(&w, "resnet50");
     json_object_begin(&w);
     json_key(&w, "available"), json_bool(&w, pr->resnet50_unavailable == NULL);

@@ -25,6 +25,8 @@ typedef struct ProgModel {
     int agree_k, agree_n; /* predicted class (p >= 0.5) equal to the outcome */
     double cal_mean[PROG_MAX_BINS], cal_frac[PROG_MAX_BINS];
     int cal_count[PROG_MAX_BINS];
+    double *roc_fpr, *roc_tpr; /* (roc_points) pooled ROC curve; free with prog_results_free */
+    int roc_points;
 } ProgModel;
 
 typedef struct ProgResults {
@@ -39,6 +41,8 @@ typedef struct ProgResults {
 
 /* Fills every statistic of r's models from their p over c's included patients. */
 int prog_statistics(ProgResults *r, const ProgCohort *c, Err *e);
+/* Frees the models' p and ROC curves. */
+void prog_results_free(ProgResults *r);
 
 typedef struct ProgRun {
     const char *run_name, *config_sha256, *onfh, *commit;
@@ -53,8 +57,9 @@ typedef struct ProgRun {
 
 int prog_write_h5(const char *path, const ProgCohort *c, const ProgFeatures *const *feat,
                   int n_feat, const ProgResults *r, const ProgRun *pr, Err *e);
-int prog_write_json(const char *path, const ProgCohort *c, const ProgResults *r, const ProgRun *pr,
-                    Err *e);
+/* feat: the selected CNN's features, for the example trajectories. */
+int prog_write_json(const char *path, const ProgCohort *c, const ProgFeatures *feat,
+                    const ProgResults *r, const ProgRun *pr, Err *e);
 /* progression.json of a run with nothing to forecast from: available false and why. */
 int prog_write_unavailable(const char *path, const ProgRun *pr, const char *why, Err *e);
 

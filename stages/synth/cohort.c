@@ -74,6 +74,22 @@ int cohort_plan(CohortPlan *plan, const CohortParams *p, Err *e)
     permutation(perm, n, &rng); /* lesion slices add up to exactly `total` */
     for (int k = 0; k < n; k++)
         plan->lesion_slices[perm[k]] = (int)base + (k < extra);
+    /* Lesions differ in size between patients: in pairs of the permutation, d slices pass from
+     * one to the other (d uniform in 0..spread), so the total stays exact. Without it every
+     * patient's lesion cut the same number of slices to within one, and one visit told a
+     * lesion's growth as well as the whole trajectory. A lesion stays within 60% of the
+     * labelled slices, so that it fits one femoral head with marrow to spare (the paper's 75%
+     * of slices showing a lesion leaves no room: the default cohort is unchanged). Its own
+     * stream: the draws above and below are those of before. */
+    long room = (long)(0.6 * p->labelled_slices) - base - 1;
+    long spread = base - 1 < room ? base - 1 : room;
+    Philox size_rng;
+    philox_init(&size_rng, p->seed, PHILOX_SYNTH, COHORT_PLAN_STREAM + 1);
+    for (int k = 0; spread > 0 && k + 1 < n; k += 2) {
+        int d = (int)philox_below(&size_rng, (uint32_t)spread + 1);
+        plan->lesion_slices[perm[k]] += d;
+        plan->lesion_slices[perm[k + 1]] -= d;
+    }
     permutation(perm, n, &rng);
     long n_treated = lround(p->treated_fraction * n);
     for (int k = 0; k < n_treated; k++)
