@@ -349,6 +349,16 @@ static void progress_hip(SynthHip *hip, int stage0, double t, double final_colla
                                     : stage0;
 }
 
+/* How far a progressing hip has come at `day` of a follow-up ending at last_day: 1 - (1 - t)^2
+ * with t = day / last_day, fastest at first (half the change by a quarter of the follow-up,
+ * three quarters by half of it), so that a forecast from the first year has a trajectory to
+ * see. */
+static double progress_share(int day, int last_day)
+{
+    double t = (double)day / last_day;
+    return 1.0 - (1.0 - t) * (1.0 - t);
+}
+
 int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
 {
     const CohortParams *p = &plan->params;
@@ -468,7 +478,7 @@ int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
             int slot = h == pt->primary_hip ? 0 : 1;
             vis->stage[h] = stage0[h];
             if (pt->affected[h] && plan->progresses[i][slot] && v > 0)
-                progress_hip(&vis->anatomy.hip[h], stage0[h], (double)vis->day / last_day,
+                progress_hip(&vis->anatomy.hip[h], stage0[h], progress_share(vis->day, last_day),
                              final_collapse[h], &vis->stage[h]);
         }
     }
