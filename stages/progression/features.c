@@ -337,7 +337,7 @@ static int score_fold(hid_t f, const char *cohort, const Slices *sl, const int *
     checkpoint_path(ckpt, sizeof ckpt, run_dir, arch, k);
     NnCheckpointInfo info;
     if (nn_checkpoint_info(ckpt, &info, e))
-        return err_prefix(e, "progression (train %s first, or leave it out): ", arch);
+        return err_prefix(e, "(has `onfh train` finished every fold of %s?) ", arch);
     if (info.image_size != sl->grid || info.classes < 2)
         return err_set(e, ERR_FORMAT,
                        "%s: trained at %d px with %d classes, but %s holds %ld px slices", ckpt,
@@ -477,6 +477,13 @@ int prog_features(ProgFeatures *pf, const ProgCohort *c, const char *run_dir, co
         rc = err_set(e, ERR_NOMEM, "progression: out of memory");
     for (int64_t r = 0; rc == 0 && r < sl.n; r++)
         prob[r] = NAN;
+    for (int k = 0; rc == 0 && k < c->n_cnn_folds; k++) { /* every fold's, before any work */
+        char ckpt[4400];
+        NnCheckpointInfo info;
+        checkpoint_path(ckpt, sizeof ckpt, run_dir, arch, k);
+        if (nn_checkpoint_info(ckpt, &info, e))
+            rc = err_prefix(e, "(has `onfh train` finished every fold of %s?) ", arch);
+    }
     for (int k = 0; rc == 0 && k < c->n_cnn_folds; k++)
         rc = score_fold(f, cohort, &sl, slot, c, run_dir, arch, k, be, prob, &pf->slices, e);
     h5_close(f);

@@ -15,6 +15,9 @@
 #include "stages/progression/fit.h"
 #include "stages/progression/results.h"
 
+/* Files the manifest lists as inputs: 4 plus a checkpoint per fold of (at most) two CNNs. */
+enum { PROG_MAX_INPUTS = 4 + 2 * 100 };
+
 /* evaluation.json's selected architecture into arch. */
 static int read_selected(const char *run_dir, char *arch, size_t cap, Err *e)
 {
@@ -127,7 +130,7 @@ static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
                  "backend %s)",
                  archs[k], fit.be->name);
         rc = prog_features(&feat[k], &c, dir, archs[k], threshold, fit.be, e);
-        for (int f = 0; rc == 0 && f < c.n_cnn_folds && *n_in < 16; f++)
+        for (int f = 0; rc == 0 && f < c.n_cnn_folds && *n_in < PROG_MAX_INPUTS; f++)
             snprintf(in[(*n_in)++], 128, "models/%s/fold%d/checkpoint.h5", archs[k], f);
         n_feat += rc == 0;
         if (rc == 0)
@@ -210,14 +213,14 @@ out:
 int progression_run(Session *s, Err *e)
 {
     double t0 = MPI_Wtime();
-    char in[16][128];
+    char in[PROG_MAX_INPUTS][128];
     int n_in = 0, n_out = 0, rc = 0;
     if (rt_rank() == 0)
         rc = compute(s, in, &n_in, &n_out, e);
     if (rt_agree(e) && (rc = -1))
         return -1;
     /* session_record_stage records on rank 0 only: the lists stay there */
-    const char *inputs[16];
+    const char *inputs[PROG_MAX_INPUTS];
     for (int i = 0; i < n_in; i++)
         inputs[i] = in[i];
     const char *outputs[] = {"progression.json", "progression.h5"};
