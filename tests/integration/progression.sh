@@ -87,6 +87,23 @@ sed -i 's/"level": "patient"/"level": "slice"/' "$bad/splits.json"
 expect_exit "a slice-level split: exit 0" 0 "$t/slice.out" "$ONFH" progression "$cfg" --run "$bad"
 grep -q '"available": false' "$bad/progression.json" && grep -q 'slice-level' "$bad/progression.json" && grep -q "nothing to forecast from" "$t/slice.out" && ok "... progression.json and the log say why there is no forecast" || not_ok "... progression.json says why" "$(cat "$bad/progression.json")"
 
+# the ResNet50 comparator's path: the selected CNN's own checkpoints filed as resnet50 must give
+# the LSTM row exactly (same features, same folds, same seed)
+fresh
+cp -r "$bad/models/mobilenet_v3_small" "$bad/models/resnet50"
+expect_exit "with resnet50 checkpoints for every fold" 0 "$t/r50.out" "$ONFH" progression "$cfg" --run "$bad"
+/usr/bin/python3 - "$bad/progression.json" >"$t/r50.check" 2>&1 <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+m = {x["name"]: x for x in j["models"]}
+assert j["resnet50"]["available"] is True, j["resnet50"]
+r, l = m["lstm_resnet50"], m["lstm"]
+assert r["cnn"] == "resnet50" and r["roc_auc"] == l["roc_auc"] and r["agreement"] == l["agreement"], (r, l)
+c = [x for x in j["comparisons"] if x["a"] == "lstm" and x["b"] == "lstm_resnet50"][0]
+assert c["delong_p"] == 1, c
+PY
+[ $? -eq 0 ] && h5ls "$bad/progression.h5/features/resnet50" >/dev/null 2>&1 && ok "... a third model, lstm_resnet50, with its features in progression.h5 and a DeLong test" || not_ok "... the ResNet50 comparator" "$(cat "$t/r50.check")"
+
 # malformed inputs: each names the file and the field
 fresh
 sed -i 's/"selected": "[a-z0-9_]*"/"selected": null/' "$bad/evaluation.json"
