@@ -1,10 +1,10 @@
 #!/bin/bash
-# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn, train, dp, archs, evaluate, vessels), each
+# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn, train, dp, archs, evaluate, vessels, progression), each
 # printing onfh's figure beside its peer's. `make bench BENCH=ingest` passes parts.
 set -eu
-build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn|train|dp|archs|evaluate|vessels]...}
+build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn|train|dp|archs|evaluate|vessels|progression]...}
 shift
-parts=${*:-hash synth nn train dp archs evaluate vessels ingest}
+parts=${*:-hash synth nn train dp archs evaluate vessels progression ingest}
 want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
@@ -23,6 +23,10 @@ if want evaluate; then
 fi
 if want vessels; then
     bench/vessels.sh "$build"
+    echo
+fi
+if want progression; then
+    bench/progression.sh "$build"
     echo
 fi
 if want dp; then

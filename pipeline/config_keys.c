@@ -220,6 +220,35 @@ const CfgKey onfh_config_keys[] = {
      .doc = "coverage of the treatment response's t and bootstrap intervals"},
     {"vessels.overlays", CFG_BOOL, "true",
      .doc = "write vessel_overlays/: per series, the MIP with the pruned skeleton (PNG)"},
+
+    {"progression.cutoff_days", CFG_INT, "365", CFG_RANGE(0, 36500),
+     .doc = "forecast cut-off: the models see only visits up to this many days after baseline; "
+            "patients without a visit after it are left out (their outcome is not a forecast)"},
+    {"progression.slice_threshold", CFG_NUM, "0.5", CFG_RANGE(0, 1),
+     .doc = "a slice counts as showing a lesion when the CNN's probability is >= this "
+            "(feature frac_above)"},
+    {"progression.hidden", CFG_INT, "16", CFG_RANGE(1, 4096), .doc = "LSTM hidden size"},
+    {"progression.layers", CFG_INT, "1", CFG_RANGE(1, 2), .doc = "stacked LSTM layers"},
+    {"progression.dropout", CFG_NUM, "0", CFG_RANGE(0, 0.9),
+     .doc = "dropout between LSTM layers (training only; needs layers: 2)"},
+    {"progression.epochs", CFG_INT, "300", CFG_RANGE(1, 100000),
+     .doc = "LSTM training epochs (passes over the training patients of a fold)"},
+    {"progression.batch_size", CFG_INT, "64", CFG_RANGE(1, 1048576),
+     .doc = "patients per LSTM optimizer step"},
+    {"progression.lr", CFG_NUM, "0.01", CFG_ABOVE(0), .doc = "AdamW learning rate of the LSTM"},
+    {"progression.weight_decay", CFG_NUM, "0.01", CFG_AT_LEAST(0),
+     .doc = "AdamW weight decay of the LSTM weights (biases are not decayed)"},
+    {"progression.folds", CFG_INT, "5", CFG_RANGE(2, 100),
+     .doc = "patient-level cross-validation folds, stratified by outcome"},
+    {"progression.backend", CFG_ENUM, "auto", .choices = "auto|ref|dnnl",
+     .doc = "backend of the LSTM (host backends only) and of the CNN scoring the slices (auto: "
+            "dnnl when built with oneDNN, else ref)"},
+    {"progression.bootstrap_resamples", CFG_INT, "9999", CFG_RANGE(1, 10000000),
+     .doc = "patient bootstrap resamples of the AUC intervals"},
+    {"progression.confidence_level", CFG_NUM, "0.95", CFG_RANGE(0.5, 0.999),
+     .doc = "coverage of the AUC intervals"},
+    {"progression.calibration_bins", CFG_INT, "5", CFG_RANGE(2, 100),
+     .doc = "equal-width bins of the calibration table in progression.json"},
 };
 
 const int onfh_config_n_keys = (int)(sizeof onfh_config_keys / sizeof onfh_config_keys[0]);

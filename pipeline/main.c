@@ -622,9 +622,9 @@ static void print_help(FILE *out)
                  "       mpirun -np N onfh COMMAND ...   or   srun onfh COMMAND ...\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
     for (int i = 0; i < onfh_n_stages; i++)
-        fprintf(out, "  %-8s %s\n", onfh_stages[i].name, onfh_stages[i].summary);
+        fprintf(out, "  %-11s %s\n", onfh_stages[i].name, onfh_stages[i].summary);
     fprintf(out, "\n'onfh COMMAND --help' tells more.\n\n%s", exit_codes_text);
 }
 

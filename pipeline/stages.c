@@ -4,6 +4,7 @@
 
 #include "stages/evaluate/evaluate.h"
 #include "stages/ingest/ingest.h"
+#include "stages/progression/progression.h"
 #include "stages/report/report.h"
 #include "stages/split/split.h"
 #include "stages/synth/synth.h"
@@ -30,6 +31,10 @@ const Stage onfh_stages[] = {
      "vessel series into vessel length and branch count (Frangi, Lee thinning, skeleton "
      "graph), and the treatment response of grafting",
      vessels_run, NULL, NULL, NULL},
+    {"progression",
+     "per-visit CNN and vessel features into an LSTM forecast of progression, beside a "
+     "last-visit logistic regression: patient CV, bootstrap CIs, DeLong",
+     progression_run, NULL, NULL, NULL},
     {"report",
      "one self-contained HTML page of the run: cohort, training, comparison with CIs, curves, "
      "tests, provenance",

@@ -27,6 +27,7 @@ enum {
     PHILOX_DROPOUT = 5,
     PHILOX_INIT = 6,
     PHILOX_BOOTSTRAP = 7,
+    PHILOX_PROGRESSION = 8, /* progression folds, LSTM batch order */
 };
 
 typedef struct Philox {

@@ -24,6 +24,7 @@ enum { MAX_MODELS = 32, MAX_FOLDS = 32 };
 typedef struct Inputs {
     const char *dir;
     JsonValue *manifest, *ingest, *splits, *metrics, *selection, *treatment; /* NULL: absent */
+    JsonValue *progression;
 } Inputs;
 
 /* Parses dir/name into *out; a missing file leaves *out NULL (its section says so). */
@@ -539,6 +540,142 @@ static void section_treatment(StrBuf *b, const Inputs *in)
     svg_end(&c);
 }
 
+/* n numbers of a JSON array into out (NaN for null); returns how many. */
+static int json_numbers(const JsonValue *a, double *out, int cap)
+{
+    int n = 0;
+    for (size_t i = 0; a && a->type == JSON_ARRAY && i < a->n && n < cap; i++)
+        out[n++] = a->items[i].type == JSON_NUMBER ? a->items[i].number : NAN;
+    return n;
+}
+
+static void section_progression(StrBuf *b, const Inputs *in)
+{
+    strbuf_puts(b, "<h2 id=progression>Progression (LSTM over visits)</h2>\n");
+    const JsonValue *p = in->progression;
+    if (!p) {
+        missing(b, "progression.json", "progression");
+        return;
+    }
+    if (json_get(p, "available") && !json_get(p, "available")->boolean) {
+        strbuf_puts(b, "<p class=missing>No forecast: ");
+        esc(b, json_get_string(p, "reason"));
+        strbuf_puts(b, ".</p>\n");
+        return;
+    }
+    const JsonValue *pat = json_get(p, "patients"), *models = json_get(p, "models");
+    const JsonValue *boot = json_get(p, "bootstrap");
+    strbuf_printf(b, "<p>Outcome: ");
+    esc(b, json_get_string(p, "outcome"));
+    strbuf_printf(b,
+                  ". Forecast from the visits up to day %.0f; %.0f patients (%.0f progressed, "
+                  "%.0f stable), %.0f-fold cross-validation grouped by patient; %.0f%% BCa "
+                  "intervals from %.0f patient resamples (seed %.0f). Agreement: predicted "
+                  "progression (p &ge; 0.5) equal to the clinical outcome.</p>\n",
+                  json_get_number(p, "cutoff_days", NAN), json_get_number(pat, "included", NAN),
+                  json_get_number(pat, "progressed", NAN), json_get_number(pat, "stable", NAN),
+                  json_get_number(json_get(p, "cross_validation"), "folds", NAN),
+                  100 * json_get_number(boot, "confidence_level", NAN),
+                  json_get_number(boot, "resamples", NAN), json_get_number(boot, "seed", NAN));
+    strbuf_puts(b, "<table><tr><th>model</th><th>features of</th><th>ROC AUC (BCa)</th>"
+                   "<th>agreement k/N</th><th>Brier</th><th>calibration slope</th></tr>\n");
+    int nm = models && models->type == JSON_ARRAY ? (int)models->n : 0;
+    for (int m = 0; m < nm; m++) {
+        const JsonValue *x = &models->items[m], *ci = json_get(x, "roc_auc_bca");
+        strbuf_puts(b, "<tr><td>");
+        esc(b, json_get_string(x, "name"));
+        strbuf_puts(b, "</td><td>");
+        esc(b, json_get_string(x, "cnn"));
+        strbuf_puts(b, "</td><td>");
+        num(b, json_get(x, "roc_auc"));
+        if (ci && ci->type == JSON_ARRAY && ci->n == 2) {
+            strbuf_puts(b, " <span class=ci>(");
+            num(b, &ci->items[0]);
+            strbuf_puts(b, "&ndash;");
+            num(b, &ci->items[1]);
+            strbuf_puts(b, ")</span>");
+        }
+        const JsonValue *ag = json_get(x, "agreement");
+        strbuf_printf(b, "</td><td>%.0f/%.0f</td><td>", json_get_number(ag, "k", NAN),
+                      json_get_number(ag, "n", NAN));
+        num(b, json_get(x, "brier"));
+        strbuf_puts(b, "</td><td>");
+        num(b, json_get(x, "calibration_slope"));
+        strbuf_puts(b, "</td></tr>\n");
+    }
+    strbuf_puts(b, "</table>\n");
+    const JsonValue *cmp = json_get(p, "comparisons");
+    for (size_t i = 0; cmp && cmp->type == JSON_ARRAY && i < cmp->n; i++) {
+        const JsonValue *c = &cmp->items[i];
+        strbuf_puts(b, i ? "; " : "<p>DeLong: ");
+        esc(b, json_get_string(c, "a"));
+        strbuf_puts(b, " vs ");
+        esc(b, json_get_string(c, "b"));
+        strbuf_puts(b, " &Delta;AUC ");
+        num(b, json_get(c, "auc_difference"));
+        strbuf_puts(b, ", p ");
+        num(b, json_get(c, "delong_p"));
+    }
+    strbuf_puts(b, cmp && cmp->type == JSON_ARRAY && cmp->n ? ".</p>\n" : "");
+    const JsonValue *r50 = json_get(p, "resnet50");
+    if (r50 && json_get(r50, "available") && !json_get(r50, "available")->boolean) {
+        strbuf_puts(b, "<p>ResNet50-feature comparator: ");
+        esc(b, json_get_string(r50, "reason"));
+        strbuf_puts(b, ".</p>\n");
+    }
+    strbuf_puts(b, "<div class=figs>\n");
+    SvgChart c;
+    svg_begin(&c, b, 360, 300, 0, 1, 0, 1, "progression ROC (out of fold)", "1 - specificity",
+              "sensitivity");
+    double diag[2] = {0, 1};
+    svg_line(&c, diag, diag, 2, "#999", 1, 1);
+    const char *names[8], *colors[8];
+    int shown = 0;
+    for (int m = 0; m < nm && shown < 8; m++) {
+        const JsonValue *roc = json_get(&models->items[m], "roc");
+        double x[4096], y[4096];
+        int n = json_numbers(json_get(roc, "fpr"), x, 4096);
+        if (json_numbers(json_get(roc, "tpr"), y, 4096) != n || n == 0)
+            continue;
+        svg_line(&c, x, y, n, svg_color(m), 1.5, 0);
+        names[shown] = json_get_string(&models->items[m], "name");
+        colors[shown++] = svg_color(m);
+    }
+    svg_legend(&c, shown, names, colors);
+    svg_end(&c);
+    /* example trajectories: lesion extent over the visits, cut-off dashed */
+    const JsonValue *ex = json_get(p, "example_trajectories");
+    int ne = ex && ex->type == JSON_ARRAY ? (int)ex->n : 0;
+    double top = 0, last = json_get_number(p, "cutoff_days", 0);
+    for (int i = 0; i < ne; i++) {
+        double v[64];
+        int n = json_numbers(json_get(&ex->items[i], "extent_mm"), v, 64);
+        for (int k = 0; k < n; k++)
+            top = isnan(v[k]) ? top : fmax(top, v[k]);
+        n = json_numbers(json_get(&ex->items[i], "day"), v, 64);
+        for (int k = 0; k < n; k++)
+            last = fmax(last, v[k]);
+    }
+    if (ne > 0) {
+        svg_begin(&c, b, 360, 300, 0, last > 0 ? last * 1.05 : 1, 0, top > 0 ? top * 1.1 : 1,
+                  "lesion extent per visit (solid: progressed)", "day", "extent, mm");
+        double cx[2] = {json_get_number(p, "cutoff_days", 0), json_get_number(p, "cutoff_days", 0)};
+        double cy[2] = {0, top > 0 ? top * 1.1 : 1};
+        svg_line(&c, cx, cy, 2, "#999", 1, 1);
+        for (int i = 0; i < ne; i++) {
+            double x[64], y[64];
+            int n = json_numbers(json_get(&ex->items[i], "day"), x, 64);
+            if (json_numbers(json_get(&ex->items[i], "extent_mm"), y, 64) != n)
+                continue;
+            int prog = json_get_number(&ex->items[i], "outcome", 0) > 0;
+            svg_line(&c, x, y, n, svg_color(i), 1.5, !prog);
+            svg_dots(&c, x, y, n, svg_color(i), 2.5);
+        }
+        svg_end(&c);
+    }
+    strbuf_puts(b, "</div>\n");
+}
+
 static void section_provenance(StrBuf *b, const Inputs *in)
 {
     strbuf_puts(b, "<h2 id=provenance>Provenance</h2>\n");
@@ -607,7 +744,7 @@ static void section_items(StrBuf *b)
         {"TRIPOD+AI 23, CLAIM 37", "calibration", "#roc"},
         {"TRIPOD+AI 18, CLAIM 44", "reproducibility: code version, config, hashes", "#provenance"},
         {"TRIPOD+AI 14", "treatment response (vessels)", "#treatment"},
-        {"TRIPOD+AI 14", "progression model (LSTM)", ""},
+        {"TRIPOD+AI 14", "progression model (LSTM)", "#progression"},
     };
     strbuf_puts(b, "<h2 id=items>Reporting items</h2>\n<table><tr><th>item</th><th>what</th>"
                    "<th>where</th></tr>\n");
@@ -641,8 +778,9 @@ static int write_page(const Inputs *in, const char *path, Err *e)
                     "comparison</a> &middot; <a href=#roc>ROC and calibration</a> &middot; "
                     "<a href=#pairs>paired tests</a> &middot; <a href=#leakage>leakage</a> "
                     "&middot; <a href=#treatment>treatment response</a> &middot; "
+                    "<a href=#progression>progression</a> &middot; "
                     "<a href=#provenance>provenance</a> &middot; <a href=#items>reporting "
-                    "items</a>. Not yet in onfh: the progression model.</p>\n");
+                    "items</a>.</p>\n");
     section_summary(&b, in);
     section_cohort(&b, in);
     section_training(&b, in);
@@ -651,6 +789,7 @@ static int write_page(const Inputs *in, const char *path, Err *e)
     section_pairs(&b, in);
     section_leakage(&b, in);
     section_treatment(&b, in);
+    section_progression(&b, in);
     section_provenance(&b, in);
     section_items(&b);
     strbuf_puts(&b, "</body></html>\n");
@@ -677,7 +816,8 @@ int report_run(Session *s, Err *e)
              load_json(in.dir, "splits.json", &in.splits, e) ||
              load_json(in.dir, "metrics.json", &in.metrics, e) ||
              load_json(in.dir, "evaluation.json", &in.selection, e) ||
-             load_json(in.dir, "treatment.json", &in.treatment, e);
+             load_json(in.dir, "treatment.json", &in.treatment, e) ||
+             load_json(in.dir, "progression.json", &in.progression, e);
         const JsonValue *stages = json_get(in.manifest, "stages");
         if (rc == 0 && (!stages || stages->type != JSON_OBJECT || stages->n == 0))
             rc = err_set(e, ERR_CONFIG,
@@ -691,12 +831,13 @@ int report_run(Session *s, Err *e)
     }
     json_value_free(in.manifest), json_value_free(in.ingest), json_value_free(in.splits);
     json_value_free(in.metrics), json_value_free(in.selection), json_value_free(in.treatment);
+    json_value_free(in.progression);
     if (rt_agree(e))
         return -1;
     /* what exists of what the page read: hashed into the manifest */
-    static const char *const candidates[] = {"ingest_report.json", "splits.json",   "metrics.json",
-                                             "evaluation.json",    "evaluation.h5", "models",
-                                             "treatment.json"};
+    static const char *const candidates[] = {
+        "ingest_report.json", "splits.json", "metrics.json",   "evaluation.json",
+        "evaluation.h5",      "models",      "treatment.json", "progression.json"};
     enum { N_CANDIDATES = sizeof candidates / sizeof *candidates };
     const char *inputs[N_CANDIDATES];
     int n_in = 0;

@@ -74,6 +74,22 @@ int cohort_plan(CohortPlan *plan, const CohortParams *p, Err *e)
     permutation(perm, n, &rng); /* lesion slices add up to exactly `total` */
     for (int k = 0; k < n; k++)
         plan->lesion_slices[perm[k]] = (int)base + (k < extra);
+    /* Lesions differ in size between patients: in pairs of the permutation, d slices pass from
+     * one to the other (d uniform in 0..spread), so the total stays exact. Without it every
+     * patient's lesion cut the same number of slices to within one, and one visit told a
+     * lesion's growth as well as the whole trajectory. A lesion stays within 60% of the
+     * labelled slices, so that it fits one femoral head with marrow to spare (the paper's 75%
+     * of slices showing a lesion leaves no room: the default cohort is unchanged). Its own
+     * stream: the draws above and below are those of before. */
+    long room = (long)(0.6 * p->labelled_slices) - base - 1;
+    long spread = base - 1 < room ? base - 1 : room;
+    Philox size_rng;
+    philox_init(&size_rng, p->seed, PHILOX_SYNTH, COHORT_PLAN_STREAM + 1);
+    for (int k = 0; spread > 0 && k + 1 < n; k += 2) {
+        int d = (int)philox_below(&size_rng, (uint32_t)spread + 1);
+        plan->lesion_slices[perm[k]] += d;
+        plan->lesion_slices[perm[k + 1]] -= d;
+    }
     permutation(perm, n, &rng);
     long n_treated = lround(p->treated_fraction * n);
     for (int k = 0; k < n_treated; k++)
@@ -304,14 +320,22 @@ static int baseline_stage(int progresses, Philox *rng)
     return u < 0.3 ? STAGE_I : u < 0.75 ? STAGE_II : STAGE_IIIA;
 }
 
-/* The lesion of a progressing hip at fraction t (0..1) of follow-up: it grows in x and z (kept
- * inside the head), and collapse appears and deepens; the stage follows. */
+/* The lesion of a progressing hip at fraction t (0..1) of follow-up: it grows in x and z by up
+ * to 25% and along the coronal stack (y) by up to 80% (a lesion wholly inside the head is kept
+ * inside), and collapse appears and deepens; the stage follows. The growth in y makes the
+ * lesion reach more coronal slices over the visits: growing only in x and z, as it did before
+ * the progression stage, it showed on the same slices at every visit, and slice-level CNN
+ * summaries (that stage's features) could not see it grow. */
 static void progress_hip(SynthHip *hip, int stage0, double t, double final_collapse, int *stage)
 {
     SynthLesion *l = &hip->lesion;
     /* A subchondral lesion (reaching past the marrow surface) is clipped by the head as it
      * grows; one wholly inside is kept inside. */
     int inside = lesion_fits(hip, 0.0);
+    double ry0 = l->radii[1];
+    l->radii[1] *= 1.0 + 0.8 * t;
+    while (inside && !lesion_fits(hip, 0.0) && l->radii[1] > ry0)
+        l->radii[1] = fmax(ry0, 0.97 * l->radii[1]);
     l->radii[0] *= 1.0 + 0.25 * t;
     l->radii[2] *= 1.0 + 0.25 * t;
     if (inside)
@@ -323,6 +347,16 @@ static void progress_hip(SynthHip *hip, int stage0, double t, double final_colla
              : l->collapse_mm > 0.0 ? STAGE_IIIA
              : t >= 0.5             ? (stage0 < STAGE_II ? STAGE_II : stage0)
                                     : stage0;
+}
+
+/* How far a progressing hip has come at `day` of a follow-up ending at last_day: 1 - (1 - t)^2
+ * with t = day / last_day, fastest at first (half the change by a quarter of the follow-up,
+ * three quarters by half of it), so that a forecast from the first year has a trajectory to
+ * see. */
+static double progress_share(int day, int last_day)
+{
+    double t = (double)day / last_day;
+    return 1.0 - (1.0 - t) * (1.0 - t);
 }
 
 int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
@@ -444,7 +478,7 @@ int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
             int slot = h == pt->primary_hip ? 0 : 1;
             vis->stage[h] = stage0[h];
             if (pt->affected[h] && plan->progresses[i][slot] && v > 0)
-                progress_hip(&vis->anatomy.hip[h], stage0[h], (double)vis->day / last_day,
+                progress_hip(&vis->anatomy.hip[h], stage0[h], progress_share(vis->day, last_day),
                              final_collapse[h], &vis->stage[h]);
         }
     }

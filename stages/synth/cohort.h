@@ -11,8 +11,11 @@
  * Defaults mirror the paper (reference/paper.md): 30 patients, 21 bilateral, 40 coronal T1
  * slices per patient at baseline (1200), of which 30 cut a femoral head and are labelled (900:
  * 675 lesion, 225 normal) and 10 do not (300 unlabelled); 3 to 5 visits over about two years;
- * vascularized bone grafting after the first visit; about half of the affected hips progress;
- * vessel length +12.4 mm (SD 3.2) and +2.7 branches (SD 1.1) after grafting. */
+ * vascularized bone grafting after the first visit; about half of the affected hips progress
+ * (their lesions grow in-plane by up to 25% and along the coronal stack by up to 80%, most of it
+ * early, and collapse); vessel length +12.4 mm (SD 3.2) and +2.7 branches (SD 1.1) after
+ * grafting. Where the heads leave room (lesion_slice_fraction below 0.6), lesion sizes differ
+ * between patients. */
 #ifndef ONFH_SYNTH_COHORT_H
 #define ONFH_SYNTH_COHORT_H
 

@@ -16,7 +16,7 @@ expect_exit "synth through report: exit 4 (planted faults skipped)" 4 "$t/run.ou
 [ -s "$page" ] && ok "report/index.html is written" || not_ok "report/index.html is written"
 grep -q '"report"' "$run/manifest.json" && ok "... and listed in the manifest" || not_ok "... and listed in the manifest"
 absent=""
-for id in summary cohort training models roc pairs leakage treatment provenance items; do
+for id in summary cohort training models roc pairs leakage treatment progression provenance items; do
     grep -q "<h2 id=$id>" "$page" || absent="$absent $id"
 done
 [ -z "$absent" ] && ok "every section is there" || not_ok "every section is there" "missing:$absent"
@@ -43,7 +43,7 @@ part=$t/part
 mkdir -p "$part"
 cp "$run/manifest.json" "$run/ingest_report.json" "$run/splits.json" "$run/config.yaml" "$part/"
 expect_exit "report of a run without training or evaluation" 0 "$t/part.out" "$ONFH" report "$cfg" --run "$part" --force
-grep -q "the <code>train</code> stage has not run" "$part/report/index.html" && grep -q "the <code>evaluate</code> stage has not run" "$part/report/index.html" && grep -q "the <code>vessels</code> stage has not run" "$part/report/index.html" && ok "... says which stages have not run" || not_ok "... says which stages have not run" "$(grep -o 'class=missing>[^<]*' "$part/report/index.html" | head -3)"
+grep -q "the <code>train</code> stage has not run" "$part/report/index.html" && grep -q "the <code>evaluate</code> stage has not run" "$part/report/index.html" && grep -q "the <code>vessels</code> stage has not run" "$part/report/index.html" && grep -q "the <code>progression</code> stage has not run" "$part/report/index.html" && ok "... says which stages have not run" || not_ok "... says which stages have not run" "$(grep -o 'class=missing>[^<]*' "$part/report/index.html" | head -3)"
 empty=$t/empty
 mkdir -p "$empty"
 expect_exit "a run directory where no stage has run is an error" 2 "$t/empty.out" "$ONFH" report "$cfg" --run "$empty"

@@ -36,9 +36,9 @@ states() { for j in "$@"; do scontrol show job -o "$j" | grep -o 'JobState=[A-Z_
 # --- the dry run needs no cluster and writes nothing ---------------------------------------------
 expect_exit "submit.sh --dry-run" 0 "$t/dry.out" "$ONFH_ROOT/jobs/submit.sh" "$cfg" --run "$run" --dry-run
 n=$(grep -c '^sbatch ' "$t/dry.out")
-[ "$n" -eq 8 ] && grep -q -- '--array=0-2 ' "$t/dry.out" && grep -qF -- '--dependency=afterok:\<split\>' "$t/dry.out" && [ ! -e "$run" ] &&
-    ok "the dry run prints 8 sbatch commands (an array of 3 tasks, afterok chain) and writes nothing" ||
-    not_ok "the dry run prints 8 sbatch commands and writes nothing" "$(cat "$t/dry.out")"
+[ "$n" -eq 9 ] && grep -q -- '--array=0-2 ' "$t/dry.out" && grep -qF -- '--dependency=afterok:\<split\>' "$t/dry.out" && [ ! -e "$run" ] &&
+    ok "the dry run prints 9 sbatch commands (an array of 3 tasks, afterok chain) and writes nothing" ||
+    not_ok "the dry run prints 9 sbatch commands and writes nothing" "$(cat "$t/dry.out")"
 
 # --- the cluster --------------------------------------------------------------------------------
 expect_exit "slurm/local/up.sh starts munged, slurmctld, slurmd; the node is idle" 0 "$t/up.out" "$ONFH_ROOT/slurm/local/up.sh" "$cluster"
@@ -53,20 +53,20 @@ expect_exit "jobs/submit.sh submits the chain" 0 "$t/submit.out" "$ONFH_ROOT/job
 # jobs/submit.sh prints "stage<TAB>job id" lines (and notes without a tab)
 ids_of() { awk -F '\t' 'NF == 2 { print $'"$1"' }' "$2"; }
 mapfile -t ids < <(ids_of 2 "$t/submit.out")
-[ "$(ids_of 1 "$t/submit.out" | tr '\n' ' ')" = "synth ingest split train_array train evaluate vessels report " ] && ok "it prints one job id per stage" || not_ok "it prints one job id per stage" "$(cat "$t/submit.out")"
+[ "$(ids_of 1 "$t/submit.out" | tr '\n' ' ')" = "synth ingest split train_array train evaluate vessels progression report " ] && ok "it prints one job id per stage" || not_ok "it prints one job id per stage" "$(cat "$t/submit.out")"
 if wait_jobs 240; then ok "the chain finished in $(($(date +%s) - t0)) s"; else not_ok "the chain finished within 240 s" "$(squeue)"; fi
 st=$(states "${ids[@]}")
 [ "$(echo "$st" | wc -l)" = 1 ] && echo "$st" | grep -q ' 10 JobState=COMPLETED' && ok "every job completed (7 jobs + 3 array tasks)" ||
     not_ok "every job completed" "$st" "$(tail -n 5 "$run"/slurm/logs/*.out)"
 missing=
-for f in raw clinical.csv labels.csv cohort.h5 ingest_report.json splits.json metrics.json evaluation.json predictions.csv evaluation.h5 vessels.h5 treatment.json report/index.html \
+for f in raw clinical.csv labels.csv cohort.h5 ingest_report.json splits.json metrics.json evaluation.json predictions.csv evaluation.h5 vessels.h5 treatment.json progression.h5 progression.json report/index.html \
     models/mobilenet_v3_small/fold{0,1,2}/{checkpoint.h5,heldout_predictions.csv}; do
     [ -e "$run/$f" ] || missing="$missing $f"
 done
 [ -z "$missing" ] && ok "every stage's outputs are there (synth to report)" || not_ok "every stage's outputs are there" "missing:$missing"
 "$ONFH" plan "$cfg" --run "$run" >"$t/plan.out"
-[ "$(cut -f1,2 "$t/plan.out" | tr '\t\n' ': ')" = "synth:skip ingest:skip split:skip train:skip evaluate:skip vessels:skip report:skip " ] && ok "the manifest records every stage as current" || not_ok "the manifest records every stage as current" "$(cat "$t/plan.out")"
-rec=$(jq -r '.slurm.submissions[-1].jobs | [.synth, .ingest, .split, .train_array, .train, .evaluate, .vessels, .report] | join(" ")' "$run/manifest.json")
+[ "$(cut -f1,2 "$t/plan.out" | tr '\t\n' ': ')" = "synth:skip ingest:skip split:skip train:skip evaluate:skip vessels:skip progression:skip report:skip " ] && ok "the manifest records every stage as current" || not_ok "the manifest records every stage as current" "$(cat "$t/plan.out")"
+rec=$(jq -r '.slurm.submissions[-1].jobs | [.synth, .ingest, .split, .train_array, .train, .evaluate, .vessels, .progression, .report] | join(" ")' "$run/manifest.json")
 [ "$rec" = "${ids[*]}" ] && ok "the manifest records the job ids ($rec)" || not_ok "the manifest records the job ids" "manifest: $rec" "submit.sh: ${ids[*]}"
 map=$(jq -r '.slurm.submissions[-1] | .train_map + " " + ([.train_tasks[] | "\(.index):\(.arch):\(.fold)"] | join(" "))' "$run/manifest.json")
 [ "$map" = "slurm/train_tasks.tsv 0:mobilenet_v3_small:0 1:mobilenet_v3_small:1 2:mobilenet_v3_small:2" ] && ok "... and the array's index map (and its file)" || not_ok "the manifest records the index map" "$map"
@@ -87,7 +87,7 @@ expect_exit "submit.sh --tasks 1 (one failed task)" 0 "$t/one.out" "$ONFH_ROOT/j
 mapfile -t ids2 < <(ids_of 2 "$t/one.out")
 wait_jobs 120 || not_ok "the resubmission finished within 120 s" "$(squeue)"
 st=$(states "${ids2[@]}")
-[ "$(ids_of 1 "$t/one.out" | tr '\n' ' ')" = "train_array train evaluate vessels report " ] && echo "$st" | grep -q ' 5 JobState=COMPLETED' && [ "$(echo "$st" | wc -l)" = 1 ] &&
+[ "$(ids_of 1 "$t/one.out" | tr '\n' ' ')" = "train_array train evaluate vessels progression report " ] && echo "$st" | grep -q ' 5 JobState=COMPLETED' && [ "$(echo "$st" | wc -l)" = 1 ] &&
     [ "$(ls "$run/slurm/logs/train-${ids2[0]}"_*.out)" = "$run/slurm/logs/train-${ids2[0]}_1.out" ] && [ -s "$run/models/mobilenet_v3_small/fold1/heldout_predictions.csv" ] &&
     ok "only task 1 ran again (then collect and the later stages), and its predictions are back" || not_ok "only task 1 ran again" "$(cat "$t/one.out")" "$st"
 
@@ -157,7 +157,7 @@ ntasks=$(awk -F '\t' 'NF == 3' "$drun/slurm/train_tasks.tsv" | wc -l)
     ok "every job of the default chain completed (${#dids[@]} jobs, an array of $ntasks tasks)" ||
     not_ok "every job of the default chain completed" "$dst" "$(tail -n 5 "$drun"/slurm/logs/*.out)"
 missing=
-for f in cohort.h5 splits.json metrics.json evaluation.json evaluation.h5 vessels.h5 treatment.json report/index.html; do
+for f in cohort.h5 splits.json metrics.json evaluation.json evaluation.h5 vessels.h5 treatment.json progression.json report/index.html; do
     [ -e "$drun/$f" ] || missing="$missing $f"
 done
 [ -z "$missing" ] && "$ONFH" plan "$ONFH_ROOT/configs/default.yaml" --run "$drun" | cut -f2 | grep -qv skip && missing="$missing (a stage not current)"
