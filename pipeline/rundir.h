@@ -33,4 +33,17 @@ void rundir_close(RunDir *r);
 /* Writes path/name atomically. */
 int rundir_write(const RunDir *r, const char *name, const char *text, Err *e);
 
+/* Who holds a lock file, as its holder wrote it ("host pid start job"). */
+typedef struct LockHolder {
+    char host[256];
+    long pid;
+    long since;   /* Unix time the lock was taken */
+    char job[64]; /* Slurm job id, "-" outside Slurm */
+    int dead;     /* the holder is a process of this host that no longer exists (a killed job) */
+} LockHolder;
+/* Reads lock_path into *h. -1 when it cannot be read (no lock, or released meanwhile). */
+int rundir_lock_holder(const char *lock_path, LockHolder *h);
+/* The lock file name of one training task, ".lock.train.<arch>.fold<k>" ('/' made '_'). */
+void rundir_train_lock_name(char *out, size_t cap, const char *arch, int fold);
+
 #endif
