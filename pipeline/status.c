@@ -227,9 +227,13 @@ int status_print(const char *dir, FILE *out)
     fprintf(out, "run %s, config sha256 %s, updated %s\n", json_get_string(m, "run"),
             json_get_string(m, "config_sha256"), json_get_string(m, "updated"));
     snprintf(path, sizeof path, "%s/.lock", dir);
-    if (file_exists(path) && file_read_all(path, &text, &len, &e) == 0) {
-        fprintf(out, "locked by: %s", text);
-        mem_free(text);
+    LockHolder h;
+    if (rundir_lock_holder(path, &h) == 0) {
+        char when[32];
+        utc((time_t)h.since, when);
+        fprintf(out, "locked by pid %ld on %s since %s%s%s%s\n", h.pid, h.host, when,
+                strcmp(h.job, "-") ? ", Slurm job " : "", strcmp(h.job, "-") ? h.job : "",
+                h.dead ? " (that process is gone: the next run takes the lock over)" : "");
     }
     const JsonValue *stages = json_get(m, "stages");
     if (!stages || !stages->n)

@@ -78,6 +78,8 @@ for _ in $(seq 600); do
 done
 [ -n "$seen" ] && ok "onfh train (the whole stage): status shows the task it trains running, by its pid" ||
     not_ok "onfh train (the whole stage): a task shows running" "$(cat "$t/st2")"
+grep -q "^locked by pid $stage on $(hostname) since 20[0-9-]*T[0-9:]*Z$" "$t/st2" && ok "... and the run's lock: whose, since when" ||
+    not_ok "... and the run's lock" "$(head -3 "$t/st2")"
 wait "$stage"
 rc=$?
 [ "$rc" -eq 0 ] && ok "... the stage finishes" || not_ok "... the stage finishes" "exit $rc" "$(tail -5 "$t/stage.out")"
