@@ -227,13 +227,16 @@ $(BUILD)/bench/%: bench/%.c $(LIB_A)
 deps:
 	@tools/deps.sh build
 
-# One rank per core; Open MPI refuses root unless told (toolchain.md). The last line printed is
-# the report's path; `bin/onfh status runs/default` shows the stages and training tasks meanwhile.
+# One rank per core, one thread per rank (mpirun binds a rank to a socket above 2 ranks, where
+# OpenMP would start a thread per core in every rank); Open MPI refuses root unless told
+# (toolchain.md). The last line printed is the report's path; `bin/onfh status runs/default`
+# shows the stages and training tasks meanwhile.
 RUN_CONFIG := configs/default.yaml
 run:
 	@tools/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@if [ "$$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi; \
+	  export OMP_NUM_THREADS=1; \
 	  dir=$$(bin/onfh config get $(RUN_CONFIG) run.output_root)/$$(bin/onfh config get $(RUN_CONFIG) run.name); \
 	  start=$$(date +%s); \
 	  echo "mpirun -q -np $$(nproc) bin/onfh run $(RUN_CONFIG)    (progress: bin/onfh status $$dir)"; \
