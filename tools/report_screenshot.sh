@@ -3,7 +3,7 @@
 # (RUN_DIR/report/index.html) as headless Chromium renders it: the page's title and the sections
 # named in SECTIONS (comma-separated <h2> ids, default summary,models: the selected architecture
 # and the comparison table with its forest plot; "all" keeps the whole page), 1200 pixels wide
-# and HEIGHT high (default 1600), reduced to a 64-colour palette so that it stays small enough to
+# and HEIGHT high (default 1200), reduced to a 64-colour palette so that it stays small enough to
 # commit. README's docs/report.png, the default OUT, is `make run`'s report:
 #   tools/report_screenshot.sh runs/default
 # Needs chromium (tools/deps.sh test) and Pillow under /usr/bin/python3.
@@ -12,7 +12,7 @@ usage="usage: tools/report_screenshot.sh RUN_DIR [OUT.png] [SECTIONS] [HEIGHT]"
 run=${1:?$usage}
 out=${2:-docs/report.png}
 sections=${3:-summary,models}
-height=${4:-1600}
+height=${4:-1200}
 page=$run/report/index.html
 [ -f "$page" ] || { echo "report_screenshot.sh: no $page (run onfh report first)" >&2; exit 1; }
 browser=$(command -v chromium || command -v chromium-browser || true)

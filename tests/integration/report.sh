@@ -72,7 +72,7 @@ PY
     # the README's docs/report.png is made by this tool: it must keep working and stay small
     expect_exit "tools/report_screenshot.sh RUN_DIR OUT" 0 "$t/shot.out" "$ONFH_ROOT/tools/report_screenshot.sh" "$run" "$t/shot.png"
     kib=$(($(stat -c %s "$t/shot.png" 2>/dev/null || echo 0) / 1024))
-    [ "$kib" -gt 20 ] && [ "$kib" -lt 300 ] && grep -q "^$t/shot.png: 1200x1600, $kib KiB$" "$t/shot.out" &&
-        ok "... a 1200x1600 screenshot of $kib KiB (between 20 and 300)" || not_ok "... a small screenshot" "$kib KiB" "$(cat "$t/shot.out")"
+    [ "$kib" -gt 20 ] && [ "$kib" -lt 300 ] && grep -q "^$t/shot.png: 1200x1200, $kib KiB$" "$t/shot.out" &&
+        ok "... a 1200x1200 screenshot of $kib KiB (between 20 and 300)" || not_ok "... a small screenshot" "$kib KiB" "$(cat "$t/shot.out")"
 fi
 done_testing
