@@ -6,7 +6,9 @@
  *   logs/rank<N>.log  every line each rank logged
  *   .lock           held while a run writes here, so two runs cannot write the same directory
  *   .lock.train.<arch>.fold<k>  held instead by one training task (onfh train --arch --fold), so
- *                   the tasks of a Slurm array run side by side, each alone on its own task
+ *                   the tasks of a Slurm array run side by side, each alone on its own task;
+ *                   the whole train stage holds it too while it trains that task, so that
+ *                   `onfh status` sees every running task (pipeline/status.h)
  *
  * Only rank 0 creates the directory and takes the lock; the caller makes ranks agree on the
  * outcome. Files are written atomically (lib/util/fileio.h). */
