@@ -227,15 +227,26 @@ $(BUILD)/bench/%: bench/%.c $(LIB_A)
 deps:
 	@tools/deps.sh build
 
-# One rank per core; Open MPI refuses root unless told (toolchain.md).
+# One rank per core (nproc, which would count OMP_NUM_THREADS instead), one thread per rank
+# (mpirun binds a rank to a socket above 2 ranks, where OpenMP would start a thread per core in
+# every rank); Open MPI refuses root unless told
+# (toolchain.md). The last line printed is the report's path; `bin/onfh status runs/default`
+# shows the stages and training tasks meanwhile.
+RUN_CONFIG := configs/default.yaml
 run:
 	@tools/deps.sh build
 	@$(MAKE) --no-print-directory all
 	@if [ "$$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi; \
-	  echo "mpirun -q -np $$(nproc) bin/onfh run configs/default.yaml"; \
-	  mpirun -q -np $$(nproc) bin/onfh run configs/default.yaml; rc=$$?; \
-	  if [ $$rc -eq 4 ]; then echo "make run: finished; the synthetic cohort's planted faults were skipped as they should be: see runs/default/ingest_report.csv"; \
-	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	  np=$$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc); export OMP_NUM_THREADS=1; \
+	  dir=$$(bin/onfh config get $(RUN_CONFIG) run.output_root)/$$(bin/onfh config get $(RUN_CONFIG) run.name); \
+	  start=$$(date +%s); \
+	  echo "mpirun -q -np $$np bin/onfh run $(RUN_CONFIG)    (progress: bin/onfh status $$dir)"; \
+	  mpirun -q -np $$np bin/onfh run $(RUN_CONFIG); rc=$$?; \
+	  if [ $$rc -eq 4 ]; then echo "make run: the synthetic cohort's planted faults were skipped as they should be: see $$dir/ingest_report.csv"; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	  s=$$(($$(date +%s) - start)); \
+	  echo "make run: every stage finished in $$((s / 60)) min $$((s % 60)) s; the report:"; \
+	  case $$dir in /*) echo "$$dir/report/index.html" ;; *) echo "$$PWD/$$dir/report/index.html" ;; esac
 
 test:
 	@tools/deps.sh test

@@ -16,6 +16,7 @@
 #include "pipeline/schema.h"
 #include "pipeline/session.h"
 #include "pipeline/stages.h"
+#include "pipeline/status.h"
 #include "pipeline/verify.h"
 #include "pipeline/version.h"
 #include "stages/predict/predict.h"
@@ -360,41 +361,7 @@ static int cmd_status(int argc, char **argv)
         fprintf(stderr, "usage: onfh status %s\n", c->usage);
         return EXIT_USAGE;
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/manifest.json", argv[1]);
-    char *text;
-    size_t len;
-    JsonValue *m;
-    Err e = {0};
-    if (file_read_all(path, &text, &len, &e)) {
-        fprintf(stderr, "onfh status: %s (is %s a run directory?)\n", e.msg, argv[1]);
-        return EXIT_FAILURE_RUN;
-    }
-    int rc = json_parse(text, len, path, &m, &e);
-    mem_free(text);
-    if (rc) {
-        fprintf(stderr, "onfh status: %s\n", e.msg);
-        return EXIT_FAILURE_RUN;
-    }
-    printf("run %s, config sha256 %s, updated %s\n", json_get_string(m, "run"),
-           json_get_string(m, "config_sha256"), json_get_string(m, "updated"));
-    snprintf(path, sizeof path, "%s/.lock", argv[1]);
-    if (file_exists(path) && file_read_all(path, &text, &len, &e) == 0) {
-        printf("locked by: %s", text);
-        mem_free(text);
-    }
-    const JsonValue *stages = json_get(m, "stages");
-    if (!stages || !stages->n)
-        printf("no stage has finished yet\n");
-    for (size_t i = 0; stages && stages->type == JSON_OBJECT && i < stages->n; i++) {
-        const JsonValue *st = &stages->items[i];
-        const JsonValue *outs = json_get(st, "outputs");
-        printf("  %-12s finished %s  %8.1f s  %d rank(s)  %zu output(s)\n", stages->keys[i],
-               json_get_string(st, "finished"), json_get_number(st, "wall_s", 0),
-               (int)json_get_number(st, "ranks", 0), outs ? outs->n : 0);
-    }
-    json_value_free(m);
-    return EXIT_OK;
+    return status_print(argv[1], stdout);
 }
 
 /* `onfh verify DIR [--keep]`: hashes against the manifest, deterministic stages re-run
@@ -559,7 +526,11 @@ static const Command commands[] = {
      "  get    one resolved value as it is (a list: one item per line), for scripts\n"
      "  doc    every key: type, range or choices, default, one line of doc\n",
      cmd_config},
-    {"status", "DIR", "what each stage of a run directory did, from its manifest", NULL,
+    {"status", "DIR",
+     "what each stage of a run directory did, and each training task: done, running, failed "
+     "or pending",
+     "  reads DIR's files only (manifest.json, config.yaml, the locks, models/): works from a\n"
+     "  login node while jobs run; tasks are numbered as jobs/submit.sh's Slurm array\n",
      cmd_status},
     {"verify", "DIR [--keep]",
      "re-hash every recorded input and output, re-run the deterministic stages, report any "

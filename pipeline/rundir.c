@@ -39,28 +39,46 @@ static int try_lock(RunDir *r, Err *e)
     return 0;
 }
 
-/* Reads the holder of an existing lock. Returns 1 when it is a dead process on this host. */
-static int describe_holder(const RunDir *r, char *desc, size_t cap)
+int rundir_lock_holder(const char *lock_path, LockHolder *h)
 {
     char *text = NULL;
     size_t len;
     Err ignored;
-    char host[256] = "?", job[64] = "-", me[256] = "";
-    long pid = 0, since = 0;
-    if (file_read_all(r->lock_path, &text, &len, &ignored) == 0) {
-        if (sscanf(text, "%255s %ld %ld %63s", host, &pid, &since, job) < 3)
-            pid = 0;
-        mem_free(text);
-    }
+    memset(h, 0, sizeof *h);
+    snprintf(h->host, sizeof h->host, "?");
+    snprintf(h->job, sizeof h->job, "-");
+    if (file_read_all(lock_path, &text, &len, &ignored))
+        return -1;
+    if (sscanf(text, "%255s %ld %ld %63s", h->host, &h->pid, &h->since, h->job) < 3)
+        h->pid = 0;
+    mem_free(text);
+    char me[256] = "";
     gethostname(me, sizeof me - 1);
+    h->dead = h->pid > 0 && !strcmp(h->host, me) && kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
+    return 0;
+}
+
+void rundir_train_lock_name(char *out, size_t cap, const char *arch, int fold)
+{
+    int n = snprintf(out, cap, ".lock.train.%.200s.fold%d", arch, fold);
+    for (int i = 12; i < n && i < (int)cap; i++) /* the name must stay one file name: no '/' */
+        if (out[i] == '/')
+            out[i] = '_';
+}
+
+/* Describes the holder of an existing lock. Returns 1 when it is a dead process on this host. */
+static int describe_holder(const RunDir *r, char *desc, size_t cap)
+{
+    LockHolder h;
+    rundir_lock_holder(r->lock_path, &h);
     char when[64] = "?";
-    time_t t = (time_t)since;
+    time_t t = (time_t)h.since;
     struct tm tm;
-    if (since && gmtime_r(&t, &tm))
+    if (h.since && gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(desc, cap, "pid %ld on host %s since %s%s%s", pid, host, when,
-             strcmp(job, "-") ? ", Slurm job " : "", strcmp(job, "-") ? job : "");
-    return pid > 0 && !strcmp(host, me) && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    snprintf(desc, cap, "pid %ld on host %s since %s%s%s", h.pid, h.host, when,
+             strcmp(h.job, "-") ? ", Slurm job " : "", strcmp(h.job, "-") ? h.job : "");
+    return h.dead;
 }
 
 int rundir_open(RunDir *r, const char *path, char *stale_note, size_t note_cap, Err *e)

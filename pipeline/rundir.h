@@ -6,7 +6,9 @@
  *   logs/rank<N>.log  every line each rank logged
  *   .lock           held while a run writes here, so two runs cannot write the same directory
  *   .lock.train.<arch>.fold<k>  held instead by one training task (onfh train --arch --fold), so
- *                   the tasks of a Slurm array run side by side, each alone on its own task
+ *                   the tasks of a Slurm array run side by side, each alone on its own task;
+ *                   the whole train stage holds it too while it trains that task, so that
+ *                   `onfh status` sees every running task (pipeline/status.h)
  *
  * Only rank 0 creates the directory and takes the lock; the caller makes ranks agree on the
  * outcome. Files are written atomically (lib/util/fileio.h). */
@@ -32,5 +34,18 @@ int rundir_open_locked(RunDir *r, const char *path, const char *lock_name, char 
 void rundir_close(RunDir *r);
 /* Writes path/name atomically. */
 int rundir_write(const RunDir *r, const char *name, const char *text, Err *e);
+
+/* Who holds a lock file, as its holder wrote it ("host pid start job"). */
+typedef struct LockHolder {
+    char host[256];
+    long pid;
+    long since;   /* Unix time the lock was taken */
+    char job[64]; /* Slurm job id, "-" outside Slurm */
+    int dead;     /* the holder is a process of this host that no longer exists (a killed job) */
+} LockHolder;
+/* Reads lock_path into *h. -1 when it cannot be read (no lock, or released meanwhile). */
+int rundir_lock_holder(const char *lock_path, LockHolder *h);
+/* The lock file name of one training task, ".lock.train.<arch>.fold<k>" ('/' made '_'). */
+void rundir_train_lock_name(char *out, size_t cap, const char *arch, int fold);
 
 #endif

@@ -100,12 +100,8 @@ static int open_rundir(Session *s, const Options *o, Err *e)
      * directory, each writing its own models/<arch>/fold<k>/ (the run-level files they rewrite
      * are written atomically and hold the same content). */
     char lock[320] = "";
-    if (o->arch && o->fold >= 0) {
-        int n = snprintf(lock, sizeof lock, ".lock.train.%.200s.fold%d", o->arch, o->fold);
-        for (int i = 12; i < n; i++) /* the name must stay one file name: no '/' */
-            if (lock[i] == '/')
-                lock[i] = '_';
-    }
+    if (o->arch && o->fold >= 0)
+        rundir_train_lock_name(lock, sizeof lock, o->arch, o->fold);
     char note[1024] = "";
     int rc = 0;
     if (rt_rank() == 0) {

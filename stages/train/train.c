@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/cohort/splits.h"
@@ -39,6 +40,7 @@
 #include "lib/util/mem.h"
 #include "lib/util/sha256.h"
 #include "lib/util/strbuf.h"
+#include "pipeline/rundir.h"
 #include "pipeline/runtime.h"
 #include "pipeline/schema.h"
 #include "pipeline/version.h"
@@ -738,6 +740,52 @@ static int task_rows(Task *t, Err *e)
     return 0;
 }
 
+/* Rank 0 of the task's ranks takes the task's own lock .lock.train.<arch>.fold<k> (unless this
+ * command is that one task and its session holds it already), so that `onfh status` can tell a
+ * running task from one that failed or waits, whether it runs under `onfh run` or as a Slurm
+ * array task; and it removes the `failed` marker of an earlier attempt. */
+static int task_begin(Task *t, RunDir *lock, Err *e)
+{
+    int rank, rc = dir_create(t->dir, e);
+    MPI_Comm_rank(t->comm, &rank);
+    if (rc == 0 && rank == 0 && !(t->s->only_arch && t->s->only_fold >= 0)) {
+        char name[320], note[1024];
+        rundir_train_lock_name(name, sizeof name, t->arch, t->fold);
+        rc = rundir_open_locked(lock, t->s->run.path, name, note, sizeof note, e);
+        if (rc == 0 && note[0])
+            log_warn("%s", note);
+    }
+    if (rc == 0 && rank == 0) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/failed", t->dir);
+        unlink(path);
+    }
+    return nn_mpi_agree(t->comm, e) ? -1 : 0;
+}
+
+/* Rank 0: a task that failed (not one stopped by a signal, which resumes, nor one whose lock
+ * another process holds) leaves a `failed` marker with the time and the message for
+ * `onfh status`; then the task's lock is released. */
+static void task_end(const Task *t, RunDir *lock, int rc, const Err *e)
+{
+    int rank;
+    MPI_Comm_rank(t->comm, &rank);
+    if (rank == 0 && rc && e->code != ERR_PREEMPTED && e->code != ERR_BUSY) {
+        char when[32] = "?", path[4400];
+        time_t now = time(NULL);
+        struct tm tm;
+        if (gmtime_r(&now, &tm))
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        StrBuf b = STRBUF_INIT;
+        strbuf_printf(&b, "%s %s\n", when, e->msg);
+        snprintf(path, sizeof path, "%s/failed", t->dir);
+        Err ignored = {0};
+        if (write_text(path, &b, &ignored))
+            log_warn("train %s fold %d: %s", t->arch, t->fold, ignored.msg);
+    }
+    rundir_close(lock);
+}
+
 /* What a task's last.h5 must match: the train section, run.seed and the split. */
 static int task_hash(Session *s, const Splits *sp, char hex[65], Err *e)
 {
@@ -878,7 +926,9 @@ int train_run(Session *s, Err *e)
             snprintf(t.cohort, sizeof t.cohort, "%s", cohort);
             snprintf(t.hash, sizeof t.hash, "%s", hash);
             snprintf(t.dir, sizeof t.dir, "%s/models/%s/fold%d", s->run.path, archs[a], k);
-            rc = dir_create(t.dir, e) || task_rows(&t, e) || train_task(&t, e);
+            RunDir lock = {0};
+            rc = task_begin(&t, &lock, e) || task_rows(&t, e) || train_task(&t, e);
+            task_end(&t, &lock, rc, e);
             task_free(&t);
         }
     }

@@ -1,7 +1,8 @@
 # report.sh: `onfh report` on a small evaluated run: one self-contained page with every section
 # and figure (inline SVG that parses as XML, nothing fetched from elsewhere), the same bytes on
 # a second run, sections of stages that have not run saying so, and the page rendered by
-# headless Chromium to a screenshot that is not blank.
+# headless Chromium to a screenshot that is not blank (and by tools/report_screenshot.sh, which
+# makes the README's picture).
 . "$(dirname "$0")/../tap.sh"
 set -u
 fx=$ONFH_ROOT/tests/fixtures/configs
@@ -68,5 +69,10 @@ dark = sum(n for n, (r, g, b) in colors if r + g + b < 300)
 assert len(colors) > 50 and dark > 2000, f"{len(colors)} colours, {dark} dark pixels"
 print(f"{len(colors)} colours, {dark} dark pixels")
 PY
+    # the README's docs/report.png is made by this tool: it must keep working and stay small
+    expect_exit "tools/report_screenshot.sh RUN_DIR OUT" 0 "$t/shot.out" "$ONFH_ROOT/tools/report_screenshot.sh" "$run" "$t/shot.png"
+    kib=$(($(stat -c %s "$t/shot.png" 2>/dev/null || echo 0) / 1024))
+    [ "$kib" -gt 20 ] && [ "$kib" -lt 300 ] && grep -q "^$t/shot.png: 1200x1200, $kib KiB$" "$t/shot.out" &&
+        ok "... a 1200x1200 screenshot of $kib KiB (between 20 and 300)" || not_ok "... a small screenshot" "$kib KiB" "$(cat "$t/shot.out")"
 fi
 done_testing
