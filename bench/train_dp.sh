@@ -1,6 +1,7 @@
 #!/bin/bash
-# train_dp.sh BUILD_DIR: data-parallel scaling of `onfh train` on the default config (fold 0,
-# train.image_size or the cohort's grid, global batch train.batch_size) for mobilenet_v3_large
+# train_dp.sh BUILD_DIR: data-parallel scaling of `onfh train` on the default cohort at the
+# README row's sizes (128x128 slices, 5 folds, fold 0, global batch train.batch_size, every rank
+# on the one model: train.ranks_per_model 0; its own run directory) for mobilenet_v3_large
 # and resnet50 (train.archs set on the command line): 1 rank with 2 threads against 2 ranks
 # with 1 thread each, on the same 2 cores.
 #
@@ -24,7 +25,8 @@ set -eu
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 build=${1:?usage: bench/train_dp.sh BUILD_DIR}
 cfg=configs/default.yaml
-run=runs/default
+run=runs/bench-dp
+sets=(--run "$run" --set ingest.grid_size=128 --set split.folds=5 --set train.ranks_per_model=0)
 archs=(mobilenet_v3_large resnet50)
 read -r -a steps <<<"${ONFH_BENCH_DP_STEPS:-20 10}"
 bucket=()
@@ -32,13 +34,13 @@ bucket=()
 if [ ! -s "$run/splits.json" ]; then
     for stage in synth ingest split; do
         rc=0
-        mpirun -q -np 2 "$build/onfh" "$stage" "$cfg" >/dev/null 2>&1 || rc=$?
+        mpirun -q -np 2 "$build/onfh" "$stage" "$cfg" "${sets[@]}" >/dev/null 2>&1 || rc=$?
         [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || { echo "bench/train_dp.sh: onfh $stage failed ($rc)"; exit 1; }
     done
 fi
 batch=$("$build/onfh" config get "$cfg" train.batch_size)
 bucket_mib=${ONFH_BENCH_DP_BUCKET_MIB:-$("$build/onfh" config get "$cfg" train.bucket_mib)}
-size=$("$build/onfh" config get "$cfg" train.image_size) # 0: the cohort's grid
+size=128
 
 # run ARCH NP THREADS STEPS: seconds of a run of STEPS steps on NP ranks of THREADS threads;
 # its log in $run/bench_dp_ARCH_NP_STEPS.log
@@ -49,7 +51,7 @@ timed() {
     # each rank bound to `threads` cores: mpirun's default binds a lone rank to ONE core, where
     # its 2 OpenMP threads would share it (the 1-rank figure then halves)
     OMP_NUM_THREADS=$threads mpirun -q -np "$np" --map-by "slot:PE=$threads" --bind-to core \
-        -x OMP_NUM_THREADS "$build/onfh" train "$cfg" --fold 0 --force --max-steps "$n" \
+        -x OMP_NUM_THREADS "$build/onfh" train "$cfg" "${sets[@]}" --fold 0 --force --max-steps "$n" \
         --set "train.archs=[$arch]" --set train.epochs=1000 "${bucket[@]}" >"$log" 2>&1 || { tail -5 "$log"; exit 1; }
     echo "$(date +%s.%N) - $start" | bc
 }
@@ -59,7 +61,6 @@ totals() {
     sed -n 's/.* waited \([0-9.]*\) s of \([0-9.]*\) s of steps .* with \([0-9.]*\) s in MPI calls; a reduction with no overlap takes \([0-9.]*\) s.*/\1 \2 \3 \4/p' "$1" | tail -1
 }
 
-[ "$size" != 0 ] || size="the cohort's grid"
 printf 'onfh train data-parallel, %s fold 0 at %s, global batch %s, buckets of %s MiB, steady steps:' \
     "$cfg" "$size" "$batch" "$bucket_mib"
 for i in "${!archs[@]}"; do printf ' %s %s' "${archs[$i]}" "${steps[$i]:-${steps[0]}}"; done
