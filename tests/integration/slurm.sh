@@ -56,7 +56,7 @@ mapfile -t ids < <(ids_of 2 "$t/submit.out")
 [ "$(ids_of 1 "$t/submit.out" | tr '\n' ' ')" = "synth ingest split train_array train evaluate vessels progression report " ] && ok "it prints one job id per stage" || not_ok "it prints one job id per stage" "$(cat "$t/submit.out")"
 if wait_jobs 240; then ok "the chain finished in $(($(date +%s) - t0)) s"; else not_ok "the chain finished within 240 s" "$(squeue)"; fi
 st=$(states "${ids[@]}")
-[ "$(echo "$st" | wc -l)" = 1 ] && echo "$st" | grep -q ' 10 JobState=COMPLETED' && ok "every job completed (7 jobs + 3 array tasks)" ||
+[ "$(echo "$st" | wc -l)" = 1 ] && echo "$st" | grep -q ' 11 JobState=COMPLETED' && ok "every job completed (8 jobs + 3 array tasks)" ||
     not_ok "every job completed" "$st" "$(tail -n 5 "$run"/slurm/logs/*.out)"
 missing=
 for f in raw clinical.csv labels.csv cohort.h5 ingest_report.json splits.json metrics.json evaluation.json predictions.csv evaluation.h5 vessels.h5 treatment.json progression.h5 progression.json report/index.html \
@@ -87,7 +87,7 @@ expect_exit "submit.sh --tasks 1 (one failed task)" 0 "$t/one.out" "$ONFH_ROOT/j
 mapfile -t ids2 < <(ids_of 2 "$t/one.out")
 wait_jobs 120 || not_ok "the resubmission finished within 120 s" "$(squeue)"
 st=$(states "${ids2[@]}")
-[ "$(ids_of 1 "$t/one.out" | tr '\n' ' ')" = "train_array train evaluate vessels progression report " ] && echo "$st" | grep -q ' 5 JobState=COMPLETED' && [ "$(echo "$st" | wc -l)" = 1 ] &&
+[ "$(ids_of 1 "$t/one.out" | tr '\n' ' ')" = "train_array train evaluate vessels progression report " ] && echo "$st" | grep -q ' 6 JobState=COMPLETED' && [ "$(echo "$st" | wc -l)" = 1 ] &&
     [ "$(ls "$run/slurm/logs/train-${ids2[0]}"_*.out)" = "$run/slurm/logs/train-${ids2[0]}_1.out" ] && [ -s "$run/models/mobilenet_v3_small/fold1/heldout_predictions.csv" ] &&
     ok "only task 1 ran again (then collect and the later stages), and its predictions are back" || not_ok "only task 1 ran again" "$(cat "$t/one.out")" "$st"
 
@@ -131,7 +131,7 @@ rm -rf "$prun/models"
 printf '0\tmobilenet_v3_small\t0\n' >"$t/map.tsv"
 pj=$(ONFH_BIN=$ONFH ONFH_CONFIG=$slow ONFH_RUN=$prun ONFH_TRAIN_MAP=$t/map.tsv sbatch --parsable --array=0 \
     --output="$t/ptrain-%A_%a.out" "$ONFH_ROOT/jobs/train.sbatch")
-for _ in $(seq 600); do [ "$(wc -l <"$task/log.csv" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ "$( (wc -l <"$task/log.csv") 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
 scancel --signal=USR1 --batch "${pj}_0"
 wait_jobs 180 || not_ok "the preempted training task finished within 180 s" "$(squeue)"
 sj=$(scontrol show job -o "${pj}_0")
