@@ -287,3 +287,24 @@ out:
     H5Dclose(ds);
     return rc;
 }
+
+int h5_read_strings(hid_t loc, const char *file, const char *path, size_t w, char **out,
+                    long *count, Err *e)
+{
+    hid_t ds = H5Dopen2(loc, path, H5P_DEFAULT);
+    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    hid_t ty = H5Tcopy(H5T_C_S1);
+    H5Tset_size(ty, w + 1);
+    *out = np >= 0 ? mem_calloc((size_t)np + 1, w + 1) : NULL;
+    int rc = 0;
+    if (!*out || (np > 0 && H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0))
+        rc = err_set(e, ERR_FORMAT, "%s: cannot read %s", file, path);
+    *count = (long)np;
+    H5Tclose(ty);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return rc;
+}

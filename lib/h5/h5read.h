@@ -40,6 +40,12 @@ void h5_array_free(H5Array *a);
 int h5_read_rows(hid_t loc, const char *path, int64_t first, int64_t n, hid_t mem_type, void *buf,
                  Err *e);
 
+/* A fixed-length string dataset of width w: *out gets its rows of w + 1 bytes each, NUL-
+ * terminated (mem_calloc'ed, room for one more row), *count the rows; file names the file in the
+ * error. */
+int h5_read_strings(hid_t loc, const char *file, const char *path, size_t w, char **out,
+                    long *count, Err *e);
+
 /* Reads scalar numeric attribute `name` of the object at path (relative to loc; "." for loc). */
 int h5_attr_double(hid_t loc, const char *path, const char *name, double *out, Err *e);
 /* Reads a numeric attribute of exactly n values. */

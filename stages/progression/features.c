@@ -27,28 +27,6 @@ const char *const prog_feature_definitions[PROG_N_FEATURES] = {
     "branch count of the visit's vessel series (vessels.h5 /series/branches)",
 };
 
-/* A fixed-length string column of width w (rows of w + 1 bytes, NUL-terminated). */
-static int read_strings(hid_t f, const char *file, const char *path, size_t w, char **out,
-                        long *count, Err *e)
-{
-    hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
-    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
-    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    hid_t ty = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ty, w + 1);
-    *out = np >= 0 ? mem_calloc((size_t)np + 1, w + 1) : NULL;
-    int rc = 0;
-    if (!*out || (np > 0 && H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0))
-        rc = err_set(e, ERR_FORMAT, "%s: cannot read %s", file, path);
-    *count = (long)np;
-    H5Tclose(ty);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ds >= 0)
-        H5Dclose(ds);
-    return rc;
-}
-
 void prog_cohort_free(ProgCohort *c)
 {
     mem_free(c->pseudonym), mem_free(c->patient), mem_free(c->outcome), mem_free(c->n_visits);
@@ -144,7 +122,7 @@ int prog_cohort_read(ProgCohort *c, const char *run_dir, int cutoff_days, char *
     long np = 0, no = 0;
     H5Array st_patient = {0}, st_day = {0}, st_visit = {0}, cl_patient = {0}, sl_patient = {0};
     int *fold_of = NULL, *status = NULL, *slot = NULL;
-    int rc = read_strings(f, path, "/patients/pseudonym", 16, &pseud, &np, e) ||
+    int rc = h5_read_strings(f, path, "/patients/pseudonym", 16, &pseud, &np, e) ||
              h5_read_int(f, "/studies/patient", &st_patient, e) ||
              h5_read_int(f, "/studies/day", &st_day, e) ||
              h5_read_int(f, "/studies/visit", &st_visit, e) ||
@@ -159,7 +137,7 @@ int prog_cohort_read(ProgCohort *c, const char *run_dir, int cutoff_days, char *
         return 0;
     }
     rc = rc || h5_read_int(f, "/clinical/patient", &cl_patient, e) ||
-         read_strings(f, path, "/clinical/outcome", 15, &outcome, &no, e);
+         h5_read_strings(f, path, "/clinical/outcome", 15, &outcome, &no, e);
     h5_close(f);
     int n_p = (int)np;
     size_t a = (size_t)(n_p ? n_p : 1);

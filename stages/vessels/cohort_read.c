@@ -7,28 +7,6 @@
 #include "lib/h5/h5read.h"
 #include "lib/util/mem.h"
 
-/* A fixed-length string column of width w (w + 1 bytes a row in out, NUL-terminated). */
-static int read_strings(hid_t f, const char *file, const char *path, size_t w, char **out,
-                        long *count, Err *e)
-{
-    hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
-    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
-    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    hid_t ty = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ty, w + 1);
-    *out = np >= 0 ? mem_calloc((size_t)np + 1, w + 1) : NULL;
-    int rc = 0;
-    if (!*out || (np > 0 && H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0))
-        rc = err_set(e, ERR_FORMAT, "%s: cannot read %s", file, path);
-    *count = (long)np;
-    H5Tclose(ty);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ds >= 0)
-        H5Dclose(ds);
-    return rc;
-}
-
 static int read_col(hid_t f, const char *path, hid_t type, int64_t n, void *buf, Err *e)
 {
     return n ? h5_read_rows(f, path, 0, n, type, buf, e) : 0;
@@ -47,7 +25,7 @@ int vcohort_read(VCohort *c, const char *path, Err *e)
     int32_t *st_visit = NULL, *st_day = NULL;
     double *spacing = NULL;
     int64_t *offset = NULL;
-    int rc = read_strings(f, path, "/patients/pseudonym", 16, &pseud, &np, e) ||
+    int rc = h5_read_strings(f, path, "/patients/pseudonym", 16, &pseud, &np, e) ||
              h5_read_int(f, "/series/role", &role, e);
     int64_t ns = rc ? 0 : (int64_t)role.numel;
     H5Array sv = {0};
@@ -102,8 +80,8 @@ int vcohort_read(VCohort *c, const char *path, Err *e)
         rc = h5_read_int(f, "/clinical/patient", &cp, e) ||
              h5_read_int(f, "/clinical/visit", &cv, e) ||
              h5_read_int(f, "/clinical/treated_before_visit", &cb, e) ||
-             read_strings(f, path, "/clinical/hip", 2, &hip, &nh, e) ||
-             read_strings(f, path, "/clinical/treatment", 16, &treat, &nt, e);
+             h5_read_strings(f, path, "/clinical/hip", 2, &hip, &nh, e) ||
+             h5_read_strings(f, path, "/clinical/treatment", 16, &treat, &nt, e);
         int64_t nc = rc ? 0 : (int64_t)cp.numel;
         if (!rc && !(c->clinical = mem_calloc((size_t)(nc ? nc : 1), sizeof *c->clinical)))
             rc = err_set(e, ERR_NOMEM, "vessels: out of memory");
