@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util/fileio.h"
 #include "lib/util/mem.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -756,4 +757,16 @@ double json_get_number(const JsonValue *v, const char *key, double fallback)
 {
     const JsonValue *m = json_get(v, key);
     return m && m->type == JSON_NUMBER ? m->number : fallback;
+}
+
+int json_parse_file(const char *path, JsonValue **out, Err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (file_read_all(path, &text, &len, e))
+        return -1;
+    int rc = json_parse(text, len, path, out, e);
+    mem_free(text);
+    return rc;
 }

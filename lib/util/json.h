@@ -66,6 +66,8 @@ typedef struct JsonValue {
 /* Parses text (len bytes, need not be NUL-terminated). `what` names the source in messages:
  * "runs/x/manifest.json:3:14: expected ',' or '}'". *out is freed with json_value_free. */
 int json_parse(const char *text, size_t len, const char *what, JsonValue **out, Err *e);
+/* Reads the file at path whole and parses it (json_parse, path naming the source). */
+int json_parse_file(const char *path, JsonValue **out, Err *e);
 void json_value_free(JsonValue *v);
 /* Member of an object by key (last one wins), or NULL; NULL-safe on v. */
 const JsonValue *json_get(const JsonValue *v, const char *key);

@@ -43,13 +43,10 @@ static int read_split(const char *run_dir, const int32_t *slice_patient, int64_t
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/splits.json", run_dir);
-    char *text = NULL;
-    size_t len = 0;
     JsonValue *v = NULL;
-    if (file_read_all(path, &text, &len, e))
+    int rc = json_parse_file(path, &v, e);
+    if (rc && !file_exists(path))
         return err_prefix(e, "progression (run `onfh split` first?): ");
-    int rc = json_parse(text, len, path, &v, e);
-    mem_free(text);
     if (rc)
         return -1;
     const char *level = json_get_string(v, "level");

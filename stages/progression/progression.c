@@ -23,13 +23,10 @@ static int read_selected(const char *run_dir, char *arch, size_t cap, Err *e)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/evaluation.json", run_dir);
-    char *text = NULL;
-    size_t len = 0;
     JsonValue *v = NULL;
-    if (file_read_all(path, &text, &len, e))
+    int rc = json_parse_file(path, &v, e);
+    if (rc && !file_exists(path))
         return err_prefix(e, "progression (run `onfh evaluate` first?): ");
-    int rc = json_parse(text, len, path, &v, e);
-    mem_free(text);
     if (rc)
         return -1;
     const char *sel = json_get_string(v, "selected");

@@ -280,18 +280,24 @@ static void examples(JsonWriter *w, const ProgCohort *c, const ProgFeatures *fea
     json_array_end(w);
 }
 
+/* The members both forms of progression.json begin with. */
+static void write_header(JsonWriter *w, const ProgRun *pr, int available)
+{
+    json_key(w, "schema"), json_string(w, "onfh-progression-1");
+    json_key(w, "run"), json_string(w, pr->run_name);
+    json_key(w, "config_sha256"), json_string(w, pr->config_sha256);
+    json_key(w, "onfh"), json_string(w, pr->onfh);
+    json_key(w, "commit"), json_string(w, pr->commit);
+    json_key(w, "available"), json_bool(w, available);
+}
+
 int prog_write_json(const char *path, const ProgCohort *c, const ProgFeatures *feat,
                     const ProgResults *r, const ProgRun *pr, Err *e)
 {
     JsonWriter w;
     json_writer_init(&w, 1);
     json_object_begin(&w);
-    json_key(&w, "schema"), json_string(&w, "onfh-progression-1");
-    json_key(&w, "run"), json_string(&w, pr->run_name);
-    json_key(&w, "config_sha256"), json_string(&w, pr->config_sha256);
-    json_key(&w, "onfh"), json_string(&w, pr->onfh);
-    json_key(&w, "commit"), json_string(&w, pr->commit);
-    json_key(&w, "available"), json_bool(&w, 1);
+    write_header(&w, pr, 1);
     json_key(&w, "unit"), json_string(&w, "patient");
     json_key(&w, "outcome");
     json_string(&w, "progression (ARCO stage increase or collapse) of any affected hip by the "
@@ -434,12 +440,7 @@ int prog_write_unavailable(const char *path, const ProgRun *pr, const char *why,
     JsonWriter w;
     json_writer_init(&w, 1);
     json_object_begin(&w);
-    json_key(&w, "schema"), json_string(&w, "onfh-progression-1");
-    json_key(&w, "run"), json_string(&w, pr->run_name);
-    json_key(&w, "config_sha256"), json_string(&w, pr->config_sha256);
-    json_key(&w, "onfh"), json_string(&w, pr->onfh);
-    json_key(&w, "commit"), json_string(&w, pr->commit);
-    json_key(&w, "available"), json_bool(&w, 0);
+    write_header(&w, pr, 0);
     json_key(&w, "reason"), json_string(&w, why);
     json_key(&w, "cutoff_days"), json_int(&w, pr->cutoff_days);
     json_object_end(&w);

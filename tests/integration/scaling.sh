@@ -29,7 +29,7 @@ expect_exit "tools/scaling_model.py" 0 "$t/model.md" "$py" tools/scaling_model.p
 "$ONFH" model list | awk 'NR > 1 { print $1, $2 }' >"$t/archs"
 missing=$(while read -r arch _; do grep -q "^| $arch\( (est.)\)\? |" "$t/model.md" || echo "$arch"; done <"$t/archs")
 [ -z "$missing" ] && ok "... every architecture of onfh model list" || not_ok "... every architecture of onfh model list" "missing: $missing"
-# every efficiency printed as 0.xxx or 1.000, none above 1 or at 0
+# every efficiency the tool prints (three decimals) lies in (0, 1]
 bad=$(grep -o '[0-9]\+\.[0-9]\{3\} (' "$t/model.md" | awk '$1 <= 0 || $1 > 1' | head -3)
 effs=$(grep -c '[0-9]\.[0-9]\{3\} (' "$t/model.md")
 [ -z "$bad" ] && [ "$effs" -ge 10 ] && ok "... efficiencies in (0, 1] ($effs rows)" || not_ok "... efficiencies in (0, 1]" "$bad"

@@ -174,10 +174,25 @@ static size_t block_row(size_t m, int b)
     return m * (size_t)b / BN_BLOCKS;
 }
 
-/* Arena: partial sums a, b (BN_BLOCKS, C) each, then zeros (C) for the first pass's shift. */
-static float *own_arena(const NnBatchNorm *bn)
+/* The scratch of one call, all in the backend's arena (no allocation per call): the blocks'
+ * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and four
+ * per-channel float vectors v[0..3] (C) for the pass that follows. */
+typedef struct OwnScratch {
+    float *pa, *pb, *v[4];
+    double *ta, *tb;
+} OwnScratch;
+
+static OwnScratch own_scratch(const NnBatchNorm *bn)
 {
-    return dnnl_be_arena((2 * (size_t)BN_BLOCKS + 1) * bn->c * sizeof(float));
+    size_t c = (size_t)bn->c;
+    char *p =
+        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 4) * c * sizeof(float));
+    OwnScratch o;
+    o.ta = (double *)p, o.tb = o.ta + c; /* the arena is 64-byte aligned: doubles first */
+    o.pa = (float *)(o.tb + c), o.pb = o.pa + BN_BLOCKS * c;
+    for (int k = 0; k < 4; k++)
+        o.v[k] = o.pb + BN_BLOCKS * c + k * c;
+    return o;
 }
 
 DNNL_BE_CLONES static void normalize_rows(int c, size_t r0, size_t r1, const float *restrict x,
@@ -202,11 +217,9 @@ static void own_forward_train(const NnBatchNorm *bn, const float *x, const float
 {
     int c = bn->c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
-    float *pa = own_arena(bn), *pb = pa + (size_t)BN_BLOCKS * c, *zero = pb + (size_t)BN_BLOCKS * c;
-    double *ta = mem_alloc(2 * (size_t)c * sizeof(double)), *tb = ta + c;
-    float *scale = mem_alloc(2 * (size_t)c * sizeof(float)), *offset = scale + c;
-    if (!ta || !scale)
-        dnnl_be_check(dnnl_out_of_memory, "batchnorm statistics");
+    OwnScratch o = own_scratch(bn);
+    float *pa = o.pa, *pb = o.pb, *zero = o.v[0], *scale = o.v[1], *offset = o.v[2];
+    double *ta = o.ta, *tb = o.tb;
     memset(zero, 0, (size_t)c * sizeof(float));
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
@@ -236,8 +249,6 @@ static void own_forward_train(const NnBatchNorm *bn, const float *x, const float
 #pragma omp parallel for if (par) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
         normalize_rows(c, block_row(m, b), block_row(m, b + 1), x, scale, offset, y);
-    mem_free(ta);
-    mem_free(scale);
 }
 
 /* acc[c] += sum dy, sq[c] += sum dy (x - mean) over rows [r0, r1). */
@@ -286,11 +297,9 @@ static void own_backward_train(const NnBatchNorm *bn, const float *x, const floa
 {
     int c = bn->c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
-    float *pa = own_arena(bn), *pb = pa + (size_t)BN_BLOCKS * c;
-    double *ta = mem_alloc(2 * (size_t)c * sizeof(double)), *tb = ta + c;
-    float *a = mem_alloc(3 * (size_t)c * sizeof(float)), *b = a + c, *d = b + c;
-    if (!ta || !a)
-        dnnl_be_check(dnnl_out_of_memory, "batchnorm gradient sums");
+    OwnScratch o = own_scratch(bn);
+    float *pa = o.pa, *pb = o.pb, *a = o.v[0], *b = o.v[1], *d = o.v[2];
+    double *ta = o.ta, *tb = o.tb;
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
     for (int k = 0; k < BN_BLOCKS; k++)
@@ -312,8 +321,6 @@ static void own_backward_train(const NnBatchNorm *bn, const float *x, const floa
         for (int k = 0; k < BN_BLOCKS; k++)
             dx_rows(c, block_row(m, k), block_row(m, k + 1), fresh, x, dy, mean, a, b, d, dx);
     }
-    mem_free(ta);
-    mem_free(a);
 }
 
 // --- entries ---------------------------------------------------------------------------------
