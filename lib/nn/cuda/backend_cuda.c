@@ -181,4 +181,35 @@ int nn_nccl_sync(NnNccl *n, char *why, size_t cap)
     return nn_nccl_join(n, why, cap);
 }
 
+int nn_cudnn_lstm_create(NnCudnnLstm **out, int input, int hidden, int layers, float dropout,
+                         uint64_t seed, char *why, size_t cap)
+{
+    (void)input, (void)hidden, (void)layers, (void)dropout, (void)seed;
+    *out = NULL;
+    nn_backend_cuda(why, cap);
+    return -1;
+}
+
+void nn_cudnn_lstm_destroy(NnCudnnLstm *r)
+{
+    (void)r;
+}
+
+/* Never reached: no NnCudnnLstm is made without CUDA. */
+int nn_cudnn_lstm_forward(NnCudnnLstm *r, const float *const *params, int n, int t, const int *len,
+                          const float *x, float *y, float *hy, int train, int dropout, char *why,
+                          size_t cap)
+{
+    (void)r, (void)params, (void)n, (void)t, (void)len, (void)x, (void)y, (void)hy;
+    (void)train, (void)dropout;
+    nn_backend_cuda(why, cap);
+    return -1;
+}
+
+void nn_cudnn_lstm_backward(NnCudnnLstm *r, const float *x, const float *y, const float *dhy,
+                            float *dx, float *const *grads)
+{
+    (void)r, (void)x, (void)y, (void)dhy, (void)dx, (void)grads;
+}
+
 #endif

@@ -8,6 +8,7 @@
 #define ONFH_NN_CUDA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/nn/backend.h"
 
@@ -53,6 +54,36 @@ int nn_nccl_allreduce(NnNccl *n, float *x, size_t count, int average, char *why,
 int nn_nccl_join(NnNccl *n, char *why, size_t cap);
 /* The host waits for them; a peer's failure is an error (the communicator is aborted). */
 int nn_nccl_sync(NnNccl *n, char *why, size_t cap);
+
+// --- cuDNN LSTM: the recurrent core of lib/nn/lstm on this backend (lstm_cudnn.cu) -------
+
+/* A stacked unidirectional LSTM as one cuDNN RNN: its descriptors, cuDNN's dropout state,
+ * cuDNN's weight and weight-gradient spaces, and the scratch of the last batch. Pointers are
+ * device memory of this backend unless said otherwise. params and grads list 4 tensors per
+ * layer in lstm.h's order and layouts, params[4 l + j]: weight_ih_l (4H,I_l), weight_hh_l
+ * (4H,H), bias_ih_l (4H), bias_hh_l (4H), gates i, f, g, o. Initial states are zero. */
+typedef struct NnCudnnLstm NnCudnnLstm;
+
+/* input I, hidden H, layers L, dropout p between layers (training only) from cuDNN's generator
+ * seeded with seed. 0, or -1 with the reason (the cuDNN call and its message) in why. */
+int nn_cudnn_lstm_create(NnCudnnLstm **out, int input, int hidden, int layers, float dropout,
+                         uint64_t seed, char *why, size_t cap);
+void nn_cudnn_lstm_destroy(NnCudnnLstm *r); /* NULL is fine */
+
+/* x: (N,T,I) batch-first, len: (N) host memory, 1 <= len[i] <= T -> y: (N,T,H) the top layer's
+ * outputs, 0 at t >= len[i]; hy: (L,N,H) each layer's state at each sequence's last step.
+ * train: keep what backward needs (cuDNN's training mode); dropout: apply it (train only).
+ * 0, or -1 with the reason in why. */
+int nn_cudnn_lstm_forward(NnCudnnLstm *r, const float *const *params, int n, int t, const int *len,
+                          const float *x, float *y, float *hy, int train, int dropout, char *why,
+                          size_t cap);
+
+/* Backward of the last forward (train = 1) on its x and y (the weights are the copy that
+ * forward made): dhy: (L,N,H) the loss gradient at hy (none reaches y) -> dx: (N,T,I)
+ * written (anything at t >= len[i]), grads += the parameter gradients. Aborts on a cuDNN
+ * error, as every kernel of this backend does. */
+void nn_cudnn_lstm_backward(NnCudnnLstm *r, const float *x, const float *y, const float *dhy,
+                            float *dx, float *const *grads);
 
 #ifdef __cplusplus
 }
