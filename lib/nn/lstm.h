@@ -12,7 +12,8 @@
  * is its last valid one, torch's h_n.) Between layers, in training with dropout p > 0, layer
  * l's output is multiplied by onfh's Philox mask (ops.h, nn_mask_uniform with op = l and
  * element j = (n T + t) H + k, its batch-first flat index), as torch's `dropout` argument does
- * with its own generator. The head: logits = W h_n + b: (N,K), from the top layer's h_n.
+ * with its own generator (on cuda, cuDNN's own mask: BACKENDS). The head: logits = W h_n + b:
+ * (N,K), from the top layer's h_n.
  *
  * PARAMETERS. One ParamStore, views named as the state_dict of a torch.nn.LSTM subclass that
  * owns a torch.nn.Linear called `head` (tools/golden_lstm.py builds exactly that module), in
@@ -21,14 +22,33 @@
  *   I = H, then head.weight (K,H), head.bias (K).
  * Weights are decayed by the optimizer, biases not. So torch weights convert by name.
  *
- * BACKENDS. The LSTM is not a graph.h graph (whose ops are per-layer, not per-time-step): it is
- * a loop over time in plain C here, the reference, whose products go through the NnBackend it
- * was built with: per layer one linear_forward over all (T N) inputs, one per step for the
- * recurrent term, and the mirror linear_backward calls, plus linear and xent for the head. Any
- * backend on host memory runs it (ref; dnnl, whose matmuls then do the work), and the results
- * agree within float rounding. Device backends (refdev, cuda) are refused at nn_lstm_init:
- * cuDNN runs a whole LSTM in one cudnnRNNForward call, which wants its own entry taking the
- * whole sequence, not a per-step loop over device memory; that entry is future work.
+ * BACKENDS. The LSTM is not a graph.h graph (whose ops are per layer, not per time step). It
+ * runs on every backend, in one of two recurrent cores under one head (the linear layer and the
+ * cross-entropy, on the backend's own linear and xent entries):
+ *   - the host loop, the reference: a loop over time in plain C whose products go through the
+ *     NnBackend, per layer one linear_forward over all (T N) inputs, one per step for the
+ *     recurrent term, and the mirror linear_backward calls. ref and dnnl run it on host memory
+ *     (dnnl's matmuls then do the work) and agree within float rounding. refdev runs it too,
+ *     behind the device path below, so that CPU tests check every transfer of that path;
+ *   - cuDNN, on the cuda backend (lib/nn/cuda/lstm_cudnn.cu): the whole stack in one
+ *     cudnnRNNForward over the padded batch-first batch with per-sequence lengths, and
+ *     cudnnRNNBackwardData_v8 / cudnnRNNBackwardWeights_v8 back, fp32 without TF32.
+ * On a device backend (cuda, refdev) the kernels use a replica of the store in device memory,
+ * as in graph.h: after writing the store (weights loaded, or set by a test) call
+ * nn_lstm_upload; before reading it (trained weights, gradients) call nn_lstm_download;
+ * nn_lstm_init_weights uploads by itself. Zero gradients and step the optimizer with
+ * nn_lstm_zero_grads and nn_lstm_step, which work on whatever the kernels use (on host
+ * backends the replica is the store itself and all of this costs nothing). Each forward
+ * uploads the batch and brings back the logits (and the loss); a backward that wants dx brings
+ * dx back: callers see the same entry points and results on every backend.
+ * Dropout on cuda is cuDNN's own, between layers as torch's: its generator and state (seeded
+ * once from cfg.seed), so its masks cannot be the Philox masks above, and training with
+ * dropout > 0 on cuda follows a different (equally distributed) sequence of masks than on the
+ * host. Without dropout, and in evaluation, cuda agrees with the host loop within fp32
+ * rounding; tests/unit/test_nn_lstm_device.c checks both, and that dropout on cuda runs.
+ * STATUS: the cuDNN path is compiled and linked in every build with CUDA but has not yet run on
+ * a GPU: the next GPU session runs tools/gpu_check.sh, whose "LSTM on cuDNN" step is its first
+ * test. Until then treat backend cuda for the LSTM as untried.
  *
  * MISSING VISITS AND TIME GAPS (the method). Visits are irregular and features may be missing.
  * nn_lstm_visit_inputs builds the LSTM input of each visit from F raw features as
@@ -49,6 +69,7 @@
 #include <stdint.h>
 
 #include "lib/nn/backend.h"
+#include "lib/nn/optimizer.h"
 #include "lib/nn/tensor.h"
 #include "lib/util/err.h"
 
@@ -63,50 +84,77 @@ typedef struct NnLstmConfig {
     uint64_t seed; /* run seed of the dropout masks */
 } NnLstmConfig;
 
+struct NnCudnnLstm; /* lib/nn/cuda/nn_cuda.h */
+
 typedef struct NnLstm {
     NnLstmConfig cfg;
     const NnBackend *be;
-    ParamStore store;
-    /* view indices in store */
+    ParamStore store; /* host memory: what weights are written to and read from (BACKENDS) */
+    ParamStore dev;   /* what the kernels use: `store` itself on host backends, else its replica
+                         in the backend's memory (same views) */
+    /* view indices in store and dev */
     int w_ih[NN_LSTM_MAX_LAYERS], w_hh[NN_LSTM_MAX_LAYERS];
     int b_ih[NN_LSTM_MAX_LAYERS], b_hh[NN_LSTM_MAX_LAYERS];
     int head_w, head_b;
+    struct NnCudnnLstm *cudnn; /* cuda: the cuDNN core; NULL: the host loop */
 
-    /* The last forward, what backward reads. Time-major inside: each step's (N, .) block is
-     * contiguous, so the per-step products are one linear call. */
+    /* The last forward, what backward reads. */
     int n, t, training;
     NnDropout drop; /* p, seed, step of the last forward (op = layer) */
     size_t cap;     /* N T the buffers below hold */
     int cap_n;      /* N the (N, .) buffers hold */
     int *len;       /* (N) */
-    int *target;    /* (N), valid when has_target */
     int has_target;
     float loss;
+    float *logits;   /* (N,K) host memory, on every backend */
+    const float *hn; /* (N,H) the top layer's final state h_n, which the head reads: in h or hy */
+
+    /* The head, in the backend's memory. */
+    int *target_dev;   /* (N) */
+    float *logits_dev; /* (N,K) */
+    float *probs;      /* (N,K) softmax, for xent_backward */
+    float *dlogits;    /* (N,K) */
+
+    /* The host loop, host memory. Time-major: each step's (N, .) block is contiguous, so the
+     * per-step products are one linear call. */
     float *u[NN_LSTM_MAX_LAYERS];     /* (T,N,I_l) layer inputs: x, then dropped outputs */
     float *gates[NN_LSTM_MAX_LAYERS]; /* (T,N,4H) i, f, g, o after their activations */
     float *h[NN_LSTM_MAX_LAYERS];     /* (T+1,N,H) slot 0 the zero initial state */
     float *c[NN_LSTM_MAX_LAYERS];     /* (T+1,N,H) */
-    float *logits;                    /* (N,K) */
-    float *probs;                     /* (N,K) softmax, for xent_backward */
-    /* backward scratch */
-    float *d_gates; /* (T,N,4H) */
-    float *d_u;     /* (T,N,max(I,H)) */
-    float *d_h;     /* (T,N,H) gradient reaching a lower layer's outputs */
-    float *rec;     /* (N,4H) recurrent term of one step */
-    float *dh, *dc; /* (N,H) running state gradients */
-    float *dlogits; /* (N,K) */
+    float *d_gates;                   /* (T,N,4H) */
+    float *d_u;                       /* (T,N,max(I,H)) */
+    float *d_h;                       /* (T,N,H) gradient reaching a lower layer's outputs */
+    float *rec;                       /* (N,4H) recurrent term of one step */
+    float *dh, *dc;                   /* (N,H) running state gradients */
+
+    /* The device path (cuda, refdev): the batch in the backend's memory, batch-first. */
+    float *x_dev;   /* (N,T,I) steps t >= len zeroed */
+    float *y_dev;   /* (N,T,H) the top layer's outputs, 0 at t >= len */
+    float *hy_dev;  /* (L,N,H) every layer's final state; the top layer's is hn */
+    float *dhy_dev; /* (L,N,H) the loss gradient there (0 below the top layer) */
+    float *dx_dev;  /* (N,T,I) */
+    float *stage;   /* host (N,T,max(I,H)): x on its way up, dx and outputs on their way down */
 } NnLstm;
 
 /* Builds the model: checks cfg, declares and allocates the store with n_moments optimizer
- * moments (nn_optim_moments), weights zero (nn_lstm_init_weights or a checkpoint fills them).
- * be must keep tensors in host memory (see BACKENDS). On failure m is freed. */
+ * moments (nn_optim_moments), weights zero (nn_lstm_init_weights or a checkpoint fills them),
+ * and on a device backend its replica (and on cuda the cuDNN descriptors). On failure m is
+ * freed. */
 int nn_lstm_init(NnLstm *m, const NnLstmConfig *cfg, const NnBackend *be, int n_moments, Err *e);
 void nn_lstm_free(NnLstm *m);
 
 /* PyTorch's default initialisation, drawn from Philox (PHILOX_INIT, index = view number):
  * every LSTM tensor U(-1/sqrt(H), 1/sqrt(H)); the head, as torch.nn.Linear, U(-1/sqrt(H),
- * 1/sqrt(H)) for weight and bias. */
+ * 1/sqrt(H)) for weight and bias. Written to the store, then uploaded. */
 void nn_lstm_init_weights(NnLstm *m, uint64_t seed);
+
+/* The store (parameters, gradients, optimizer moments) to the kernels' replica and back
+ * (BACKENDS); no-ops on host backends. */
+void nn_lstm_upload(NnLstm *m);
+void nn_lstm_download(NnLstm *m);
+/* Zeroes the gradients the kernels accumulate into; one optimizer step of them (optimizer.h). */
+void nn_lstm_zero_grads(NnLstm *m);
+int nn_lstm_step(NnLstm *m, const NnOptim *o, long step, Err *e);
 
 /* Forward of a batch. x: (N,T,I) (steps t >= len[n] are never read: anything may be there),
  * len: (N) in [1, T], target: (N) in [0, K) or NULL (no loss).
@@ -117,8 +165,9 @@ int nn_lstm_forward(NnLstm *m, int n, int t, const float *x, const int *len, con
                     int training, uint64_t step, float *loss, Err *e);
 
 /* Backward of the last forward's loss (it must have had a target): parameter gradients are
- * ADDED to m->store.grads (the accumulate contract: zero them per step), and the input
- * gradient to dx: (N,T,I) when not NULL (0 contribution at t >= len). */
+ * ADDED to the kernels' gradients (the accumulate contract: nn_lstm_zero_grads per step; read
+ * them after nn_lstm_download), and the input gradient to dx: (N,T,I) host memory, when not
+ * NULL (0 contribution at t >= len). */
 void nn_lstm_backward(NnLstm *m, float *dx);
 
 /* The top layer's outputs of the last forward, batch-first (N,T,H), 0 at t >= len[n] (what

@@ -78,10 +78,10 @@ int prog_lstm_train(NnLstm *m, const ProgFit *fit, uint64_t init_seed, int n, in
                        (size_t)bt_max * in * sizeof(float));
             step++;
             rc = nn_lstm_forward(m, rows, bt_max, bx, bl, bt, 1, (uint64_t)step, NULL, e);
-            if (rc == 0) {
-                nn_store_zero_grads(&m->store);
+            if (rc == 0) { /* on the kernels' parameters, wherever the backend keeps them */
+                nn_lstm_zero_grads(m);
                 nn_lstm_backward(m, NULL);
-                rc = nn_optim_step(fit->be, &opt, &m->store, step, e);
+                rc = nn_lstm_step(m, &opt, step, e);
             }
         }
     }
