@@ -6,6 +6,11 @@
 #      fault is blamed on its op (ONFH_CUDA_SYNC=1); batch norm again on own kernels
 #      (ONFH_CUDA_BN=cudnn; own kernels are the default), with one golden fixture; convolutions
 #      all on cuDNN (ONFH_CUDA_CONV=cudnn; pointwise and depthwise ones are own by default);
+#   1b. the LSTM of lib/nn/lstm on cuDNN against its host loop on ref (test_nn_lstm_device
+#      cuda: outputs, logits, loss, every gradient, 1 and 2 layers, unequal lengths; evaluation
+#      only with dropout, whose masks are cuDNN's; dropout runs), then the progression stage's
+#      LSTM training (bench_progression, 10,000 patients, 2 epochs) on cuda and on ref: seconds
+#      per epoch, and that it runs;
 #   2. the ten architectures' golden fixtures (PyTorch float64 logits, gradients, 5 AdamW steps)
 #      on cuda (test_nn_model golden_cuda_MODEL, one program each);
 #   3. training images/s and peak GPU memory at 224x224: mobilenet_v3_large batch 128 for 50
@@ -70,6 +75,16 @@ ONFH_CUDA_SYNC=1 ONFH_CUDA_CONV=cudnn ONFH_TEST_ONLY=test_conv step "convolution
 # batch norm on cuDNN's kernels (ONFH_CUDA_BN=cudnn, cu_core.cuh): the op cases that use it
 ONFH_CUDA_SYNC=1 ONFH_CUDA_BN=cudnn ONFH_TEST_ONLY=test_batchnorm step "batch norm on cuDNN (ONFH_CUDA_BN=cudnn) vs ref" "$out/ops_bn_cudnn.log" "$bundle/bin/test_nn_backend" cuda
 ONFH_CUDA_BN=cudnn ONFH_TEST_ONLY=golden_cuda_resnet18 step "golden fixture resnet18 with cuDNN batch norm" "$out/golden_bn_cudnn.log" "$bundle/bin/test_nn_model"
+
+# the LSTM on cuDNN (lstm_cudnn.cu), and the progression stage's LSTM training on cuda and ref
+ONFH_CUDA_SYNC=1 step "LSTM on cuDNN vs the host loop" "$out/lstm.log" "$bundle/bin/test_nn_lstm_device" cuda
+for b in cuda ref; do
+    line=$(timeout 120 "$bundle/bin/bench_progression" 10000 2 16 $b 2>&1 | tee "$out/progression_$b.log" | tail -1)
+    case $line in
+    "10000 "*) note "progression LSTM training on $b (patients visits inputs hidden batch backend threads s/epoch): $line" ;;
+    *) failed=$((failed + 1)) && note "progression LSTM training on $b: FAILED: $(tail -2 "$out/progression_$b.log" | tr '\n' ' ')" ;;
+    esac
+done
 
 # one program per architecture, so a fault in one hides no other
 for m in mobilenet_v3_large mobilenet_v3_small mobilenet_v2 resnet18 resnet50 densenet121 \
