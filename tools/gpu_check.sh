@@ -78,6 +78,12 @@ ONFH_CUDA_BN=cudnn ONFH_TEST_ONLY=golden_cuda_resnet18 step "golden fixture resn
 
 # the LSTM on cuDNN (lstm_cudnn.cu), and the progression stage's LSTM training on cuda and ref
 ONFH_CUDA_SYNC=1 step "LSTM on cuDNN vs the host loop" "$out/lstm.log" "$bundle/bin/test_nn_lstm_device" cuda
+if grep -q 'Aborted\|exited\|error in' "$out/lstm.log" || ! grep -q '^1\.\.' "$out/lstm.log"; then
+    for t in test_one_layer test_two_layers test_two_layers_dropout test_dropout_runs test_sgd_steps; do
+        ONFH_CUDA_SYNC=1 ONFH_TEST_ONLY=$t timeout 60 "$bundle/bin/test_nn_lstm_device" cuda >"$out/lstm_$t.log" 2>&1
+        echo "  $t: exit $? $(grep -m2 -E '^not ok|error in|^ok' "$out/lstm_$t.log" | tr '\n' ' ')"
+    done | tee "$out/lstm_each.txt"
+fi
 for b in cuda ref; do
     line=$(timeout 120 "$bundle/bin/bench_progression" 10000 2 16 $b 2>&1 | tee "$out/progression_$b.log" | tail -1)
     case $line in

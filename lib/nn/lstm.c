@@ -463,7 +463,8 @@ static void layer_tensors(const NnLstm *m, int grads, float **p)
 }
 
 /* x (host, batch-first) -> x_dev, then the core -> y_dev, hy_dev. keep: the forward of a loss
- * that backward will follow (cuDNN keeps its reserve space). */
+ * that backward may follow. cuDNN runs in training mode (keeping its reserve space) then, and
+ * in training (its dropout is a training-mode thing); else in inference mode. */
 static int device_forward(NnLstm *m, const float *x, int keep, Err *e)
 {
     const NnMemory *mem = m->be->mem;
@@ -480,8 +481,8 @@ static int device_forward(NnLstm *m, const float *x, int keep, Err *e)
         char why[512];
         layer_tensors(m, 0, w);
         if (nn_cudnn_lstm_forward(m->cudnn, (const float *const *)w, n, T, m->len, m->x_dev,
-                                  m->y_dev, m->hy_dev, keep, m->training && m->drop.p > 0.0f, why,
-                                  sizeof why))
+                                  m->y_dev, m->hy_dev, keep || m->training,
+                                  m->training && m->drop.p > 0.0f, why, sizeof why))
             return err_set(e, ERR_INTERNAL, "lstm on cuda, batch %d x %d: %s", n, T, why);
     } else { /* refdev: the host loop, on its memory directly */
         host_forward(m, m->x_dev);
