@@ -1,6 +1,7 @@
 /* nn_cuda.h: the CUDA backend (lib/nn/cuda): cuDNN for convolution and batch norm, cuBLAS for
  * linear layers, small kernels for the rest; activations NHWC in device memory, parameters in
- * PyTorch's layouts (a replica of the ParamStore on the device, graph.h).
+ * PyTorch's layouts (a replica of the ParamStore on the device, graph.h). Beside the NnBackend
+ * table, the recurrent core of lib/nn/lstm on cuDNN's RNN API (below).
  *
  * Built where nvcc, cuDNN and NCCL are found (Makefile GPU=1); otherwise, and on machines
  * without a GPU, nn_backend_cuda returns NULL and says why, so callers need no #if. */
