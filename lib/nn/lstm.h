@@ -107,7 +107,7 @@ typedef struct NnLstm {
     int has_target;
     float loss;
     float *logits;   /* (N,K) host memory, on every backend */
-    const float *hn; /* (N,H) the top layer's final state h_n, which the head reads: in h or hy */
+    const float *hn; /* (N,H) the top layer's h_n, which the head reads: in h[L-1] or hy_dev */
 
     /* The head, in the backend's memory. */
     int *target_dev;   /* (N) */
