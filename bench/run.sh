@@ -1,10 +1,10 @@
 #!/bin/bash
-# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn, train, dp, archs, evaluate, vessels, progression), each
+# run.sh BUILD_DIR [PART...]: every benchmark (or only the parts named: hash, synth, ingest, nn, train, dp, archs, evaluate, vessels, progression, forecast), each
 # printing onfh's figure beside its peer's. `make bench BENCH=ingest` passes parts.
 set -eu
-build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn|train|dp|archs|evaluate|vessels|progression]...}
+build=${1:?usage: bench/run.sh BUILD_DIR [hash|synth|ingest|nn|train|dp|archs|evaluate|vessels|progression|forecast]...}
 shift
-parts=${*:-hash synth nn train dp archs evaluate vessels progression ingest}
+parts=${*:-hash synth nn train dp archs evaluate vessels progression forecast ingest}
 want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo
@@ -27,6 +27,11 @@ if want vessels; then
 fi
 if want progression; then
     bench/progression.sh "$build"
+    echo
+fi
+if want forecast; then
+    mkdir -p runs
+    bench/forecast.sh "$build"
     echo
 fi
 if want dp; then

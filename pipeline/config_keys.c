@@ -227,6 +227,11 @@ const CfgKey onfh_config_keys[] = {
     {"progression.slice_threshold", CFG_NUM, "0.5", CFG_RANGE(0, 1),
      .doc = "a slice counts as showing a lesion when the CNN's probability is >= this "
             "(feature frac_above)"},
+    {"progression.features", CFG_LIST,
+     "[p_mean, p_max, frac_above, extent_mm, vessel_length_mm, vessel_branches]", CFG_RANGE(1, 6),
+     .choices = "p_mean|p_max|frac_above|extent_mm|vessel_length_mm|vessel_branches",
+     .doc = "per-visit features the LSTM and the logistic regression see, each once "
+            "(progression.h5 keeps all six either way)"},
     {"progression.hidden", CFG_INT, "16", CFG_RANGE(1, 4096), .doc = "LSTM hidden size"},
     {"progression.layers", CFG_INT, "1", CFG_RANGE(1, 2), .doc = "stacked LSTM layers"},
     {"progression.dropout", CFG_NUM, "0", CFG_RANGE(0, 0.9),

@@ -107,14 +107,21 @@ int prog_cross_validate(int n, int t_all, int f, const float *values, const floa
                         int k, const ProgFit *fit, double *p_lstm, double *p_logistic,
                         double *epoch_s, Err *e)
 {
-    int t = 1, in = 2 * f + 1;
+    /* the model's features: fit->use's columns of values, or all f of them */
+    int nf = fit->n_use > 0 ? fit->n_use : f, src[PROG_MAX_INPUT_FEATURES];
+    if (nf > PROG_MAX_INPUT_FEATURES)
+        return err_set(e, ERR_CONFIG, "progression: %d features, at most %d", nf,
+                       PROG_MAX_INPUT_FEATURES);
+    for (int q = 0; q < nf; q++)
+        src[q] = fit->n_use > 0 ? fit->use[q] : q;
+    int t = 1, in = 2 * nf + 1;
     for (int i = 0; i < n; i++) {
         p_lstm[i] = p_logistic[i] = NAN;
         if (fold[i] >= 0 && len[i] > t)
             t = len[i];
     }
     size_t nn = (size_t)(n ? n : 1);
-    float *z = mem_alloc(nn * t * f * sizeof(float)), *zm = mem_alloc(nn * t * f * sizeof(float));
+    float *z = mem_alloc(nn * t * nf * sizeof(float)), *zm = mem_alloc(nn * t * nf * sizeof(float));
     float *gap = mem_alloc(nn * t * sizeof(float));
     float *x = mem_alloc(nn * t * in * sizeof(float)), *xs = mem_alloc(nn * t * in * sizeof(float));
     double *xl = mem_alloc(nn * in * sizeof(double)), *pk = mem_alloc(nn * sizeof(double));
@@ -127,12 +134,12 @@ int prog_cross_validate(int n, int t_all, int f, const float *values, const floa
     int trained = 0;
     for (int fk = 0; rc == 0 && fk < k; fk++) {
         /* standardisation from this fold's training patients, visits up to the cut-off */
-        double mu[64], sd[64];
-        for (int q = 0; q < f; q++) {
+        double mu[PROG_MAX_INPUT_FEATURES], sd[PROG_MAX_INPUT_FEATURES];
+        for (int q = 0; q < nf; q++) {
             double s = 0.0, s2 = 0.0, c = 0.0;
             for (int i = 0; i < n; i++)
                 for (int v = 0; fold[i] >= 0 && fold[i] != fk && v < len[i]; v++) {
-                    size_t at = ((size_t)i * t_all + v) * f + q;
+                    size_t at = ((size_t)i * t_all + v) * f + src[q];
                     if (mask[at] != 0.0f)
                         s += values[at], s2 += (double)values[at] * values[at], c += 1.0;
                 }
@@ -143,14 +150,15 @@ int prog_cross_validate(int n, int t_all, int f, const float *values, const floa
         for (int i = 0; i < n; i++)
             for (int v = 0; v < t; v++) {
                 gap[(size_t)i * t + v] = v < t_all ? gap_days[(size_t)i * t_all + v] : 0.0f;
-                for (int q = 0; q < f; q++) {
-                    size_t src = ((size_t)i * t_all + v) * f + q, dst = ((size_t)i * t + v) * f + q;
-                    int seen = v < len[i] && mask[src] != 0.0f;
+                for (int q = 0; q < nf; q++) {
+                    size_t at = ((size_t)i * t_all + v) * f + src[q];
+                    size_t dst = ((size_t)i * t + v) * nf + q;
+                    int seen = v < len[i] && mask[at] != 0.0f;
                     zm[dst] = seen ? 1.0f : 0.0f;
-                    z[dst] = seen ? (float)((values[src] - mu[q]) / sd[q]) : 0.0f;
+                    z[dst] = seen ? (float)((values[at] - mu[q]) / sd[q]) : 0.0f;
                 }
             }
-        nn_lstm_visit_inputs(n, t, f, z, zm, gap, x);
+        nn_lstm_visit_inputs(n, t, nf, z, zm, gap, x);
         /* the training set, compacted */
         int ntr = 0;
         for (int i = 0; i < n; i++)

@@ -20,7 +20,11 @@
 #include "lib/nn/lstm.h"
 #include "lib/util/err.h"
 
+#define PROG_MAX_INPUT_FEATURES 64
+
 typedef struct ProgFit {
+    /* the columns of values the models see (progression.features), in order; n_use 0: all */
+    int use[PROG_MAX_INPUT_FEATURES], n_use;
     int hidden, layers, epochs, batch;
     float dropout;
     double lr, weight_decay;
@@ -38,8 +42,9 @@ int prog_lstm_train(NnLstm *m, const ProgFit *fit, uint64_t init_seed, int n, in
                     const float *x, const int *len, const int *target, double *epoch_s, Err *e);
 
 /* Out-of-fold probabilities of progression (n each; NaN where fold[i] < 0). values, mask:
- * (n,t_all,f); len: visits up to the cut-off (n); gap_days (n,t_all). epoch_s: mean seconds of
- * an LSTM epoch over the folds (may be NULL). */
+ * (n,t_all,f), of which the models see fit->use's columns (all f when fit->n_use is 0); len: visits
+ * up to the cut-off (n); gap_days (n,t_all). epoch_s: mean seconds of an LSTM epoch over the folds
+ * (may be NULL). */
 int prog_cross_validate(int n, int t_all, int f, const float *values, const float *mask,
                         const float *gap_days, const int *len, const int *outcome, const int *fold,
                         int k, const ProgFit *fit, double *p_lstm, double *p_logistic,

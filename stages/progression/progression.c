@@ -50,6 +50,31 @@ static const NnBackend *backend(const char *name, Err *e)
     return nn_backend_by_name(name, e);
 }
 
+/* fit->use from progression.features (names checked against the choices when the config was
+ * read); a feature listed twice is refused. */
+static int feature_selection(const Config *cfg, ProgFit *fit, Err *e)
+{
+    char *const *items;
+    int n = config_list(cfg, "progression.features", &items);
+    fit->n_use = 0;
+    for (int j = 0; j < n; j++) {
+        int q = 0;
+        while (q < PROG_N_FEATURES && strcmp(items[j], prog_feature_names[q]))
+            q++;
+        if (q == PROG_N_FEATURES)
+            return err_set(e, ERR_CONFIG, "progression.features: \"%s\" is not a feature",
+                           items[j]);
+        for (int i = 0; i < fit->n_use; i++)
+            if (fit->use[i] == q)
+                return err_set(e, ERR_CONFIG,
+                               "progression.features: \"%s\" is listed twice; expected each "
+                               "feature once",
+                               items[j]);
+        fit->use[fit->n_use++] = q;
+    }
+    return 0;
+}
+
 /* Everything on rank 0; the inputs read and the outputs written listed for the manifest. */
 static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
 {
@@ -75,7 +100,7 @@ static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
     double epoch_s = 0.0;
     const char *no_resnet = NULL;
     fit.be = backend(be_name, e);
-    int rc = fit.be ? 0 : -1;
+    int rc = fit.be && feature_selection(cfg, &fit, e) == 0 ? 0 : -1;
     char why[512] = "";
     rc = rc || read_selected(dir, arch, sizeof arch, e) ||
          prog_cohort_read(&c, dir, cutoff, why, sizeof why, e);
@@ -146,10 +171,14 @@ static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
         goto out;
     }
     prog_folds(c.n, c.outcome, c.included, folds, fit.seed, fold);
+    char used[256] = "";
+    for (int j = 0; j < fit.n_use; j++)
+        snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s", j ? ", " : "",
+                 prog_feature_names[fit.use[j]]);
     log_info("progression: %d patients with an outcome, %d with a visit after day %d; %d-fold "
              "patient cross-validation of the LSTM (hidden %d, %d layer(s), %d epochs) and the "
-             "last-visit logistic regression",
-             c.n, n_incl, cutoff, folds, fit.hidden, fit.layers, fit.epochs);
+             "last-visit logistic regression on %s",
+             c.n, n_incl, cutoff, folds, fit.hidden, fit.layers, fit.epochs, used);
     r.n_models = n_feat + 1;
     r.models[0] = (ProgModel){.name = "lstm",
                               .arch = feat[0].arch,

@@ -151,8 +151,11 @@ static int put(H5Out *o, const char *path, hid_t file_type, hid_t mem_type, int 
 int prog_write_h5(const char *path, const ProgCohort *c, const ProgFeatures *const *feat,
                   int n_feat, const ProgResults *r, const ProgRun *pr, Err *e)
 {
-    char tmp[4200], names[512] = "", defs[4096] = "", p[256];
+    char tmp[4200], names[512] = "", used[512] = "", defs[4096] = "", p[256];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    for (int j = 0; j < pr->fit->n_use; j++)
+        snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s", j ? "," : "",
+                 prog_feature_names[pr->fit->use[j]]);
     for (int q = 0; q < PROG_N_FEATURES; q++) {
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", q ? "," : "",
                  prog_feature_names[q]);
@@ -172,6 +175,7 @@ int prog_write_h5(const char *path, const ProgCohort *c, const ProgFeatures *con
          h5out_attr_string(o.file, "onfh_commit", pr->commit, e) ||
          h5out_attr_string(o.file, "features", names, e) ||
          h5out_attr_string(o.file, "feature_definitions", defs, e) ||
+         h5out_attr_string(o.file, "model_features", used, e) ||
          h5out_attr_string(o.file, "unit", "patient", e) ||
          h5out_attr_string(o.file, "outcome_definition",
                            "1 when any affected hip progressed (ARCO stage increase or collapse) "
@@ -313,6 +317,11 @@ int prog_write_json(const char *path, const ProgCohort *c, const ProgFeatures *f
     json_key(&w, "days_since_previous");
     json_string(&w, "days since the previous visit (0 at the first); the LSTM takes it in years");
     json_object_end(&w);
+    json_key(&w, "model_features");
+    json_array_begin(&w);
+    for (int j = 0; j < pr->fit->n_use; j++)
+        json_string(&w, prog_feature_names[pr->fit->use[j]]);
+    json_array_end(&w);
     json_key(&w, "slice_threshold"), json_number(&w, pr->slice_threshold);
     int incl = 0, after = 0;
     for (int i = 0; i < c->n; i++)
@@ -348,9 +357,12 @@ int prog_write_json(const char *path, const ProgCohort *c, const ProgFeatures *f
     json_key(&w, "lr"), json_number(&w, pr->fit->lr);
     json_key(&w, "weight_decay"), json_number(&w, pr->fit->weight_decay);
     json_key(&w, "backend"), json_string(&w, pr->backend);
-    json_key(&w, "inputs");
-    json_string(&w, "per visit [mask x standardised feature (6) | mask (6) | years since the "
-                    "previous visit (1)]; missing values enter as 0 with mask 0");
+    char inputs[256];
+    snprintf(inputs, sizeof inputs,
+             "per visit [mask x standardised feature (%d, model_features) | mask (%d) | years "
+             "since the previous visit (1)]; missing values enter as 0 with mask 0",
+             pr->fit->n_use, pr->fit->n_use);
+    json_key(&w, "inputs"), json_string(&w, inputs);
     json_object_end(&w);
     json_key(&w, "bootstrap");
     json_object_begin(&w);

@@ -422,17 +422,24 @@ int cohort_patient(const CohortPlan *plan, int i, CohortPatient *pt, Err *e)
                        "patient %d: %d lesion slices do not fit the %d slices of its head", i, k,
                        l - f + 1);
     /* Keep the lesion's ends off the cortex: `edge` slices of marrow before and after it, then
-     * place it towards the anterior end of what room is left. */
+     * place it anywhere in what room is left. Anywhere, not centred: a lesion always in the
+     * middle of the head makes every normal labelled slice one at the head's ends, and a slice
+     * classifier learns the slice's position instead of what it shows (README, Progression).
+     * Where the drawn place leaves the lesion no fit (near the ends the head is narrow), the
+     * places nearer the middle are tried in turn. */
     const SynthHip *ph = &a0->hip[pt->primary_hip];
     int edge = (int)ceil((ph->cortex_mm + 1.2) / pt->spacing + 0.5);
     int room = (l - f + 1) - k;
     if (room < 2 * edge)
         edge = room / 2;
-    int j0 = f + edge +
-             (int)philox_below(&rng, (uint32_t)(room - 2 * edge < 2 ? room - 2 * edge + 1 : 3));
+    int lo_j0 = f + edge, hi_j0 = f + room - edge, mid_j0 = f + room / 2;
+    int j0 = lo_j0 + (int)philox_below(&rng, (uint32_t)(hi_j0 - lo_j0 + 1));
     stage0[pt->primary_hip] = baseline_stage(plan->progresses[i][0], &rng);
-    if (!place_lesion(pt, pt->primary_hip, j0, k, stage0[pt->primary_hip], n, &rng))
-        return err_set(e, ERR_INTERNAL, "patient %d: the lesion does not fit the head", i);
+    while (!place_lesion(pt, pt->primary_hip, j0, k, stage0[pt->primary_hip], n, &rng)) {
+        if (j0 == mid_j0)
+            return err_set(e, ERR_INTERNAL, "patient %d: the lesion does not fit the head", i);
+        j0 += j0 < mid_j0 ? 1 : -1;
+    }
     if (plan->bilateral[i]) {
         int f2, l2;
         head_slices(pt, second, n, &f2, &l2);

@@ -104,6 +104,24 @@ assert c["delong_p"] == 1, c
 PY
 [ $? -eq 0 ] && h5ls "$bad/progression.h5/features/resnet50" >/dev/null 2>&1 && ok "... a third model, lstm_resnet50, with its features in progression.h5 and a DeLong test" || not_ok "... the ResNet50 comparator" "$(cat "$t/r50.check")"
 
+# progression.features: the models see the features listed, each once; progression.h5 keeps all
+fresh
+expect_exit "progression.features: the lesion's four" 0 "$t/feat.out" "$ONFH" progression "$cfg" --run "$bad" --set 'progression.features=[p_mean, p_max, frac_above, extent_mm]'
+/usr/bin/python3 - "$bad/progression.json" "$run/progression.json" >"$t/feat.check" 2>&1 <<'PY'
+import json, sys
+j, all6 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert j["model_features"] == ["p_mean", "p_max", "frac_above", "extent_mm"], j["model_features"]
+assert all6["model_features"] == ["p_mean", "p_max", "frac_above", "extent_mm", "vessel_length_mm", "vessel_branches"], all6["model_features"]
+assert "(4, model_features)" in j["lstm"]["inputs"], j["lstm"]["inputs"]
+auc = lambda d: [m["roc_auc"] for m in d["models"]]
+assert auc(j) != auc(all6), "the same AUCs from 4 and 6 features"
+PY
+[ $? -eq 0 ] && h5dump -A "$bad/progression.h5" | grep -q '"p_mean,p_max,frac_above,extent_mm"' && h5dump -d /features/mobilenet_v3_small/values -H "$bad/progression.h5" | grep -q "48, 5, 6" && ok "... model_features in progression.json and .h5, other AUCs, all six features still stored" || not_ok "... model_features" "$(cat "$t/feat.check")"
+expect_exit "a feature listed twice is refused" 2 "$t/feat2.out" "$ONFH" progression "$cfg" --run "$bad" --force --set 'progression.features=[p_mean, p_mean]'
+grep -q 'progression.features: "p_mean" is listed twice' "$t/feat2.out" && ok "... naming the key and the feature" || not_ok "... naming the key and the feature" "$(tail -2 "$t/feat2.out")"
+expect_exit "an unknown feature is refused" 2 "$t/feat3.out" "$ONFH" progression "$cfg" --run "$bad" --force --set 'progression.features=[p_mean, lesion_volume]'
+grep -q 'progression.features: item "lesion_volume" is not allowed' "$t/feat3.out" && ok "... naming the key and the item" || not_ok "... naming the key and the item" "$(tail -2 "$t/feat3.out")"
+
 # malformed inputs: each names the file and the field
 fresh
 sed -i 's/"selected": "[a-z0-9_]*"/"selected": null/' "$bad/evaluation.json"
