@@ -1,10 +1,11 @@
 /* bench_vessels.c N [DIR]: the vessels stage's per-series chain (stages/vessels/measure.h: Frangi
  * at the default four scales, hysteresis, small objects, Lee thinning, graph, pruning, end-point
- * extension) on N synthetic trees rendered as the default cohort renders its vessel series
- * (64 x 64 x 40 voxels of 0.6 mm, Rician noise at SNR 26; the trees of test_vessel_accuracy).
- * Prints "N nx ny nz cpu_ms_per_series branches_total skeleton_voxels_total": CPU time of this one
- * process, the per-core figure on a shared machine. With DIR, writes each volume as DIR/vol_NNN.f32
- * (float32, x fastest) for bench/peer_skimage_vessels.py to do the same work on the same voxels. */
+ * extension, junction correction) on N synthetic trees rendered as the default cohort renders its
+ * vessel series (64 x 64 x 40 voxels of 0.6 mm, Rician noise at SNR 26; the trees of
+ * test_vessel_accuracy). Prints "N nx ny nz cpu_ms_per_series branches_total
+ * skeleton_voxels_total": CPU time of this one process, the per-core figure on a shared machine.
+ * With DIR, writes each volume as DIR/vol_NNN.f32 (float32, x fastest) for
+ * bench/peer_skimage_vessels.py to do the same work on the same voxels. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,7 +24,8 @@ int main(int argc, char **argv)
     const double vox = 0.6;
     VesselParams vp = {{NX * vox, NX * vox, NZ * vox}, 0, COHORT_MIN_BRANCH_MM, 0.8};
     /* the defaults of pipeline/config_keys.c's vessels.* keys */
-    VesselMethod me = {{0.3, 0.5, 0.7, 0.9}, 4, 0.5, 0.5, 0, 0.05, 0.2, 1.0, 2.0, 3.0};
+    VesselMethod me = {{0.3, 0.5, 0.7, 0.9}, 4,  0.5, 0.5, 0, 0.05, 0.2, 1.0, 2.0, 3.0,
+                       {1.0, 3.5},           3.0};
     int dims[3] = {NX, NX, NZ};
     double sp[3] = {vox, vox, vox};
     size_t n = (size_t)NX * NX * NZ;

@@ -12,7 +12,7 @@ tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 read -r n nx ny nz ms branches svox < <("$build/bench/bench_vessels" "$trees" "$tmp")
-printf 'onfh vessels chain (Frangi 4 scales, hysteresis, Lee thinning, graph, pruning): %d series of %dx%dx%d: %.1f ms CPU per series (%d skeleton voxels)\n' \
+printf 'onfh vessels chain (Frangi 4 scales, hysteresis, Lee thinning, graph, pruning, end and junction corrections): %d series of %dx%dx%d: %.1f ms CPU per series (%d skeleton voxels)\n' \
     "$n" "$nx" "$ny" "$nz" "$ms" "$svox"
 if /usr/bin/python3 -c 'import skimage' 2>/dev/null; then
     read -r _ pms pfr pvox < <(/usr/bin/python3 bench/peer_skimage_vessels.py "$tmp" "$trees")

@@ -214,6 +214,12 @@ const CfgKey onfh_config_keys[] = {
     {"vessels.end_extension_max_mm", CFG_NUM, "3", CFG_AT_LEAST(0),
      .doc = "end points are continued to the vessel mask's edge, less its half-width, by at "
             "most this (0: no extension)"},
+    {"vessels.junction_line_mm", CFG_LIST, "[1, 3.5]", CFG_RANGE(2, 2),
+     .doc = "junctions: the stretch of each branch, mm of path from the junction, whose straight "
+            "line is continued to where the branches' lines meet (skelgraph.h)"},
+    {"vessels.junction_shift_max_mm", CFG_NUM, "3", CFG_AT_LEAST(0),
+     .doc = "junctions move to where the branches' lines meet when that is at most this far "
+            "(0: no junction correction)"},
     {"vessels.bootstrap_resamples", CFG_INT, "9999", CFG_RANGE(1, 10000000),
      .doc = "patient-level bootstrap resamples of the treatment response's mean change"},
     {"vessels.confidence_level", CFG_NUM, "0.95", CFG_RANGE(0.5, 0.999),

@@ -519,6 +519,8 @@ static const char *const vessels_attributes[] = {"schema",
                                                  "min_object_mm3",
                                                  "prune_mm",
                                                  "end_extension_max_mm",
+                                                 "junction_line_mm",
+                                                 "junction_shift_max_mm",
                                                  "smooth_half_window"};
 /* the /series columns, in the order of the enum */
 enum {
@@ -540,6 +542,7 @@ enum {
     V_LENGTH,
     V_PATH,
     V_END_EXTENSION,
+    V_JUNCTION_CORRECTION,
     V_MEAN_BRANCH,
     V_VESSELNESS_MAX,
     V_COLUMNS
@@ -563,6 +566,7 @@ static const Column vessels_columns[V_COLUMNS] = {
     {"/series/length_mm", T_FLOAT, 8, 1, 0},
     {"/series/path_mm", T_FLOAT, 8, 1, 0},
     {"/series/end_extension_mm", T_FLOAT, 8, 1, 0},
+    {"/series/junction_correction_mm", T_FLOAT, 8, 1, 0},
     {"/series/mean_branch_mm", T_FLOAT, 8, 1, 0},
     {"/series/vesselness_max", T_FLOAT, 8, 1, 0},
 };
@@ -598,6 +602,8 @@ static void check_vessels(Check *c)
             why = "branches = end_end + junction_end + junction_junction + cycles";
         else if (!(length >= 0 && v[V_PATH][i] >= 0 && ext >= 0 && ext <= length))
             why = "length_mm, path_mm, end_extension_mm >= 0, end_extension_mm <= length_mm";
+        else if (!(fabs(v[V_JUNCTION_CORRECTION][i]) <= length))
+            why = "|junction_correction_mm| <= length_mm";
         else if (!(fabs(v[V_MEAN_BRANCH][i] - mean) <= 1e-9 * (1 + mean)))
             why = "mean_branch_mm = length_mm / branches (0 without branches)";
         else if (!(v[V_SKELETON_VOXELS][i] >= 0 && v[V_SKELETON_VOXELS][i] <= v[V_MASK_VOXELS][i]))

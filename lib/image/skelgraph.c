@@ -518,6 +518,117 @@ double skel_graph_end_extension(const SkelGraph *g, const uint8_t *mask, double 
     return total;
 }
 
+/* The line a traced branch follows over the stretch from_mm..to_mm of voxel path away from its
+ * end s (counted from the end's node centroid): through the centroid c of the stretch's voxels,
+ * along the unit d from the centroid of its nearer half to that of its farther half (away from
+ * the node). 0 when the branch does not reach two thirds of the way through the stretch. */
+static int branch_line(const SkelGraph *g, const SkelBranch *br, int s, double from_mm,
+                       double to_mm, double c[3], double d[3])
+{
+    const int *dm = g->dims;
+    double prev[3], arc = 0.0, half[2][3] = {{0}}, mid = 0.5 * (from_mm + to_mm);
+    int n[2] = {0, 0};
+    memcpy(prev, g->nodes[br->traced[s]].pos_mm, sizeof prev);
+    for (int64_t j = 0; j < br->n_voxels; j++) {
+        int64_t i = g->path[br->first + (s == 0 ? j : br->n_voxels - 1 - j)];
+        int64_t v[3] = {i % dm[0], i / dm[0] % dm[1], i / ((int64_t)dm[0] * dm[1])};
+        double p[3];
+        for (int a = 0; a < 3; a++)
+            p[a] = v[a] * g->spacing[a];
+        arc += step_mm(prev, p);
+        memcpy(prev, p, sizeof prev);
+        if (arc < from_mm)
+            continue;
+        if (arc > to_mm)
+            break;
+        int far = arc > mid;
+        for (int a = 0; a < 3; a++)
+            half[far][a] += p[a];
+        n[far]++;
+    }
+    if (!n[0] || !n[1] || arc < from_mm + 2.0 * (to_mm - from_mm) / 3.0)
+        return 0;
+    double norm = 0.0;
+    for (int a = 0; a < 3; a++) {
+        c[a] = (half[0][a] + half[1][a]) / (n[0] + n[1]);
+        d[a] = half[1][a] / n[1] - half[0][a] / n[0];
+        norm += d[a] * d[a];
+    }
+    if (!(norm > 0))
+        return 0;
+    for (int a = 0; a < 3; a++)
+        d[a] /= sqrt(norm);
+    return 1;
+}
+
+static double det3(const double m[3][3])
+{
+    return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+           m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+           m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
+double skel_graph_junction_correction(const SkelGraph *g, const double line_mm[2],
+                                      double max_shift_mm, double *corr)
+{
+    enum { MAX_LINES = 16 };
+    double total = 0.0;
+    for (int v = 0; v < g->n_nodes; v++) {
+        if (corr)
+            corr[v] = 0.0;
+        if (g->nodes[v].degree < 3)
+            continue;
+        /* the point x nearest to every line (c_i, d_i) in least squares solves
+         * sum (I - d_i d_i^T) x = sum (I - d_i d_i^T) c_i */
+        double m[3][3] = {{0}}, rhs[3] = {0}, dir[MAX_LINES][3];
+        int nl = 0;
+        for (int k = 0; k < g->n_branches; k++) {
+            const SkelBranch *br = &g->branches[k];
+            if ((!br->alive && br->joined_into < 0) || br->traced[0] < 0)
+                continue;
+            for (int s = 0; s < 2 && nl < MAX_LINES; s++) {
+                double c[3], d[3];
+                if (br->traced[s] != v || !branch_line(g, br, s, line_mm[0], line_mm[1], c, d))
+                    continue;
+                memcpy(dir[nl], d, sizeof d);
+                for (int a = 0; a < 3; a++)
+                    for (int b = 0; b < 3; b++) {
+                        double w = (a == b) - d[a] * d[b];
+                        m[a][b] += w;
+                        rhs[a] += w * c[b];
+                    }
+                nl++;
+            }
+        }
+        /* two lines at angle t give det = 2 sin^2 t: nearly parallel lines meet nowhere useful */
+        double det = det3(m);
+        if (nl < 2 || !(det > 1e-3))
+            continue;
+        double x[3];
+        for (int a = 0; a < 3; a++) {
+            double t[3][3];
+            memcpy(t, m, sizeof t);
+            for (int b = 0; b < 3; b++)
+                t[b][a] = rhs[b];
+            x[a] = det3(t) / det; /* Cramer's rule */
+        }
+        const double *node = g->nodes[v].pos_mm;
+        if (step_mm(x, node) > max_shift_mm)
+            continue;
+        /* moving the junction from the node to x lengthens each branch by the move's
+         * component against the branch's direction d (to first order: node and x on the
+         * lines): together (node - x) . sum d */
+        double cv = 0.0;
+        for (int i = 0; i < nl; i++)
+            for (int a = 0; a < 3; a++)
+                cv += (node[a] - x[a]) * dir[i][a];
+        if (corr)
+            corr[v] = cv;
+        total += cv;
+    }
+    return total;
+}
+
 int64_t skel_graph_paint(const SkelGraph *g, uint8_t *img, uint8_t branch_value, uint8_t node_value)
 {
     int64_t painted = 0;

@@ -53,7 +53,9 @@ int vessel_measure(const float *vol, const int dims[3], const double spacing[3],
     skel_graph_prune(&g, p->prune_mm);
     skel_graph_measures(&g, &r->m);
     r->end_extension_mm = skel_graph_end_extension(&g, objects, p->end_extension_max_mm, NULL);
-    r->m.length_mm += r->end_extension_mm;
+    r->junction_correction_mm =
+        skel_graph_junction_correction(&g, p->junction_line_mm, p->junction_shift_max_mm, NULL);
+    r->m.length_mm += r->end_extension_mm + r->junction_correction_mm;
     r->m.mean_branch_mm = r->m.branches ? r->m.length_mm / r->m.branches : 0.0;
     uint8_t *paint = skeleton ? skeleton : mask;
     memset(paint, 0, n);

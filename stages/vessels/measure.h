@@ -6,7 +6,9 @@
  *     -> hysteresis threshold on it, 26-connected (components.h)
  *     -> components under min_object_mm3 removed
  *     -> Lee thinning (3D; Zhang-Suen for a single slice) (thin.h)
- *     -> skeleton graph, spurs under prune_mm pruned, measures (skelgraph.h). */
+ *     -> skeleton graph, spurs under prune_mm pruned, measures (skelgraph.h)
+ *     -> the length corrected where thinning moves a skeleton's ends: end points continued to
+ *        the vessel's end, junctions moved to where the branches' lines meet (skelgraph.h). */
 #ifndef ONFH_VESSELS_MEASURE_H
 #define ONFH_VESSELS_MEASURE_H
 
@@ -25,6 +27,8 @@ typedef struct VesselMethod {
     double min_object_mm3;                /* smaller mask components are dropped */
     double prune_mm;                      /* spurs shorter than this are pruned */
     double end_extension_max_mm;          /* end points continue to the mask's edge, <= this */
+    double junction_line_mm[2];           /* stretch of each branch whose line meets the others */
+    double junction_shift_max_mm;         /* junctions move to where the lines meet, <= this */
 } VesselMethod;
 
 typedef struct VesselResult {
@@ -34,7 +38,8 @@ typedef struct VesselResult {
     int64_t mask_voxels;
     int64_t skeleton_voxels; /* after pruning */
     double vesselness_max;
-    double end_extension_mm; /* included in m.length_mm */
+    double end_extension_mm;       /* included in m.length_mm */
+    double junction_correction_mm; /* included in m.length_mm; either sign */
 } VesselResult;
 
 /* vol: dims[0] x dims[1] x dims[2] (nz = 1: a 2D image). skeleton (may be NULL; same size, zeroed

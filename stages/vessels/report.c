@@ -14,7 +14,11 @@ const char *const vessels_length_definition =
     "sum over the branches of the pruned skeleton of the branch length: the polyline node "
     "centroid -> branch voxels -> node centroid, smoothed by a moving average of 2 points "
     "either side, in mm (spacing-aware); plus, at each end point, the distance along the "
-    "branch's end direction to the vessel mask's edge less the mask's half-width there";
+    "branch's end direction to the vessel mask's edge less the mask's half-width there (at most "
+    "end_extension_max_mm); plus, at each junction, the change when the branches run straight "
+    "to where their lines meet (each branch's line through its voxels junction_line_mm out; the "
+    "least-squares meeting point, if within junction_shift_max_mm of the node) instead of to "
+    "the node";
 const char *const vessels_branch_definition =
     "number of branches of the skeleton graph after pruning: edges between nodes (end points "
     "and 26-connected junction-voxel clusters), chains of degree-2 voxels; spurs (end-end or "
@@ -36,6 +40,7 @@ GET(g_day, c->series[i].day)
 GET(g_length, r[i].m.length_mm)
 GET(g_path, r[i].m.path_mm)
 GET(g_ext, r[i].end_extension_mm)
+GET(g_junc, r[i].junction_correction_mm)
 GET(g_branches, r[i].m.branches)
 GET(g_mean, r[i].m.mean_branch_mm)
 GET(g_junctions, r[i].m.junctions)
@@ -86,16 +91,27 @@ int vessels_write_h5(const char *path, const VCohort *c, const VesselResult *r, 
         int is_int;
         Getter get;
     } cols[] = {
-        {"cohort_series", 1, g_row},    {"patient", 1, g_patient},
-        {"visit", 1, g_visit},          {"day", 1, g_day},
-        {"length_mm", 0, g_length},     {"path_mm", 0, g_path},
-        {"end_extension_mm", 0, g_ext}, {"branches", 1, g_branches},
-        {"mean_branch_mm", 0, g_mean},  {"junctions", 1, g_junctions},
-        {"end_points", 1, g_ends},      {"pruned", 1, g_pruned},
-        {"end_end", 1, g_t0},           {"junction_end", 1, g_t1},
-        {"junction_junction", 1, g_t2}, {"cycles", 1, g_t3},
-        {"components", 1, g_comp},      {"mask_voxels", 1, g_mask},
-        {"skeleton_voxels", 1, g_skel}, {"vesselness_max", 0, g_vmax},
+        {"cohort_series", 1, g_row},
+        {"patient", 1, g_patient},
+        {"visit", 1, g_visit},
+        {"day", 1, g_day},
+        {"length_mm", 0, g_length},
+        {"path_mm", 0, g_path},
+        {"end_extension_mm", 0, g_ext},
+        {"junction_correction_mm", 0, g_junc},
+        {"branches", 1, g_branches},
+        {"mean_branch_mm", 0, g_mean},
+        {"junctions", 1, g_junctions},
+        {"end_points", 1, g_ends},
+        {"pruned", 1, g_pruned},
+        {"end_end", 1, g_t0},
+        {"junction_end", 1, g_t1},
+        {"junction_junction", 1, g_t2},
+        {"cycles", 1, g_t3},
+        {"components", 1, g_comp},
+        {"mask_voxels", 1, g_mask},
+        {"skeleton_voxels", 1, g_skel},
+        {"vesselness_max", 0, g_vmax},
     };
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -128,6 +144,8 @@ int vessels_write_h5(const char *path, const VCohort *c, const VesselResult *r, 
          h5out_attr_doubles(o.file, "min_object_mm3", &me->min_object_mm3, 1, e) ||
          h5out_attr_doubles(o.file, "prune_mm", &me->prune_mm, 1, e) ||
          h5out_attr_doubles(o.file, "end_extension_max_mm", &me->end_extension_max_mm, 1, e) ||
+         h5out_attr_doubles(o.file, "junction_line_mm", me->junction_line_mm, 2, e) ||
+         h5out_attr_doubles(o.file, "junction_shift_max_mm", &me->junction_shift_max_mm, 1, e) ||
          h5out_attr_int(o.file, "smooth_half_window", SKEL_SMOOTH, e) ||
          h5out_group(&o, "/series", e);
     for (size_t k = 0; rc == 0 && k < sizeof cols / sizeof *cols; k++)

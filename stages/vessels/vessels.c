@@ -39,7 +39,7 @@ static void pack(const VesselResult *r, double *f)
                     (double)r->mask_voxels,
                     (double)r->skeleton_voxels,
                     r->vesselness_max,
-                    0.0};
+                    r->junction_correction_mm};
     memcpy(f, v, sizeof v);
 }
 
@@ -53,7 +53,7 @@ static void unpack(const double *f, VesselResult *r, VMeasured *m)
         r->m.by_type[k] = (int)f[9 + k];
     r->components = (int)f[13], r->removed_objects = (int)f[14];
     r->mask_voxels = (int64_t)f[15], r->skeleton_voxels = (int64_t)f[16];
-    r->vesselness_max = f[17];
+    r->vesselness_max = f[17], r->junction_correction_mm = f[18];
     m->length_mm = r->m.length_mm, m->branches = r->m.branches;
 }
 
@@ -87,6 +87,23 @@ static int read_method(const Config *cfg, VesselMethod *me, Err *e)
     me->min_object_mm3 = config_num(cfg, "vessels.min_object_mm3");
     me->prune_mm = config_num(cfg, "vessels.prune_mm");
     me->end_extension_max_mm = config_num(cfg, "vessels.end_extension_max_mm");
+    n = config_list(cfg, "vessels.junction_line_mm", &items);
+    for (int i = 0; i < n; i++) {
+        char *end;
+        double v = strtod(items[i], &end);
+        if (*end || !(v >= 0) || !isfinite(v))
+            return err_set(
+                e, ERR_CONFIG,
+                "%s: vessels.junction_line_mm: item %d is \"%s\", expected a number >= 0 "
+                "(mm)",
+                config_where(cfg, "vessels.junction_line_mm"), i + 1, items[i]);
+        me->junction_line_mm[i] = v;
+    }
+    if (!(me->junction_line_mm[1] > me->junction_line_mm[0]))
+        return err_set(e, ERR_CONFIG, "%s: vessels.junction_line_mm: [%g, %g], expected from < to",
+                       config_where(cfg, "vessels.junction_line_mm"), me->junction_line_mm[0],
+                       me->junction_line_mm[1]);
+    me->junction_shift_max_mm = config_num(cfg, "vessels.junction_shift_max_mm");
     return 0;
 }
 

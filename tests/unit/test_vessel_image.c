@@ -8,7 +8,8 @@
  *   - thinning: scikit-image's own docstring example (2D); a 3D box thins to one line, a ring
  *     to a ring (components and holes kept), and the skeleton is one voxel wide;
  *   - skeleton graph: hand-drawn skeletons with known branches, junctions, lengths and types,
- *     spacing-aware lengths, spur pruning and joining, isolated cycles. */
+ *     spacing-aware lengths, spur pruning and joining, isolated cycles, the end-point
+ *     extension and the junction correction. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -374,6 +375,44 @@ static void test_end_extension(void **state)
     skel_graph_free(&g);
 }
 
+static void test_junction_correction(void **state)
+{
+    (void)state;
+    /* 2D, 0.25 mm pixels: vessels that meet at J = (40, 40) (a stem along -x, two branches at
+     * +-45 degrees), drawn as thinning draws an acute junction: the stem runs on to (42, 40),
+     * where the branches part, and each branch bends back onto its true line by (43, 43). The
+     * lines through 1..3.5 mm of each branch meet at J exactly; moving the junction from
+     * (42, 40) to J changes the length by (node - J) . sum of the directions =
+     * 0.5 (-1 + 2 cos 45 degrees) mm. */
+    enum { N = 72 };
+    uint8_t sk[N * N] = {0};
+    for (int x = 4; x <= 42; x++)
+        sk[40 * N + x] = 1;
+    for (int k = 1; k <= 3; k++)
+        sk[(40 + k) * N + 43] = sk[(40 - k) * N + 43] = 1;
+    for (int k = 1; k <= 24; k++)
+        sk[(43 + k) * N + 43 + k] = sk[(37 - k) * N + 43 + k] = 1;
+    SkelGraph g;
+    Err e = {0};
+    assert_int_equal(skel_graph_build(&g, sk, (int[]){N, N, 1}, (double[]){0.25, 0.25, 1}, &e), 0);
+    skel_graph_prune(&g, 0);
+    SkelMeasures m;
+    skel_graph_measures(&g, &m);
+    assert_int_equal(m.junctions, 1);
+    assert_int_equal(m.branches, 3);
+    double corr[4], want = 0.5 * (sqrt(2.0) - 1.0);
+    assert_int_equal(g.n_nodes, 4);
+    double total = skel_graph_junction_correction(&g, (double[]){1.0, 3.5}, 3.0, corr);
+    assert_true(fabs(total - want) < 1e-9);
+    for (int v = 0; v < 4; v++)
+        assert_true(fabs(corr[v] - (g.nodes[v].degree == 3 ? want : 0.0)) < 1e-9);
+    /* a junction is not moved farther than the limit (here 0.5 mm away) */
+    assert_true(skel_graph_junction_correction(&g, (double[]){1.0, 3.5}, 0.4, NULL) == 0.0);
+    /* branches too short for the stretch give no line: nothing to correct */
+    assert_true(skel_graph_junction_correction(&g, (double[]){8.0, 12.0}, 3.0, NULL) == 0.0);
+    skel_graph_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_graph_hand_made),
         cmocka_unit_test(test_graph_spacing_and_smoothing),
         cmocka_unit_test(test_end_extension),
+        cmocka_unit_test(test_junction_correction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
