@@ -503,7 +503,7 @@ static void check_evaluation(Check *c)
     mem_free(cov);
 }
 
-/* schema onfh-vessels-1 (data-schema/vessels.md) */
+/* schema onfh-vessels-2 (data-schema/vessels.md) */
 static const char *const vessels_attributes[] = {"schema",
                                                  "run",
                                                  "config_sha256",
@@ -636,7 +636,7 @@ int schema_check(const char *path, char **report, int *n_problems, Err *e)
         check_checkpoint(&c);
     else if (!strcmp(schema, "onfh-evaluation-1"))
         check_evaluation(&c);
-    else if (!strcmp(schema, "onfh-vessels-1"))
+    else if (!strcmp(schema, "onfh-vessels-2"))
         check_vessels(&c);
     else
         problem(&c, "schema %s: unknown to this onfh", schema);

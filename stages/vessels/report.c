@@ -121,7 +121,7 @@ int vessels_write_h5(const char *path, const VCohort *c, const VesselResult *r, 
     H5Out o = {0};
     const VesselMethod *me = pv->method;
     int rc = h5out_create(&o, tmp, MPI_COMM_SELF, e);
-    rc = rc || h5out_attr_string(o.file, "schema", "onfh-vessels-1", e) ||
+    rc = rc || h5out_attr_string(o.file, "schema", "onfh-vessels-2", e) ||
          h5out_attr_string(o.file, "run", pv->run_name, e) ||
          h5out_attr_string(o.file, "config_sha256", pv->config_sha256, e) ||
          h5out_attr_string(o.file, "onfh_version", pv->onfh_version, e) ||
