@@ -29,7 +29,7 @@ print("  LSTM - logistic: %+.3f, DeLong p %.2g" % (c["auc_difference"], c["delon
 sys.exit(0 if c["auc_difference"] > 0 else 1)
 PY
 }
-echo "forecast: bin/onfh run $cfg ($(($(date +%s) - start)) s on $(nproc) cores)"
+echo "forecast: $build/onfh run $cfg ($(($(date +%s) - start)) s on $(nproc) cores)"
 summary "every feature (the paper's set)" && rc=0 || rc=1
 "$build/onfh" progression "$cfg" --run "$run" --force \
     --set 'progression.features=[p_mean, p_max, frac_above, extent_mm]' >>"$run.log" 2>&1

@@ -1,10 +1,10 @@
-"""progression_diagnose.py RUN_DIR [ARCH]: why a progression forecast is weak, on a synthetic run.
-Prints (1) how well the selected CNN's out-of-fold slice probabilities (predictions.csv) and the
-slice's distance from the middle of its stack (cohort.h5 /slices/index) each separate lesion
-from normal slices, their rank correlation, and the CNN's AUC on the 4 middle slices; (2) per
-visit, the mean frac_above (progression.h5) and the mean true lesion slice count
-(truth/slices.csv) of progressing and stable patients. Needs /usr/bin/python3 with h5py,
-pandas, scipy, scikit-learn."""
+"""progression_diagnose.py RUN_DIR [ARCH]: what a progression forecast has to go on, on a synthetic
+run. ARCH is the CNN whose features to examine (default: the one evaluate selected). Prints (1)
+how well its out-of-fold slice probabilities (predictions.csv) and the slice's distance from the
+middle of its stack (cohort.h5 /slices/index) each separate lesion from normal slices, their
+rank correlation, and the CNN's AUC on the 4 middle slices; (2) per visit, the mean frac_above
+(progression.h5) and the mean true lesion slice count (truth/slices.csv) of progressing and
+stable patients. Needs /usr/bin/python3 with h5py, pandas, scipy, scikit-learn."""
 import sys
 
 import h5py
@@ -14,7 +14,11 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 run = sys.argv[1]
-arch = sys.argv[2] if len(sys.argv) > 2 else "mobilenet_v3_small"
+if len(sys.argv) > 2:
+    arch = sys.argv[2]
+else:  # the CNN the progression stage used: evaluate's selection
+    import json
+    arch = json.load(open(run + "/evaluation.json"))["selected"]
 p = pd.read_csv(run + "/predictions.csv")
 p = p[p.model == arch].copy()
 with h5py.File(run + "/cohort.h5") as f:
