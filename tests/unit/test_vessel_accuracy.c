@@ -11,7 +11,8 @@
  * 116 (97%), within 10% for 119, bias +0.4%, branches within +-1 for 116 (97%). Without the
  * junction correction (vessels.junction_shift_max_mm = 0) it was 112 within 5% and a bias of
  * -1.9%: thinning moves acute junctions out to where the vessels part (bench/vessel_bias.c). The
- * assertions hold the method to 90% on both counts, so a change that makes it worse fails here.
+ * assertions hold the method to the issue's 95% on both counts (38 of 40), so a change that
+ * makes it worse fails here.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -72,8 +73,8 @@ static void test_synthetic_trees(void **state)
     printf("# %d trees: length within 5%%: %d, within 10%%: %d, mean bias %+.1f%%; branches "
            "within +-1: %d\n",
            done, within5, within10, 100 * bias, branches_ok);
-    assert_true(branches_ok >= 36); /* 90% */
-    assert_true(within5 >= 36);     /* 90% */
+    assert_true(branches_ok >= 38); /* 95%: the goal */
+    assert_true(within5 >= 38);     /* 95%: the goal */
     assert_true(within10 >= 38);    /* 95% */
     assert_true(fabs(bias) < 0.03);
     mem_free(u), mem_free(f);
