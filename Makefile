@@ -270,7 +270,7 @@ bench:
 # oneDNN (the check compares cuda with ref) into build/gpu, and packed with the libraries they
 # need (tools/gpu_bundle.sh). The node reuses the CUDA libraries of its PyTorch install.
 GPU_PROGRAMS := tests/test_nn_model tests/test_nn_backend tests/test_nn_lstm_device \
-	bench/bench_train bench/bench_progression
+	tests/test_nn_nccl bench/bench_train bench/bench_progression
 gpu-bundle:
 	@$(MAKE) --no-print-directory BUILD=build/gpu DNNL_DIR=/nonexistent GPU=1 $(addprefix build/gpu/,$(GPU_PROGRAMS))
 	@tools/gpu_bundle.sh build/gpu .gpu

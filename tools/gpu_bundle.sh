@@ -11,8 +11,8 @@ out=${2:?usage: tools/gpu_bundle.sh BUILD_DIR OUT_DIR}
 skip='linux-vdso|ld-linux|/libc\.so|/libm\.so|libpthread|/libdl\.so|/librt\.so|/libresolv\.so|/libutil\.so|/libanl\.so|libgcc_s|libstdc\+\+|libcudnn|libcublas|libnccl|libcudart|/libcuda\.so'
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-for p in tests/test_nn_model tests/test_nn_backend tests/test_nn_lstm_device bench/bench_train \
-    bench/bench_progression; do
+for p in tests/test_nn_model tests/test_nn_backend tests/test_nn_lstm_device tests/test_nn_nccl \
+    bench/bench_train bench/bench_progression; do
     [ -x "$build/$p" ] || { echo "gpu_bundle: $build/$p is missing (make gpu-bundle builds it)" >&2; exit 1; }
     cp "$build/$p" "$out/bin/"
     ldd "$build/$p" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | grep -Ev "$skip" |

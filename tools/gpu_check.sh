@@ -11,6 +11,8 @@
 #      only with dropout, whose masks are cuDNN's; dropout runs), then the progression stage's
 #      LSTM training (bench_progression, 10,000 patients, 2 epochs) on cuda and on ref: seconds
 #      per epoch, and that it runs;
+#   1c. the NCCL transport of lib/nn/comm on one GPU without MPI (test_nn_nccl: a one-rank
+#      communicator; reductions ordered after the compute stream's work, buckets, join, sync);
 #   2. the ten architectures' golden fixtures (PyTorch float64 logits, gradients, 5 AdamW steps)
 #      on cuda (test_nn_model golden_cuda_MODEL, one program each);
 #   3. training images/s and peak GPU memory at 224x224: mobilenet_v3_large batch 128 for 50
@@ -91,6 +93,9 @@ for b in cuda ref; do
     *) failed=$((failed + 1)) && note "progression LSTM training on $b: FAILED: $(tail -2 "$out/progression_$b.log" | tr '\n' ' ')" ;;
     esac
 done
+
+# NCCL (nccl.cu): a communicator of one rank, the plumbing that several GPUs share
+step "NCCL transport, one rank on one GPU" "$out/nccl.log" "$bundle/bin/test_nn_nccl"
 
 # one program per architecture, so a fault in one hides no other
 for m in mobilenet_v3_large mobilenet_v3_small mobilenet_v2 resnet18 resnet50 densenet121 \
