@@ -251,9 +251,10 @@ const CfgKey onfh_config_keys[] = {
      .doc = "AdamW weight decay of the LSTM weights (biases are not decayed)"},
     {"progression.folds", CFG_INT, "5", CFG_RANGE(2, 100),
      .doc = "patient-level cross-validation folds, stratified by outcome"},
-    {"progression.backend", CFG_ENUM, "auto", .choices = "auto|ref|dnnl",
-     .doc = "backend of the LSTM (host backends only) and of the CNN scoring the slices (auto: "
-            "dnnl when built with oneDNN, else ref)"},
+    {"progression.backend", CFG_ENUM, "auto", .choices = "auto|ref|dnnl|refdev|cuda",
+     .doc = "backend of the CNN scoring the slices and of the LSTM (auto: dnnl when built with "
+            "oneDNN, else ref; cuda only when asked: its cuDNN LSTM has not yet run on a GPU; "
+            "refdev checks the device path on CPUs)"},
     {"progression.bootstrap_resamples", CFG_INT, "9999", CFG_RANGE(1, 10000000),
      .doc = "patient bootstrap resamples of the AUC intervals"},
     {"progression.confidence_level", CFG_NUM, "0.95", CFG_RANGE(0.5, 0.999),

@@ -122,6 +122,16 @@ grep -q 'progression.features: "p_mean" is listed twice' "$t/feat2.out" && ok ".
 expect_exit "an unknown feature is refused" 2 "$t/feat3.out" "$ONFH" progression "$cfg" --run "$bad" --force --set 'progression.features=[p_mean, lesion_volume]'
 grep -q 'progression.features: item "lesion_volume" is not allowed' "$t/feat3.out" && ok "... naming the key and the item" || not_ok "... naming the key and the item" "$(tail -2 "$t/feat3.out")"
 
+# the device path through the stage, on CPUs: refdev (ref's kernels on memory treated as a
+# device's) scores the slices and trains the LSTM through every upload and download a GPU run
+# makes, and must give ref's results to the bit
+fresh
+expect_exit "progression on ref" 0 "$t/ref.out" "$ONFH" progression "$cfg" --run "$bad" --set progression.backend=ref
+cp "$bad/progression.json" "$t/ref.json"
+expect_exit "progression on refdev" 0 "$t/refdev.out" "$ONFH" progression "$cfg" --run "$bad" --force --set progression.backend=refdev
+d=$(diff <(grep -Ev '"(backend|config_sha256)"' "$t/ref.json") <(grep -Ev '"(backend|config_sha256)"' "$bad/progression.json"))
+[ -z "$d" ] && grep -q '"backend": "refdev"' "$bad/progression.json" && ok "... the same progression.json as ref (but for the backend's name and the config's hash)" || not_ok "... the same progression.json as ref" "$(echo "$d" | head -6)"
+
 # malformed inputs: each names the file and the field
 fresh
 sed -i 's/"selected": "[a-z0-9_]*"/"selected": null/' "$bad/evaluation.json"
