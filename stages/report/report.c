@@ -577,6 +577,17 @@ static void section_progression(StrBuf *b, const Inputs *in)
                   json_get_number(json_get(p, "cross_validation"), "folds", NAN),
                   100 * json_get_number(boot, "confidence_level", NAN),
                   json_get_number(boot, "resamples", NAN), json_get_number(boot, "seed", NAN));
+    const JsonValue *feats = json_get(p, "model_features");
+    if (feats && feats->type == JSON_ARRAY && feats->n > 0) {
+        strbuf_puts(b,
+                    "<p>Per-visit features the models see (<code>progression.features</code>): ");
+        for (size_t j = 0; j < feats->n; j++) {
+            strbuf_puts(b, j ? ", " : "");
+            esc(b, feats->items[j].type == JSON_STRING ? feats->items[j].string : "?");
+        }
+        strbuf_puts(b, "; each with its observation mask, and the years since the previous "
+                       "visit.</p>\n");
+    }
     strbuf_puts(b, "<table><tr><th>model</th><th>features of</th><th>ROC AUC (BCa)</th>"
                    "<th>agreement k/N</th><th>Brier</th><th>calibration slope</th></tr>\n");
     int nm = models && models->type == JSON_ARRAY ? (int)models->n : 0;

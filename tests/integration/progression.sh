@@ -61,6 +61,8 @@ PY
 relay "$t/json.out"
 grep -q '^1\.\.' "$t/json.out" || not_ok "progression.json could be checked" "$(tail -5 "$t/json.out")"
 
+grep -q "features the models see (<code>progression.features</code>): p_mean, p_max, frac_above, extent_mm, vessel_length_mm, vessel_branches;" "$run/report/index.html" && ok "the report names the features the models saw" || not_ok "the report names the features the models saw" "$(grep -o 'Per-visit[^<]*' "$run/report/index.html")"
+
 attrs=$(h5dump -A "$run/progression.h5" 2>&1)
 bad=""
 for a in schema features feature_definitions unit outcome_definition cutoff_days slice_threshold; do
