@@ -122,33 +122,36 @@ void dnnl_be_act_forward(NnAct a, size_t n, const float *x, float *y)
     dnnl_be_exec_run(&e->fwd, "eltwise forward");
 }
 
-/* dx += d act / dx (x) dy for the piecewise-linear activations, PyTorch's values at kinks. */
-DNNL_BE_CLONES static void linear_pieces_backward(NnAct a, size_t n, const float *restrict x,
-                                                  const float *restrict dy, float *restrict dx)
+/* dx += d act / dx (x) dy for the piecewise-linear activations, PyTorch's values at kinks. A
+ * fresh dx (backend.h: it holds nothing yet) is taken as 0 rather than zeroed first: one pass
+ * over it fewer, the same bits (0 + g, as after a memset). */
+DNNL_BE_CLONES static void linear_pieces_backward(NnAct a, int fresh, size_t n,
+                                                  const float *restrict x, const float *restrict dy,
+                                                  float *restrict dx)
 {
     switch (a) {
     case NN_RELU:
 #pragma omp simd
         for (size_t i = 0; i < n; i++)
-            dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+            dx[i] = (fresh ? 0.0f : dx[i]) + (x[i] > 0.0f ? dy[i] : 0.0f);
         break;
     case NN_RELU6:
 #pragma omp simd
         for (size_t i = 0; i < n; i++)
-            dx[i] += x[i] > 0.0f && x[i] < 6.0f ? dy[i] : 0.0f;
+            dx[i] = (fresh ? 0.0f : dx[i]) + (x[i] > 0.0f && x[i] < 6.0f ? dy[i] : 0.0f);
         break;
     case NN_HARDSWISH:
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
             float g = v < -3.0f ? 0.0f : v <= 3.0f ? v / 3.0f + 0.5f : 1.0f;
-            dx[i] += dy[i] * g;
+            dx[i] = (fresh ? 0.0f : dx[i]) + dy[i] * g;
         }
         break;
     case NN_HARDSIGMOID:
 #pragma omp simd
         for (size_t i = 0; i < n; i++)
-            dx[i] += x[i] > -3.0f && x[i] < 3.0f ? dy[i] / 6.0f : 0.0f;
+            dx[i] = (fresh ? 0.0f : dx[i]) + (x[i] > -3.0f && x[i] < 3.0f ? dy[i] / 6.0f : 0.0f);
         break;
     default: break;
     }
@@ -168,15 +171,12 @@ void dnnl_be_act_backward(NnAct a, size_t n, const float *x, const float *dy, fl
         dnnl_be_deliver(0, n, tmp, dx);
         return;
     }
-    /* a fresh dx (backend.h) is zeroed chunk by chunk, in cache, just before it is added to */
-    int fresh = dnnl_be_fresh & 1;
+    int fresh = dnnl_be_fresh & 1; /* dx holds nothing yet (backend.h): written, not added to */
     size_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for if (n >= DNNL_BE_PAR_MIN) schedule(static)
     for (size_t ch = 0; ch < chunks; ch++) {
         size_t i0 = ch * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
-        if (fresh)
-            memset(dx + i0, 0, len * sizeof(float));
-        linear_pieces_backward(a, len, x + i0, dy + i0, dx + i0);
+        linear_pieces_backward(a, fresh, len, x + i0, dy + i0, dx + i0);
     }
 }
 
