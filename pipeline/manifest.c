@@ -450,14 +450,7 @@ static int rewrite(const char *rundir, const char *run_name, const char *config_
     snprintf(path, sizeof path, "%s/manifest.json", rundir);
     JsonValue *old = NULL;
     if (file_exists(path)) {
-        char *text;
-        size_t len;
-        int rc = file_read_all(path, &text, &len, e);
-        if (rc)
-            return rc;
-        rc = json_parse(text, len, path, &old, e);
-        mem_free(text);
-        if (rc)
+        if (json_parse_file(path, &old, e))
             return err_prefix(e, "cannot update the manifest: ");
         if (old->type != JSON_OBJECT ||
             strcmp(json_get_string(old, "format") ? json_get_string(old, "format") : "",
@@ -545,15 +538,13 @@ int manifest_record_stage(const char *rundir, const StageRecord *rec, Err *e)
 int manifest_stage_current(const char *rundir, const char *stage, const char *section_hash,
                            char *why, size_t why_cap, int *partial)
 {
-    char path[4200], *text = NULL;
-    size_t len;
+    char path[4200];
     JsonValue *m = NULL;
     Err e = {0};
     int current = 0;
     snprintf(path, sizeof path, "%s/manifest.json", rundir);
     snprintf(why, why_cap, "no record of a finished %s", stage);
-    if (!file_exists(path) || file_read_all(path, &text, &len, &e) ||
-        json_parse(text, len, path, &m, &e))
+    if (!file_exists(path) || json_parse_file(path, &m, &e))
         goto out;
     const JsonValue *entry = json_get(json_get(m, "stages"), stage);
     if (!entry)
@@ -592,7 +583,6 @@ int manifest_stage_current(const char *rundir, const char *stage, const char *se
     if (partial)
         *partial = p && p->type == JSON_BOOL && p->boolean;
 out:
-    mem_free(text);
     json_value_free(m);
     return current;
 }

@@ -210,18 +210,13 @@ int status_print(const char *dir, FILE *out)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
-    char *text;
-    size_t len;
     JsonValue *m;
     Err e = {0};
-    if (file_read_all(path, &text, &len, &e)) {
-        fprintf(stderr, "onfh status: %s (is %s a run directory?)\n", e.msg, dir);
-        return EXIT_FAILURE_RUN;
-    }
-    int rc = json_parse(text, len, path, &m, &e);
-    mem_free(text);
-    if (rc) {
-        fprintf(stderr, "onfh status: %s\n", e.msg);
+    if (json_parse_file(path, &m, &e)) {
+        if (e.code == ERR_IO)
+            fprintf(stderr, "onfh status: %s (is %s a run directory?)\n", e.msg, dir);
+        else
+            fprintf(stderr, "onfh status: %s\n", e.msg);
         return EXIT_FAILURE_RUN;
     }
     fprintf(out, "run %s, config sha256 %s, updated %s\n", json_get_string(m, "run"),

@@ -160,11 +160,8 @@ int verify_run(const char *dir, int keep)
     Err e = {0};
     char path[4400];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
-    char *text = NULL;
-    size_t len;
     JsonValue *m = NULL;
-    int rc = file_read_all(path, &text, &len, &e) || json_parse(text, len, path, &m, &e);
-    mem_free(text);
+    json_parse_file(path, &m, &e);
     if (rt_agree(&e)) {
         if (rt_rank() == 0)
             fprintf(stderr, "onfh verify: %s (is %s a run directory?)\n", e.msg, dir);
@@ -172,6 +169,7 @@ int verify_run(const char *dir, int keep)
         return EXIT_USAGE;
     }
     const JsonValue *stages = json_get(m, "stages");
+    int rc = 0;
     Tally t = {0};
     if (rt_rank() == 0) {
         printf("verify %s: run %s, config sha256 %.16s\n", dir, json_get_string(m, "run"),

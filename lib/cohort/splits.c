@@ -100,13 +100,8 @@ static int cmp_i32(const void *a, const void *b)
 int splits_read(const char *path, Splits *s, Err *e)
 {
     memset(s, 0, sizeof *s);
-    char *text = NULL;
-    size_t len = 0;
     JsonValue *root = NULL;
-    if (file_read_all(path, &text, &len, e))
-        return -1;
-    int rc = json_parse(text, len, path, &root, e);
-    mem_free(text);
+    int rc = json_parse_file(path, &root, e);
     if (rc)
         return -1;
     const char *schema = json_get_string(root, "schema");

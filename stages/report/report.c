@@ -35,13 +35,7 @@ static int load_json(const char *dir, const char *name, JsonValue **out, Err *e)
     *out = NULL;
     if (!file_exists(path))
         return 0;
-    char *text;
-    size_t len;
-    if (file_read_all(path, &text, &len, e))
-        return -1;
-    int rc = json_parse(text, len, path, out, e);
-    mem_free(text);
-    return rc;
+    return json_parse_file(path, out, e);
 }
 
 static void esc(StrBuf *b, const char *s)
