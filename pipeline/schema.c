@@ -617,6 +617,133 @@ static void check_vessels(Check *c)
         mem_free(v[k]);
 }
 
+/* schema onfh-progression-1 (data-schema/progression.md) */
+static const char *const progression_attributes[] = {"schema",
+                                                     "run",
+                                                     "config_sha256",
+                                                     "onfh_version",
+                                                     "onfh_commit",
+                                                     "features",
+                                                     "feature_definitions",
+                                                     "model_features",
+                                                     "unit",
+                                                     "outcome_definition",
+                                                     "cutoff_days",
+                                                     "slice_threshold"};
+static const Column progression_columns[] = {
+    {"/patients/pseudonym", T_STRING, 16, 1, 0},
+    {"/patients/patient", T_INT, 4, 1, 0},
+    {"/patients/outcome", T_INT, 4, 1, 0},
+    {"/patients/n_visits", T_INT, 4, 1, 0},
+    {"/patients/visits_used", T_INT, 4, 1, 0},
+    {"/patients/included", T_INT, 4, 1, 0},
+    {"/patients/cnn_fold", T_INT, 4, 1, 0},
+    {"/patients/fold", T_INT, 4, 1, 0},
+    {"/visits/visit", T_INT, 4, 2, 0},
+    {"/visits/day", T_INT, 4, 2, 0},
+    {"/visits/days_since_previous", T_FLOAT, 4, 2, 0},
+};
+enum { PROGRESSION_FEATURES = 6 }; /* the last axis of /features/ARCH/values */
+
+/* The names of the members of group `path` (at most cap), their count; -1 when absent. */
+static int members(Check *c, const char *path, char (*names)[64], int cap)
+{
+    if (!h5_exists(c->f, path))
+        return -1;
+    hid_t g = H5Gopen2(c->f, path, H5P_DEFAULT);
+    H5G_info_t info;
+    int n = g >= 0 && H5Gget_info(g, &info) >= 0 ? (int)info.nlinks : -1;
+    for (int k = 0; k < n && k < cap; k++)
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, (hsize_t)k, names[k], 64,
+                               H5P_DEFAULT) < 0)
+            names[k][0] = '\0';
+    if (g >= 0)
+        H5Gclose(g);
+    return n < cap ? n : cap;
+}
+
+static void check_progression(Check *c)
+{
+    check_attributes(c, progression_attributes,
+                     sizeof progression_attributes / sizeof *progression_attributes);
+    const size_t n_cols = sizeof progression_columns / sizeof *progression_columns;
+    for (size_t k = 0; k < n_cols; k++)
+        check_column(c, &progression_columns[k]);
+    long n = rows_of(c, "/patients/outcome"), t = -1;
+    hsize_t d[8];
+    if (dims_of(c, "/visits/day", d) == 2)
+        t = (long)d[1];
+    for (size_t k = 0; n >= 0 && k < n_cols; k++) {
+        long rows = rows_of(c, progression_columns[k].path);
+        if (rows >= 0 && rows != n) /* a missing one is already a problem */
+            problem(c, "%s: expected %ld rows (patients)", progression_columns[k].path, n);
+    }
+    long len;
+    double *outcome = doubles(c, "/patients/outcome", &len);
+    check_range(c, "/patients/outcome", outcome, len, 0, 1, 0, "0 stable or 1 progressed");
+    double *included = doubles(c, "/patients/included", &len);
+    check_range(c, "/patients/included", included, len, 0, 1, 0, "0 or 1");
+    double *used = doubles(c, "/patients/visits_used", &len), *visits;
+    long nv;
+    visits = doubles(c, "/patients/n_visits", &nv);
+    for (long i = 0; used && visits && len == nv && i < len; i++)
+        if (used[i] < 0 || used[i] > visits[i] || visits[i] > t) {
+            problem(c,
+                    "/patients/visits_used[%ld] = %g of n_visits %g: expected 0 <= used <= "
+                    "n_visits <= %ld (the visit axis)",
+                    i, used[i], visits[i], t);
+            break;
+        }
+    /* features: one group per CNN, values and mask (N, T, 6), the mask 0 or 1 */
+    char names[8][64];
+    int groups = members(c, "/features", names, 8);
+    if (groups < 1)
+        problem(c, "/features: expected a group per CNN (at least the selected one)");
+    for (int g = 0; g < groups; g++) {
+        char path[160];
+        for (int m = 0; m < 2; m++) {
+            snprintf(path, sizeof path, "/features/%s/%s", names[g], m ? "mask" : "values");
+            Column col = {path, T_FLOAT, 4, 3, 0};
+            check_column(c, &col);
+            if (dims_of(c, path, d) == 3 &&
+                ((long)d[0] != n || (long)d[1] != t || d[2] != PROGRESSION_FEATURES))
+                problem(c, "%s: expected (%ld, %ld, %d): patients, visits, features", path, n, t,
+                        PROGRESSION_FEATURES);
+            if (m) {
+                double *mask = doubles(c, path, &len);
+                for (long i = 0; mask && i < len; i++)
+                    if (mask[i] != 0.0 && mask[i] != 1.0) {
+                        problem(c, "%s[%ld] = %g: expected 0 missing or 1 observed", path, i,
+                                mask[i]);
+                        break;
+                    }
+                mem_free(mask);
+            }
+        }
+    }
+    /* predictions: a probability for every included patient, NaN for the rest */
+    int models = members(c, "/predictions", names, 8);
+    if (models < 2)
+        problem(c, "/predictions: expected lstm and logistic_last_visit at least");
+    for (int m = 0; m < models; m++) {
+        char path[160];
+        snprintf(path, sizeof path, "/predictions/%s", names[m]);
+        Column col = {path, T_FLOAT, 8, 1, 0};
+        check_column(c, &col);
+        double *p = doubles(c, path, &len);
+        for (long i = 0; p && included && len == n && i < len; i++)
+            if (included[i] ? !(p[i] >= 0 && p[i] <= 1) : !isnan(p[i])) {
+                problem(c,
+                        "%s[%ld] = %g: expected a probability for an included patient, NaN "
+                        "otherwise (/patients/included %g)",
+                        path, i, p[i], included[i]);
+                break;
+            }
+        mem_free(p);
+    }
+    mem_free(outcome), mem_free(included), mem_free(used), mem_free(visits);
+}
+
 int schema_check(const char *path, char **report, int *n_problems, Err *e)
 {
     Check c = {.file = path, .problems = STRBUF_INIT};
@@ -638,6 +765,8 @@ int schema_check(const char *path, char **report, int *n_problems, Err *e)
         check_evaluation(&c);
     else if (!strcmp(schema, "onfh-vessels-2"))
         check_vessels(&c);
+    else if (!strcmp(schema, "onfh-progression-1"))
+        check_progression(&c);
     else
         problem(&c, "schema %s: unknown to this onfh", schema);
     h5_close(c.f);

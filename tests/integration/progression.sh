@@ -63,6 +63,31 @@ grep -q '^1\.\.' "$t/json.out" || not_ok "progression.json could be checked" "$(
 
 grep -q "features the models see (<code>progression.features</code>): p_mean, p_max, frac_above, extent_mm, vessel_length_mm, vessel_branches;" "$run/report/index.html" && ok "the report names the features the models saw" || not_ok "the report names the features the models saw" "$(grep -o 'Per-visit[^<]*' "$run/report/index.html")"
 
+# onfh schema check: progression.h5 matches data-schema/progression.md; a damaged copy does not
+expect_exit "schema check of progression.h5: exit 0" 0 "$t/schema.out" "$ONFH" schema check "$run/progression.h5"
+cp "$run/progression.h5" "$t/damaged.h5"
+/usr/bin/python3 - "$t/damaged.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f["/patients/outcome"][3] = 2                              # neither stable nor progressed
+    f["/features/mobilenet_v3_small/mask"][0, 0, 0] = 0.5      # a mask is 0 or 1
+    inc = f["/patients/included"][...]
+    i = int(inc.argmax())                                      # an included patient
+    f["/predictions/lstm"][i] = float("nan")                   # without a probability
+    del f["/visits/days_since_previous"]
+    del f.attrs["model_features"]
+PY
+expect_exit "schema check of a damaged progression.h5: exit 1" 1 "$t/damaged.out" "$ONFH" schema check "$t/damaged.h5"
+if grep -q '/patients/outcome\[3\] = 2: expected 0 stable or 1 progressed' "$t/damaged.out" &&
+    grep -q '/features/mobilenet_v3_small/mask\[0\] = 0.5: expected 0 missing or 1 observed' "$t/damaged.out" &&
+    grep -q '/predictions/lstm\[[0-9]*\] = nan: expected a probability for an included patient' "$t/damaged.out" &&
+    grep -q '/visits/days_since_previous: missing' "$t/damaged.out" &&
+    grep -q 'root attribute model_features: missing' "$t/damaged.out"; then
+    ok "schema check names each problem of progression.h5"
+else
+    not_ok "schema check names each problem of progression.h5" "$(cat "$t/damaged.out")"
+fi
+
 attrs=$(h5dump -A "$run/progression.h5" 2>&1)
 bad=""
 for a in schema features feature_definitions unit outcome_definition cutoff_days slice_threshold; do
