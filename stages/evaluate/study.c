@@ -29,27 +29,6 @@ static int find_row(const Study *st, int32_t r)
     return -1;
 }
 
-/* The pseudonyms of /patients (17 bytes each, NUL-terminated), mem_alloc'ed. */
-static int read_pseudonyms(hid_t f, const char *path, char **out, long *count, Err *e)
-{
-    hid_t ds = H5Dopen2(f, "/patients/pseudonym", H5P_DEFAULT);
-    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
-    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    hid_t ty = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ty, 17);
-    *out = np >= 0 ? mem_calloc((size_t)np + 1, 17) : NULL;
-    int rc = 0;
-    if (!*out || H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
-        rc = err_set(e, ERR_FORMAT, "%s: cannot read /patients/pseudonym", path);
-    *count = (long)np;
-    H5Tclose(ty);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ds >= 0)
-        H5Dclose(ds);
-    return rc;
-}
-
 /* The split's slices with their labels, folds and patients. */
 static int load_split(Study *st, Err *e)
 {
@@ -75,7 +54,7 @@ static int load_split(Study *st, Err *e)
     long np = 0;
     int *dense = NULL;
     int rc = h5_read_int(f, "/slices/label", &la, e) || h5_read_int(f, "/slices/patient", &pa, e) ||
-             read_pseudonyms(f, cohort, &pseud, &np, e);
+             h5_read_strings(f, cohort, "/patients/pseudonym", 16, &pseud, &np, e);
     h5_close(f);
     if (rc == 0 && !(dense = mem_alloc((size_t)(np + 1) * sizeof *dense)))
         rc = err_set(e, ERR_NOMEM, "evaluate: out of memory");
