@@ -27,6 +27,15 @@ const char *const prog_feature_definitions[PROG_N_FEATURES] = {
     "branch count of the visit's vessel series (vessels.h5 /series/branches)",
 };
 
+void prog_feature_list(const int *use, int n, const char *sep, char *buf, size_t cap)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int j = 0; j < (use ? n : PROG_N_FEATURES) && at < cap; j++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", j ? sep : "",
+                               prog_feature_names[use ? use[j] : j]);
+}
+
 void prog_cohort_free(ProgCohort *c)
 {
     mem_free(c->pseudonym), mem_free(c->patient), mem_free(c->outcome), mem_free(c->n_visits);

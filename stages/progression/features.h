@@ -29,6 +29,8 @@ enum {
 };
 extern const char *const prog_feature_names[PROG_N_FEATURES];
 extern const char *const prog_feature_definitions[PROG_N_FEATURES];
+/* The names of features use[0..n) (all PROG_N_FEATURES when use is NULL), joined by sep. */
+void prog_feature_list(const int *use, int n, const char *sep, char *buf, size_t cap);
 
 typedef struct ProgCohort {
     int n;                 /* patients with an outcome */

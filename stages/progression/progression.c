@@ -171,10 +171,8 @@ static int compute(Session *s, char (*in)[128], int *n_in, int *n_out, Err *e)
         goto out;
     }
     prog_folds(c.n, c.outcome, c.included, folds, fit.seed, fold);
-    char used[256] = "";
-    for (int j = 0; j < fit.n_use; j++)
-        snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s", j ? ", " : "",
-                 prog_feature_names[fit.use[j]]);
+    char used[256];
+    prog_feature_list(fit.use, fit.n_use, ", ", used, sizeof used);
     log_info("progression: %d patients with an outcome, %d with a visit after day %d; %d-fold "
              "patient cross-validation of the LSTM (hidden %d, %d layer(s), %d epochs) and the "
              "last-visit logistic regression on %s",

@@ -153,15 +153,11 @@ int prog_write_h5(const char *path, const ProgCohort *c, const ProgFeatures *con
 {
     char tmp[4200], names[512] = "", used[512] = "", defs[4096] = "", p[256];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    for (int j = 0; j < pr->fit->n_use; j++)
-        snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s", j ? "," : "",
-                 prog_feature_names[pr->fit->use[j]]);
-    for (int q = 0; q < PROG_N_FEATURES; q++) {
-        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", q ? "," : "",
-                 prog_feature_names[q]);
+    prog_feature_list(pr->fit->use, pr->fit->n_use, ",", used, sizeof used);
+    prog_feature_list(NULL, 0, ",", names, sizeof names);
+    for (int q = 0; q < PROG_N_FEATURES; q++)
         snprintf(defs + strlen(defs), sizeof defs - strlen(defs), "%s%s: %s", q ? "; " : "",
                  prog_feature_names[q], prog_feature_definitions[q]);
-    }
     size_t n = (size_t)c->n;
     uint64_t d1[1] = {n}, d2[2] = {n, (uint64_t)c->t}, d3[3] = {n, (uint64_t)c->t, PROG_N_FEATURES};
     int32_t *buf = mem_alloc((n ? n : 1) * sizeof(int32_t));
