@@ -657,6 +657,35 @@ static void fold_views(NnGraph *g, int *first_bwd)
     }
 }
 
+/* Batch norm + activation fusion (backend.h batchnorm_act_*). When a BN's output z is read by
+ * one fusable activation and by nothing else, the BN node writes the activation's output y
+ * itself (its out[0] becomes y, written at its time) and the activation node runs nothing: z
+ * is never stored and has no gradient. Why: the pair is memory-bound, and fused it passes over
+ * (N,C,H,W) tensors 9 times instead of 14. In eval mode the BN node runs the two ops in turn,
+ * the activation in place on y. Runs before plan_inplace, which must not alias y to the z that
+ * no longer exists. Builds on counts[] (the readers of each value). */
+static void plan_fusion(NnGraph *g, const int *counts)
+{
+    if (!g->be->batchnorm_act_forward_train || !g->be->batchnorm_act_backward_train)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        NnNode *bn = &g->nodes[i];
+        if (bn->kind != NN_OP_BN || bn->u.bn.ldx)
+            continue;
+        NnValue *z = &g->values[bn->out[0]];
+        if (counts[bn->out[0]] != 1 || bn->out[0] == g->output || z->view || z->is_buffer)
+            continue;
+        NnNode *act = &g->nodes[z->last_consumer];
+        if (act->kind != NN_OP_ACT || !nn_act_fusable(act->u.act) || g->values[act->out[0]].view)
+            continue;
+        bn->fused = act->fused = 1;
+        bn->fused_act = act->u.act;
+        bn->out[0] = act->out[0];
+        g->values[act->out[0]].producer = i;
+        z->folded = 1;
+    }
+}
+
 /* In-place ReLU and ReLU6. Why: after BN -> ReLU a training graph would keep both the BN's
  * output (the ReLU's backward reads its input) and the ReLU's (the next conv's backward reads
  * it), two tensors where one carries the information: ReLU and ReLU6 are 0 exactly where their
@@ -670,7 +699,7 @@ static void plan_inplace(NnGraph *g, const int *counts)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         const NnNode *nd = &g->nodes[i];
-        if (nd->kind != NN_OP_ACT || (nd->u.act != NN_RELU && nd->u.act != NN_RELU6))
+        if (nd->kind != NN_OP_ACT || nd->fused || (nd->u.act != NN_RELU && nd->u.act != NN_RELU6))
             continue;
         int x = nd->in[0], y = nd->out[0];
         const NnValue *vx = &g->values[x];
@@ -742,6 +771,7 @@ static int plan(NnGraph *g, Err *e)
         }
     }
     fold_views(g, first_bwd);
+    plan_fusion(g, counts);
     plan_inplace(g, counts);
     mem_free(counts);
     fold_aliases(g, first_bwd);
@@ -749,8 +779,8 @@ static int plan(NnGraph *g, Err *e)
     for (int id = 0; id < g->n_values; id++) {
         NnValue *v = &g->values[id];
         int data = v->alias < 0; /* an in-place result only needs a gradient of its own */
-        if (v->view || (v->is_buffer && v->producer == INT_MAX))
-            continue; /* storage elsewhere, or a buffer without views (copies: graph.h) */
+        if (v->view || v->folded || (v->is_buffer && v->producer == INT_MAX))
+            continue; /* storage elsewhere or none, or a buffer without views (copies: graph.h) */
         int start = v->producer; /* -1 for the input: written before the first step */
         int end = id == g->output ? n : v->last_consumer;
         if (end < start)
@@ -1049,6 +1079,8 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
     ParamStore *s = &g->dev;
     for (int i = 0; i < g->n_nodes; i++) {
         NnNode *nd = &g->nodes[i];
+        if (nd->kind == NN_OP_ACT && nd->fused)
+            continue; /* the BN before it wrote its output */
         const float *x = nn_graph_value_data(g, nd->in[0]);
         float *y = nn_graph_value_data(g, nd->out[0]);
         const NnValue *vx = &g->values[nd->in[0]];
@@ -1058,7 +1090,12 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
                                g->workspace);
             break;
         case NN_OP_BN:
-            if (training)
+            if (training && nd->fused)
+                be->batchnorm_act_forward_train(
+                    &nd->u.bn, nd->fused_act, x, param(g, nd->weight), param(g, nd->bias), y,
+                    nn_store_buffer(s, nd->run_mean), nn_store_buffer(s, nd->run_var),
+                    nn_store_counter(s, nd->n_tracked), nd->save_mean, nd->save_invstd);
+            else if (training)
                 be->batchnorm_forward_train(
                     &nd->u.bn, x, param(g, nd->weight), param(g, nd->bias), y,
                     nn_store_buffer(s, nd->run_mean), nn_store_buffer(s, nd->run_var),
@@ -1067,6 +1104,8 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
                 be->batchnorm_forward_eval(&nd->u.bn, x, param(g, nd->weight), param(g, nd->bias),
                                            nn_store_buffer(s, nd->run_mean),
                                            nn_store_buffer(s, nd->run_var), y);
+            if (!training && nd->fused)
+                be->act_forward(nd->fused_act, g->values[nd->out[0]].numel, y, y);
             break;
         case NN_OP_ACT: be->act_forward(nd->u.act, vx->numel, x, y); break;
         case NN_OP_MAXPOOL: be->maxpool2d_forward(&nd->u.pool, x, y, nd->argmax); break;
@@ -1188,6 +1227,8 @@ int nn_graph_backward(NnGraph *g, Err *e)
         if (i < g->n_nodes - 1 && g->after_node)
             g->after_node(g->after_node_ctx, i + 1);
         NnNode *nd = &g->nodes[i];
+        if (nd->kind == NN_OP_ACT && nd->fused)
+            continue; /* its backward is in the BN's */
         const float *dy = grad_of(g, nd->out[0]);
         unsigned fresh = prepare_grads_at(g, nd, i, dy != NULL);
         const float *x = nn_graph_value_data(g, nd->in[0]);
@@ -1203,9 +1244,14 @@ int nn_graph_backward(NnGraph *g, Err *e)
                                 pgrad(g, nd->bias), g->workspace);
             break;
         case NN_OP_BN:
-            be->batchnorm_backward_train(&nd->u.bn, x, param(g, nd->weight), nd->save_mean,
-                                         nd->save_invstd, dy, dx, pgrad(g, nd->weight),
-                                         pgrad(g, nd->bias));
+            if (nd->fused)
+                be->batchnorm_act_backward_train(&nd->u.bn, nd->fused_act, x, param(g, nd->weight),
+                                                 param(g, nd->bias), nd->save_mean, nd->save_invstd,
+                                                 dy, dx, pgrad(g, nd->weight), pgrad(g, nd->bias));
+            else
+                be->batchnorm_backward_train(&nd->u.bn, x, param(g, nd->weight), nd->save_mean,
+                                             nd->save_invstd, dy, dx, pgrad(g, nd->weight),
+                                             pgrad(g, nd->bias));
             break;
         case NN_OP_ACT:
             if (dx)

@@ -113,6 +113,13 @@ typedef enum NnAct {
 
 const char *nn_act_name(NnAct a);
 
+/* The activations a backend may fuse into the batch norm before them (backend.h): the
+ * piecewise-linear ones that follow a BN in torchvision's models. */
+static inline int nn_act_fusable(NnAct a)
+{
+    return a == NN_RELU || a == NN_RELU6 || a == NN_HARDSWISH;
+}
+
 /* Dropout and stochastic depth ("row" mode: one draw per sample) in training mode. Masks are a
  * pure function of (seed, step, op, element): element j of op `op` at step `step` is kept when
  * nn_mask_uniform(seed, step, op, j) >= p, and kept values are scaled by 1 / (1 - p). So the

@@ -280,6 +280,18 @@ static void grad_check_second(Grad *g, const char *what)
     mem_free(g->d_once);
 }
 
+/* n NaNs in backend memory: the garbage a fresh gradient may hold. */
+static float *nan_dev(size_t n)
+{
+    float *h = mem_alloc((n ? n : 1) * sizeof(float));
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = NAN;
+    float *d = put(h, n);
+    mem_free(h);
+    return d;
+}
+
 /* Moves values within `gap` of a kink to kink + gap. */
 static void avoid_kinks(float *x, size_t n, const float *kinks, int n_kinks, float gap)
 {
@@ -563,6 +575,92 @@ static void test_batchnorm(void **state)
     bn_case((NnBatchNorm){8, 24, 1, 1, 1e-5f, 0.1f, 0});
     bn_case((NnBatchNorm){16, 58, 28, 28, 1e-5f, 0.1f, 0}); /* dnnl: own kernels, threaded */
     bn_case((NnBatchNorm){4, 120, 8, 8, 1e-3f, 0.01f, 0});
+}
+
+/* The fused pair (backend.h batchnorm_act_*) against ref's batch norm then activation, and a
+ * fresh dx (NaN to start with) against one from zero, bit for bit. Inputs are spread so that
+ * every activation sees both sides of its kinks (hardswish's -3 and 3, relu6's 6). */
+static void bn_act_case(NnBatchNorm bn, NnAct a)
+{
+    int hw = bn.h * bn.w;
+    size_t nx = (size_t)bn.n * bn.c * hw, c = (size_t)bn.c;
+    char what[128];
+    char label[80];
+    snprintf(label, sizeof label, "bn+%s N%d C%d %dx%d", nn_act_name(a), bn.n, bn.c, bn.h, bn.w);
+    float *x = rand_buf(nx, 2.0f, 0.5f), *dy = rand_buf(nx, 1.0f, 0.0f);
+    float *gamma = rand_buf(c, 2.0f, 2.5f), *beta = rand_buf(c, 2.0f, 1.0f);
+    float *rs_r = rand_buf(2 * c, 0.5f, 1.0f); /* running mean, running var */
+    float *x_d = put_act(x, bn.n, bn.c, hw), *dy_d = put_act(dy, bn.n, bn.c, hw);
+    float *gamma_d = put(gamma, c), *beta_d = put(beta, c), *rs_d = put(rs_r, 2 * c);
+    float *z_r = mem_alloc(nx * sizeof(float)), *y_r = mem_alloc(nx * sizeof(float));
+    float *dz_r = mem_calloc(nx, sizeof(float)), *st_r = mem_alloc(2 * c * sizeof(float));
+    float *y_d = dev_alloc(nx * sizeof(float)), *st_d = dev_alloc(2 * c * sizeof(float));
+    int64_t cnt_r = 0, *cnt_d = dev_alloc(sizeof(int64_t));
+    assert_true(z_r && y_r && dz_r && st_r);
+
+    rf->batchnorm_forward_train(&bn, x, gamma, beta, z_r, rs_r, rs_r + c, &cnt_r, st_r, st_r + c);
+    rf->act_forward(a, nx, z_r, y_r);
+    be->batchnorm_act_forward_train(&bn, a, x_d, gamma_d, beta_d, y_d, rs_d, rs_d + c, cnt_d, st_d,
+                                    st_d + c);
+    float *y_back = get_act(y_d, bn.n, bn.c, hw);
+    snprintf(what, sizeof what, "%s y", label);
+    expect_close(what, y_r, y_back, nx, tol.fwd);
+    snprintf(what, sizeof what, "%s running stats", label);
+    expect_close_dev(what, rs_r, rs_d, 2 * c, tol.fwd);
+    snprintf(what, sizeof what, "%s save_mean, save_invstd", label);
+    expect_close_dev(what, st_r, st_d, 2 * c, tol.fwd);
+    int64_t cnt_back = 0;
+    bm->download(&cnt_back, cnt_d, sizeof cnt_back);
+    assert_int_equal(cnt_back, 1);
+
+    Grad gx = grad_new(bn.n, bn.c, hw), gg = grad_flat(c), gb = grad_flat(c);
+    rf->act_backward(a, nx, z_r, dy, dz_r);
+    rf->batchnorm_backward_train(&bn, x, gamma, st_r, st_r + c, dz_r, gx.r, gg.r, gb.r);
+    for (int rep = 0; rep < 2; rep++) {
+        be->batchnorm_act_backward_train(&bn, a, x_d, gamma_d, beta_d, st_d, st_d + c, dy_d, gx.d,
+                                         gg.d, gb.d);
+        if (rep == 0) {
+            snprintf(what, sizeof what, "%s dx", label);
+            grad_check_first(&gx, what);
+            snprintf(what, sizeof what, "%s dgamma", label);
+            grad_check_first(&gg, what);
+            snprintf(what, sizeof what, "%s dbeta", label);
+            grad_check_first(&gb, what);
+        }
+    }
+    grad_check_second(&gx, "bn+act dx");
+    grad_check_second(&gg, "bn+act dgamma");
+    grad_check_second(&gb, "bn+act dbeta");
+
+    if (be->set_fresh_grads && (be->fresh_grad_ops & NN_BWD_BN)) {
+        float *za_d = dev_alloc(nx * sizeof(float)), *fb_d = nan_dev(nx);
+        float *dg_d = dev_alloc(c * sizeof(float)), *db_d = dev_alloc(c * sizeof(float));
+        be->batchnorm_act_backward_train(&bn, a, x_d, gamma_d, beta_d, st_d, st_d + c, dy_d, za_d,
+                                         dg_d, db_d);
+        be->set_fresh_grads(1);
+        be->batchnorm_act_backward_train(&bn, a, x_d, gamma_d, beta_d, st_d, st_d + c, dy_d, fb_d,
+                                         dg_d, db_d);
+        be->set_fresh_grads(0);
+        float *za = get(za_d, nx), *fb = get(fb_d, nx);
+        snprintf(what, sizeof what, "%s fresh dx", label);
+        expect_close(what, za, fb, nx, 0);
+        mem_free(za), mem_free(fb);
+        dev_free(za_d), dev_free(fb_d), dev_free(dg_d), dev_free(db_d);
+    }
+    mem_free(x), mem_free(dy), mem_free(gamma), mem_free(beta), mem_free(rs_r);
+    mem_free(z_r), mem_free(y_r), mem_free(dz_r), mem_free(st_r), mem_free(y_back);
+    dev_free(x_d), dev_free(dy_d), dev_free(gamma_d), dev_free(beta_d), dev_free(rs_d);
+    dev_free(y_d), dev_free(st_d), dev_free(cnt_d);
+}
+
+static void test_batchnorm_act(void **state)
+{
+    (void)state;
+    const NnAct acts[] = {NN_RELU, NN_RELU6, NN_HARDSWISH};
+    for (int k = 0; k < 3; k++) {
+        bn_act_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f, 0}, acts[k]);
+        bn_act_case((NnBatchNorm){16, 58, 28, 28, 1e-3f, 0.01f, 0}, acts[k]); /* threaded */
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1426,18 +1524,6 @@ static void test_release(void **state)
     assert_int_equal(mem_bytes_in_use(), before);
 }
 
-/* n NaNs in backend memory: the garbage a fresh gradient may hold. */
-static float *nan_dev(size_t n)
-{
-    float *h = mem_alloc((n ? n : 1) * sizeof(float));
-    assert_non_null(h);
-    for (size_t i = 0; i < n; i++)
-        h[i] = NAN;
-    float *d = put(h, n);
-    mem_free(h);
-    return d;
-}
-
 /* set_fresh_grads (backend.h): with input k flagged, a kernel writes that gradient; the result
  * must equal accumulating into zeros, whatever garbage the buffer held (NaN here). Within one
  * backend, so exact. */
@@ -1583,6 +1669,10 @@ int main(int argc, char **argv)
         tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_channel_views);
     else
         printf("# skip test_channel_views: %s has channel_views = 0\n", be->name);
+    if (be->batchnorm_act_forward_train)
+        tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_batchnorm_act);
+    else
+        printf("# skip test_batchnorm_act: %s does not fuse batch norm and activation\n", be->name);
     if (be->set_fresh_grads)
         tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_fresh_grads);
     else

@@ -155,6 +155,15 @@ void dnnl_be_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const
 void dnnl_be_batchnorm_backward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
                                       const float *save_mean, const float *save_invstd,
                                       const float *dy, float *dx, float *dgamma, float *dbeta);
+void dnnl_be_batchnorm_act_forward_train(const NnBatchNorm *bn, NnAct a, const float *x,
+                                         const float *gamma, const float *beta, float *y,
+                                         float *running_mean, float *running_var,
+                                         int64_t *num_batches_tracked, float *save_mean,
+                                         float *save_invstd);
+void dnnl_be_batchnorm_act_backward_train(const NnBatchNorm *bn, NnAct a, const float *x,
+                                          const float *gamma, const float *beta,
+                                          const float *save_mean, const float *save_invstd,
+                                          const float *dy, float *dx, float *dgamma, float *dbeta);
 void dnnl_be_batchnorm_backward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
                                      const float *running_mean, const float *running_var,
                                      const float *dy, float *dx, float *dgamma, float *dbeta);

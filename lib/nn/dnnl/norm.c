@@ -175,10 +175,10 @@ static size_t block_row(size_t m, int b)
 }
 
 /* The scratch of one call, all in the backend's arena (no allocation per call): the blocks'
- * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and four
- * per-channel float vectors v[0..3] (C) for the pass that follows. */
+ * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and five
+ * per-channel float vectors v[0..4] (C) for the passes that follow. */
 typedef struct OwnScratch {
-    float *pa, *pb, *v[4];
+    float *pa, *pb, *v[5];
     double *ta, *tb;
 } OwnScratch;
 
@@ -186,32 +186,96 @@ static OwnScratch own_scratch(const NnBatchNorm *bn)
 {
     size_t c = (size_t)bn->c;
     char *p =
-        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 4) * c * sizeof(float));
+        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 5) * c * sizeof(float));
     OwnScratch o;
     o.ta = (double *)p, o.tb = o.ta + c; /* the arena is 64-byte aligned: doubles first */
     o.pa = (float *)(o.tb + c), o.pb = o.pa + BN_BLOCKS * c;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         o.v[k] = o.pb + BN_BLOCKS * c + k * c;
     return o;
 }
 
-DNNL_BE_CLONES static void normalize_rows(int c, size_t r0, size_t r1, const float *restrict x,
-                                          const float *restrict scale, const float *restrict offset,
-                                          float *restrict y)
+/* The activation fused after the batch norm (backend.h batchnorm_act_*), or none. */
+enum { ACT_NONE = -1 };
+
+/* Runs the code given with the constant A set to act, so that each activation gets a loop of its
+ * own in which act_value / act_grad fold to straight-line, vectorisable code. */
+#define FOR_ACT(act, ...)                                                                          \
+    switch (act) {                                                                                 \
+    case NN_RELU: {                                                                                \
+        enum { A = NN_RELU };                                                                      \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case NN_RELU6: {                                                                               \
+        enum { A = NN_RELU6 };                                                                     \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case NN_HARDSWISH: {                                                                           \
+        enum { A = NN_HARDSWISH };                                                                 \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    default: {                                                                                     \
+        enum { A = ACT_NONE };                                                                     \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    }
+
+/* a(z), with ref's formulas (lib/nn/ref/act.c). */
+static inline __attribute__((always_inline)) float act_value(int a, float z)
 {
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c;
-        float *yr = y + r * (size_t)c;
-#pragma omp simd
-        for (int k = 0; k < c; k++)
-            yr[k] = xr[k] * scale[k] + offset[k];
+    switch (a) {
+    case NN_RELU: return z > 0.0f ? z : 0.0f;
+    case NN_RELU6: return z < 0.0f ? 0.0f : z > 6.0f ? 6.0f : z;
+    case NN_HARDSWISH: {
+        float r = z + 3.0f;
+        r = r < 0.0f ? 0.0f : r > 6.0f ? 6.0f : r;
+        return z * r / 6.0f;
+    }
+    default: return z;
     }
 }
 
+/* a'(z) g, PyTorch's one-sided values at the kinks (backend.h act_backward). */
+static inline __attribute__((always_inline)) float act_grad(int a, float z, float g)
+{
+    switch (a) {
+    case NN_RELU: return z > 0.0f ? g : 0.0f;
+    case NN_RELU6: return z > 0.0f && z < 6.0f ? g : 0.0f;
+    case NN_HARDSWISH: return z < -3.0f ? 0.0f : z <= 3.0f ? g * (z / 3.0f + 0.5f) : g;
+    default: return g;
+    }
+}
+
+/* z = x scale + offset per channel: scale = gamma invstd, offset = beta - mean scale, from the
+ * saved float statistics, so that the fused backward recomputes z to the bit. */
+static void bn_affine(int c, const float *gamma, const float *beta, const float *mean,
+                      const float *invstd, float *scale, float *offset)
+{
+    for (int k = 0; k < c; k++) {
+        double g = (double)gamma[k] * invstd[k];
+        scale[k] = (float)g;
+        offset[k] = (float)(beta[k] - mean[k] * g);
+    }
+}
+
+/* y = a(x scale + offset) over rows [r0, r1) of (rows, C). */
+DNNL_BE_CLONES static void normalize_rows(int c, size_t r0, size_t r1, int act,
+                                          const float *restrict x, const float *restrict scale,
+                                          const float *restrict offset, float *restrict y)
+{
+    FOR_ACT(act, {
+        for (size_t r = r0; r < r1; r++) {
+            const float *xr = x + r * (size_t)c;
+            float *yr = y + r * (size_t)c;
+            _Pragma("omp simd") for (int k = 0; k < c; k++) yr[k] =
+                act_value(A, xr[k] * scale[k] + offset[k]);
+        }
+    })
+}
+
 /* Two passes for the statistics (mean; then sum (x - mean) and its square: the corrected
- * two-pass variance), then y = x scale + offset with scale = gamma invstd,
- * offset = beta - mean scale. */
-static void own_forward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
+ * two-pass variance), then y = act(x scale + offset) (bn_affine). */
+static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, const float *gamma,
                               const float *beta, float *y, float *running_mean, float *running_var,
                               float *save_mean, float *save_invstd)
 {
@@ -239,72 +303,84 @@ static void own_forward_train(const NnBatchNorm *bn, const float *x, const float
         double var = (tb[k] - ta[k] * ta[k] / (double)m) / (double)m;
         if (var < 0.0)
             var = 0.0;
-        double is = 1.0 / sqrt(var + bn->eps);
-        save_invstd[k] = (float)is;
+        save_invstd[k] = (float)(1.0 / sqrt(var + bn->eps));
         running_mean[k] = (float)((1.0 - mom) * running_mean[k] + mom * save_mean[k]);
         running_var[k] = (float)((1.0 - mom) * running_var[k] + mom * var * m / (m - 1.0));
-        scale[k] = (float)(gamma[k] * is);
-        offset[k] = (float)(beta[k] - save_mean[k] * gamma[k] * is);
     }
+    bn_affine(c, gamma, beta, save_mean, save_invstd, scale, offset);
 #pragma omp parallel for if (par) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
-        normalize_rows(c, block_row(m, b), block_row(m, b + 1), x, scale, offset, y);
+        normalize_rows(c, block_row(m, b), block_row(m, b + 1), act, x, scale, offset, y);
 }
 
-/* acc[c] += sum dy, sq[c] += sum dy (x - mean) over rows [r0, r1). */
-DNNL_BE_CLONES static void block_grad_sums(int c, size_t r0, size_t r1, const float *restrict x,
-                                           const float *restrict dy, const float *restrict mean,
-                                           float *restrict acc, float *restrict sq)
+/* With g = a'(x scale + offset) dy (dy itself without an activation): acc[c] += sum g,
+ * sq[c] += sum g (x - mean) over rows [r0, r1). */
+DNNL_BE_CLONES static void block_grad_sums(int c, size_t r0, size_t r1, int act,
+                                           const float *restrict x, const float *restrict dy,
+                                           const float *restrict mean, const float *restrict scale,
+                                           const float *restrict offset, float *restrict acc,
+                                           float *restrict sq)
 {
     for (int k = 0; k < c; k++)
         acc[k] = sq[k] = 0.0f;
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
-#pragma omp simd
-        for (int k = 0; k < c; k++) {
-            acc[k] += gr[k];
-            sq[k] += gr[k] * (xr[k] - mean[k]);
+    FOR_ACT(act, {
+        for (size_t r = r0; r < r1; r++) {
+            const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
+            _Pragma("omp simd") for (int k = 0; k < c; k++)
+            {
+                float g = act_grad(A, xr[k] * scale[k] + offset[k], gr[k]);
+                acc[k] += g;
+                sq[k] += g * (xr[k] - mean[k]);
+            }
         }
-    }
+    })
 }
 
-/* dx (=, fresh, or +=) a dy + b (x - mean) + d per channel */
-DNNL_BE_CLONES static void dx_rows(int c, size_t r0, size_t r1, int fresh, const float *restrict x,
-                                   const float *restrict dy, const float *restrict mean,
-                                   const float *restrict a, const float *restrict b,
-                                   const float *restrict d, float *restrict dx)
+/* dx (=, fresh, or +=) a g + b (x - mean) + d per channel, g as in block_grad_sums. A fresh
+ * dx gets a loop of its own, which never reads it. */
+DNNL_BE_CLONES static void dx_rows(int c, size_t r0, size_t r1, int act, int fresh,
+                                   const float *restrict x, const float *restrict dy,
+                                   const float *restrict mean, const float *restrict scale,
+                                   const float *restrict offset, const float *restrict a,
+                                   const float *restrict b, const float *restrict d,
+                                   float *restrict dx)
 {
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
-        float *o = dx + r * (size_t)c;
-        if (fresh) {
-#pragma omp simd
-            for (int k = 0; k < c; k++)
-                o[k] = a[k] * gr[k] + b[k] * (xr[k] - mean[k]) + d[k];
-        } else {
-#pragma omp simd
-            for (int k = 0; k < c; k++)
-                o[k] += a[k] * gr[k] + b[k] * (xr[k] - mean[k]) + d[k];
+#define DX_TERM                                                                                    \
+    (a[k] * act_grad(A, xr[k] * scale[k] + offset[k], gr[k]) + b[k] * (xr[k] - mean[k]) + d[k])
+    FOR_ACT(act, {
+        for (size_t r = r0; r < r1; r++) {
+            const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
+            float *o = dx + r * (size_t)c;
+            if (fresh) {
+                _Pragma("omp simd") for (int k = 0; k < c; k++) o[k] = DX_TERM;
+            } else {
+                _Pragma("omp simd") for (int k = 0; k < c; k++) o[k] += DX_TERM;
+            }
         }
-    }
+    })
+#undef DX_TERM
 }
 
-/* With s1 = sum dy, s2 = sum dy (x - mean): dbeta += s1, dgamma += invstd s2, and
- * dx = gamma invstd (dy - s1 / M - (x - mean) invstd^2 s2 / M) (ref's formula). */
-static void own_backward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
-                               const float *mean, const float *invstd, const float *dy, float *dx,
-                               float *dgamma, float *dbeta)
+/* With s1 = sum g, s2 = sum g (x - mean), g the gradient at BN's output: dbeta += s1,
+ * dgamma += invstd s2, and dx = gamma invstd (g - s1 / M - (x - mean) invstd^2 s2 / M) (ref's
+ * formula). */
+static void own_backward_train(const NnBatchNorm *bn, int act, const float *x, const float *gamma,
+                               const float *beta, const float *mean, const float *invstd,
+                               const float *dy, float *dx, float *dgamma, float *dbeta)
 {
     int c = bn->c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
     OwnScratch o = own_scratch(bn);
     float *pa = o.pa, *pb = o.pb, *a = o.v[0], *b = o.v[1], *d = o.v[2];
+    float *scale = o.v[3], *offset = o.v[4];
     double *ta = o.ta, *tb = o.tb;
+    if (act != ACT_NONE)
+        bn_affine(c, gamma, beta, mean, invstd, scale, offset);
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
     for (int k = 0; k < BN_BLOCKS; k++)
-        block_grad_sums(c, block_row(m, k), block_row(m, k + 1), x, dy, mean, pa + (size_t)k * c,
-                        pb + (size_t)k * c);
+        block_grad_sums(c, block_row(m, k), block_row(m, k + 1), act, x, dy, mean, scale, offset,
+                        pa + (size_t)k * c, pb + (size_t)k * c);
     blocks_total(c, pa, ta);
     blocks_total(c, pb, tb);
     for (int k = 0; k < c; k++) {
@@ -319,7 +395,8 @@ static void own_backward_train(const NnBatchNorm *bn, const float *x, const floa
         int fresh = dnnl_be_fresh & 1;
 #pragma omp parallel for if (par) schedule(static)
         for (int k = 0; k < BN_BLOCKS; k++)
-            dx_rows(c, block_row(m, k), block_row(m, k + 1), fresh, x, dy, mean, a, b, d, dx);
+            dx_rows(c, block_row(m, k), block_row(m, k + 1), act, fresh, x, dy, mean, scale, offset,
+                    a, b, d, dx);
     }
 }
 
@@ -330,7 +407,19 @@ void dnnl_be_batchnorm_forward_train(const NnBatchNorm *bn, const float *x, cons
                                      float *running_var, int64_t *num_batches_tracked,
                                      float *save_mean, float *save_invstd)
 {
-    own_forward_train(bn, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd);
+    own_forward_train(bn, ACT_NONE, x, gamma, beta, y, running_mean, running_var, save_mean,
+                      save_invstd);
+    *num_batches_tracked += 1;
+}
+
+void dnnl_be_batchnorm_act_forward_train(const NnBatchNorm *bn, NnAct a, const float *x,
+                                         const float *gamma, const float *beta, float *y,
+                                         float *running_mean, float *running_var,
+                                         int64_t *num_batches_tracked, float *save_mean,
+                                         float *save_invstd)
+{
+    own_forward_train(bn, (int)a, x, gamma, beta, y, running_mean, running_var, save_mean,
+                      save_invstd);
     *num_batches_tracked += 1;
 }
 
@@ -383,7 +472,15 @@ void dnnl_be_batchnorm_backward_train(const NnBatchNorm *bn, const float *x, con
                                       const float *save_mean, const float *save_invstd,
                                       const float *dy, float *dx, float *dgamma, float *dbeta)
 {
-    own_backward_train(bn, x, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta);
+    own_backward_train(bn, ACT_NONE, x, gamma, NULL, save_mean, save_invstd, dy, dx, dgamma, dbeta);
+}
+
+void dnnl_be_batchnorm_act_backward_train(const NnBatchNorm *bn, NnAct a, const float *x,
+                                          const float *gamma, const float *beta,
+                                          const float *save_mean, const float *save_invstd,
+                                          const float *dy, float *dx, float *dgamma, float *dbeta)
+{
+    own_backward_train(bn, (int)a, x, gamma, beta, save_mean, save_invstd, dy, dx, dgamma, dbeta);
 }
 
 void dnnl_be_batchnorm_backward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
