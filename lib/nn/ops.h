@@ -113,11 +113,11 @@ typedef enum NnAct {
 
 const char *nn_act_name(NnAct a);
 
-/* The activations a backend may fuse into the batch norm before them (backend.h): the
- * piecewise-linear ones that follow a BN in torchvision's models. */
+/* The activations a backend may fuse into the batch norm before them (backend.h): those that
+ * follow a BN in torchvision's models. */
 static inline int nn_act_fusable(NnAct a)
 {
-    return a == NN_RELU || a == NN_RELU6 || a == NN_HARDSWISH;
+    return a == NN_RELU || a == NN_RELU6 || a == NN_HARDSWISH || a == NN_SILU;
 }
 
 /* Dropout and stochastic depth ("row" mode: one draw per sample) in training mode. Masks are a

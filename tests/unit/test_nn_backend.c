@@ -656,8 +656,8 @@ static void bn_act_case(NnBatchNorm bn, NnAct a)
 static void test_batchnorm_act(void **state)
 {
     (void)state;
-    const NnAct acts[] = {NN_RELU, NN_RELU6, NN_HARDSWISH};
-    for (int k = 0; k < 3; k++) {
+    const NnAct acts[] = {NN_RELU, NN_RELU6, NN_HARDSWISH, NN_SILU};
+    for (int k = 0; k < 4; k++) {
         bn_act_case((NnBatchNorm){2, 5, 7, 3, 1e-5f, 0.1f, 0}, acts[k]);
         bn_act_case((NnBatchNorm){16, 58, 28, 28, 1e-3f, 0.01f, 0}, acts[k]); /* threaded */
     }

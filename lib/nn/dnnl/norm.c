@@ -19,6 +19,7 @@
 #if ONFH_HAVE_DNNL
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -214,11 +215,41 @@ enum { ACT_NONE = -1 };
         enum { A = NN_HARDSWISH };                                                                 \
         __VA_ARGS__                                                                                \
     } break;                                                                                       \
+    case NN_SILU: {                                                                                \
+        enum { A = NN_SILU };                                                                      \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
     default: {                                                                                     \
         enum { A = ACT_NONE };                                                                     \
         __VA_ARGS__                                                                                \
     } break;                                                                                       \
     }
+
+/* e^x in straight-line float code that vectorises under omp simd (glibc's expf does not
+ * without -ffast-math): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by the 1.5 2^23 trick,
+ * ln2 in two parts), Cephes' degree-6 polynomial for e^r (about 1 ulp), and 2^n written into
+ * the exponent bits. x is clamped to [-87.3, 88.7], where e^x is a normal float. */
+static inline __attribute__((always_inline)) float exp_poly(float x)
+{
+    x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
+                4.1665795894e-2f) *
+                   r +
+               1.6666665459e-1f) *
+                  r +
+              5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000 + 127) * (1 << 23); /* t's low mantissa bits hold n */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
 
 /* a(z), with ref's formulas (lib/nn/ref/act.c). */
 static inline __attribute__((always_inline)) float act_value(int a, float z)
@@ -231,6 +262,7 @@ static inline __attribute__((always_inline)) float act_value(int a, float z)
         r = r < 0.0f ? 0.0f : r > 6.0f ? 6.0f : r;
         return z * r / 6.0f;
     }
+    case NN_SILU: return z / (1.0f + exp_poly(-z));
     default: return z;
     }
 }
@@ -242,6 +274,10 @@ static inline __attribute__((always_inline)) float act_grad(int a, float z, floa
     case NN_RELU: return z > 0.0f ? g : 0.0f;
     case NN_RELU6: return z > 0.0f && z < 6.0f ? g : 0.0f;
     case NN_HARDSWISH: return z < -3.0f ? 0.0f : z <= 3.0f ? g * (z / 3.0f + 0.5f) : g;
+    case NN_SILU: {
+        float s = 1.0f / (1.0f + exp_poly(-z));
+        return g * (s * (1.0f + z * (1.0f - s)));
+    }
     default: return g;
     }
 }
