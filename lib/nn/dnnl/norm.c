@@ -9,9 +9,10 @@
  * kernels on every layer: shufflenet_v2_x1_0 trains 1.5x faster on 1 thread, resnet18 no
  * slower. The rows M = N H W are cut into BN_BLOCKS fixed blocks, each summed per channel in
  * float in row order (vectorised over channels), the blocks added in order in double: the same
- * bits whatever the thread count. Forward takes two passes for the statistics (the corrected
- * two-pass variance), backward one for its two sums; PyTorch's running statistics (unbiased
- * variance var M / (M - 1), momentum rule in backend.h).
+ * bits whatever the thread count. Forward takes one pass for the statistics (sums shifted by
+ * a sample mean: own_forward_train), backward one for its two sums; PyTorch's running
+ * statistics (unbiased variance var M / (M - 1), momentum rule in backend.h). An activation
+ * after the BN may be fused into both passes (backend.h batchnorm_act_*).
  *
  * Eval backward's outputs are overwritten by oneDNN, so they go to the scratch arena and are
  * accumulated into dx, dgamma and dbeta (backend.h). With dnnl_use_scale | dnnl_use_shift the
@@ -176,10 +177,10 @@ static size_t block_row(size_t m, int b)
 }
 
 /* The scratch of one call, all in the backend's arena (no allocation per call): the blocks'
- * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and five
- * per-channel float vectors v[0..4] (C) for the passes that follow. */
+ * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and four
+ * per-channel float vectors v[0..3] (C) for the passes that follow. */
 typedef struct OwnScratch {
-    float *pa, *pb, *v[5];
+    float *pa, *pb, *v[4];
     double *ta, *tb;
 } OwnScratch;
 
@@ -187,11 +188,11 @@ static OwnScratch own_scratch(const NnBatchNorm *bn)
 {
     size_t c = (size_t)bn->c;
     char *p =
-        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 5) * c * sizeof(float));
+        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 4) * c * sizeof(float));
     OwnScratch o;
     o.ta = (double *)p, o.tb = o.ta + c; /* the arena is 64-byte aligned: doubles first */
     o.pa = (float *)(o.tb + c), o.pb = o.pa + BN_BLOCKS * c;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 4; k++)
         o.v[k] = o.pb + BN_BLOCKS * c + k * c;
     return o;
 }
@@ -199,37 +200,25 @@ static OwnScratch own_scratch(const NnBatchNorm *bn)
 /* The activation fused after the batch norm (backend.h batchnorm_act_*), or none. */
 enum { ACT_NONE = -1 };
 
-/* Runs the code given with the constant A set to act, so that each activation gets a loop of its
- * own in which act_value / act_grad fold to straight-line, vectorisable code. */
-#define FOR_ACT(act, ...)                                                                          \
+/* Calls fn(A, ...) with the constant A = act: each kernel below is an always-inline body that
+ * takes the activation as its first argument, and each activation gets a copy of it in which
+ * act_value / act_grad fold to straight-line, vectorisable code. */
+#define DISPATCH_ACT(act, fn, ...)                                                                 \
     switch (act) {                                                                                 \
-    case NN_RELU: {                                                                                \
-        enum { A = NN_RELU };                                                                      \
-        __VA_ARGS__                                                                                \
-    } break;                                                                                       \
-    case NN_RELU6: {                                                                               \
-        enum { A = NN_RELU6 };                                                                     \
-        __VA_ARGS__                                                                                \
-    } break;                                                                                       \
-    case NN_HARDSWISH: {                                                                           \
-        enum { A = NN_HARDSWISH };                                                                 \
-        __VA_ARGS__                                                                                \
-    } break;                                                                                       \
-    case NN_SILU: {                                                                                \
-        enum { A = NN_SILU };                                                                      \
-        __VA_ARGS__                                                                                \
-    } break;                                                                                       \
-    default: {                                                                                     \
-        enum { A = ACT_NONE };                                                                     \
-        __VA_ARGS__                                                                                \
-    } break;                                                                                       \
+    case NN_RELU: fn(NN_RELU, __VA_ARGS__); break;                                                 \
+    case NN_RELU6: fn(NN_RELU6, __VA_ARGS__); break;                                               \
+    case NN_HARDSWISH: fn(NN_HARDSWISH, __VA_ARGS__); break;                                       \
+    case NN_SILU: fn(NN_SILU, __VA_ARGS__); break;                                                 \
+    default: fn(ACT_NONE, __VA_ARGS__); break;                                                     \
     }
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* e^x in straight-line float code that vectorises under omp simd (glibc's expf does not
  * without -ffast-math): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by the 1.5 2^23 trick,
  * ln2 in two parts), Cephes' degree-6 polynomial for e^r (about 1 ulp), and 2^n written into
  * the exponent bits. x is clamped to [-87.3, 88.7], where e^x is a normal float. */
-static inline __attribute__((always_inline)) float exp_poly(float x)
+ALWAYS_INLINE float exp_poly(float x)
 {
     x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
     float t = x * 1.44269504088896341f + 12582912.0f;
@@ -252,7 +241,7 @@ static inline __attribute__((always_inline)) float exp_poly(float x)
 }
 
 /* a(z), with ref's formulas (lib/nn/ref/act.c). */
-static inline __attribute__((always_inline)) float act_value(int a, float z)
+ALWAYS_INLINE float act_value(int a, float z)
 {
     switch (a) {
     case NN_RELU: return z > 0.0f ? z : 0.0f;
@@ -268,7 +257,7 @@ static inline __attribute__((always_inline)) float act_value(int a, float z)
 }
 
 /* a'(z) g, PyTorch's one-sided values at the kinks (backend.h act_backward). */
-static inline __attribute__((always_inline)) float act_grad(int a, float z, float g)
+ALWAYS_INLINE float act_grad(int a, float z, float g)
 {
     switch (a) {
     case NN_RELU: return z > 0.0f ? g : 0.0f;
@@ -282,35 +271,44 @@ static inline __attribute__((always_inline)) float act_grad(int a, float z, floa
     }
 }
 
-/* z = x scale + offset per channel: scale = gamma invstd, offset = beta - mean scale, from the
- * saved float statistics, so that the fused backward recomputes z to the bit. */
-static void bn_affine(int c, const float *gamma, const float *beta, const float *mean,
-                      const float *invstd, float *scale, float *offset)
+/* scale = gamma invstd per channel, from the saved float statistics, so that the fused
+ * backward recomputes z = (x - mean) scale + beta to the bit. (x - mean first, not
+ * x scale + (beta - mean scale): with |mean| >> std the latter loses z to cancellation.) */
+static void bn_scale(int c, const float *gamma, const float *invstd, float *scale)
 {
-    for (int k = 0; k < c; k++) {
-        double g = (double)gamma[k] * invstd[k];
-        scale[k] = (float)g;
-        offset[k] = (float)(beta[k] - mean[k] * g);
+    for (int k = 0; k < c; k++)
+        scale[k] = (float)((double)gamma[k] * invstd[k]);
+}
+
+/* y = a((x - mean) scale + beta) over rows [r0, r1) of (rows, C). */
+ALWAYS_INLINE void normalize_rows_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
+                                    const float *restrict mean, const float *restrict scale,
+                                    const float *restrict beta, float *restrict y)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * (size_t)c;
+        float *yr = y + r * (size_t)c;
+#pragma omp simd
+        for (int k = 0; k < c; k++)
+            yr[k] = act_value(A, (xr[k] - mean[k]) * scale[k] + beta[k]);
     }
 }
 
-/* y = a(x scale + offset) over rows [r0, r1) of (rows, C). */
 DNNL_BE_CLONES static void normalize_rows(int c, size_t r0, size_t r1, int act,
-                                          const float *restrict x, const float *restrict scale,
-                                          const float *restrict offset, float *restrict y)
+                                          const float *restrict x, const float *restrict mean,
+                                          const float *restrict scale, const float *restrict beta,
+                                          float *restrict y)
 {
-    FOR_ACT(act, {
-        for (size_t r = r0; r < r1; r++) {
-            const float *xr = x + r * (size_t)c;
-            float *yr = y + r * (size_t)c;
-            _Pragma("omp simd") for (int k = 0; k < c; k++) yr[k] =
-                act_value(A, xr[k] * scale[k] + offset[k]);
-        }
-    })
+    DISPATCH_ACT(act, normalize_rows_a, c, r0, r1, x, mean, scale, beta, y)
 }
 
-/* Two passes for the statistics (mean; then sum (x - mean) and its square: the corrected
- * two-pass variance), then y = act(x scale + offset) (bn_affine). */
+/* One pass for the statistics: the sums of d = x - shift and of d^2, with shift the mean of
+ * a sample (block 0's rows, 1/BN_BLOCKS of them), so that mean = shift + sum d / M and
+ * var = (sum d^2 - (sum d)^2 / M) / M (the corrected two-pass formula, which holds for any
+ * shift) lose little to cancellation: |mean - shift| is a small fraction of the standard
+ * deviation, where the naive one-pass formula (shift 0) fails when |mean| >> std. Then
+ * y = act((x - mean) scale + beta) (bn_scale). Why not two full passes: x is read once less, and BN
+ * is memory-bound. */
 static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, const float *gamma,
                               const float *beta, float *y, float *running_mean, float *running_var,
                               float *save_mean, float *save_invstd)
@@ -318,22 +316,22 @@ static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, co
     int c = bn->c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
     OwnScratch o = own_scratch(bn);
-    float *pa = o.pa, *pb = o.pb, *zero = o.v[0], *scale = o.v[1], *offset = o.v[2];
+    float *pa = o.pa, *pb = o.pb, *shift = o.v[0], *scale = o.v[1];
     double *ta = o.ta, *tb = o.tb;
-    memset(zero, 0, (size_t)c * sizeof(float));
+    size_t sample = block_row(m, 1) ? block_row(m, 1) : 1;
+    memset(shift, 0, (size_t)c * sizeof(float));
+    block_sums(c, 0, sample, x, shift, pa, NULL);
+    for (int k = 0; k < c; k++)
+        shift[k] = pa[k] / (float)sample;
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
-        block_sums(c, block_row(m, b), block_row(m, b + 1), x, zero, pa + (size_t)b * c, NULL);
-    blocks_total(c, pa, ta);
-    for (int k = 0; k < c; k++)
-        save_mean[k] = (float)(ta[k] / (double)m);
-#pragma omp parallel for if (par) schedule(static)
-    for (int b = 0; b < BN_BLOCKS; b++)
-        block_sums(c, block_row(m, b), block_row(m, b + 1), x, save_mean, pa + (size_t)b * c,
+        block_sums(c, block_row(m, b), block_row(m, b + 1), x, shift, pa + (size_t)b * c,
                    pb + (size_t)b * c);
     blocks_total(c, pa, ta);
     blocks_total(c, pb, tb);
+    for (int k = 0; k < c; k++)
+        save_mean[k] = (float)(shift[k] + ta[k] / (double)m);
     double mom = bn->momentum;
     for (int k = 0; k < c; k++) {
         double var = (tb[k] - ta[k] * ta[k] / (double)m) / (double)m;
@@ -343,58 +341,73 @@ static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, co
         running_mean[k] = (float)((1.0 - mom) * running_mean[k] + mom * save_mean[k]);
         running_var[k] = (float)((1.0 - mom) * running_var[k] + mom * var * m / (m - 1.0));
     }
-    bn_affine(c, gamma, beta, save_mean, save_invstd, scale, offset);
+    bn_scale(c, gamma, save_invstd, scale);
 #pragma omp parallel for if (par) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
-        normalize_rows(c, block_row(m, b), block_row(m, b + 1), act, x, scale, offset, y);
+        normalize_rows(c, block_row(m, b), block_row(m, b + 1), act, x, save_mean, scale, beta, y);
 }
 
-/* With g = a'(x scale + offset) dy (dy itself without an activation): acc[c] += sum g,
- * sq[c] += sum g (x - mean) over rows [r0, r1). */
-DNNL_BE_CLONES static void block_grad_sums(int c, size_t r0, size_t r1, int act,
-                                           const float *restrict x, const float *restrict dy,
-                                           const float *restrict mean, const float *restrict scale,
-                                           const float *restrict offset, float *restrict acc,
-                                           float *restrict sq)
+/* The gradient at BN's output, g = a'(z) dy with z = (x - mean) scale + beta recomputed (dy
+ * itself without an activation, and then nothing else is read), for channel k of a row. */
+#define GRAD_AT(A, k)                                                                              \
+    ((A) == ACT_NONE ? gr[k] : act_grad((A), (xr[k] - mean[k]) * scale[k] + beta[k], gr[k]))
+
+/* acc[c] = sum g, sq[c] = sum g (x - mean) over rows [r0, r1). */
+ALWAYS_INLINE void grad_sums_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
+                               const float *restrict dy, const float *restrict mean,
+                               const float *restrict scale, const float *restrict beta,
+                               float *restrict acc, float *restrict sq)
 {
     for (int k = 0; k < c; k++)
         acc[k] = sq[k] = 0.0f;
-    FOR_ACT(act, {
-        for (size_t r = r0; r < r1; r++) {
-            const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
-            _Pragma("omp simd") for (int k = 0; k < c; k++)
-            {
-                float g = act_grad(A, xr[k] * scale[k] + offset[k], gr[k]);
-                acc[k] += g;
-                sq[k] += g * (xr[k] - mean[k]);
-            }
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
+#pragma omp simd
+        for (int k = 0; k < c; k++) {
+            float g = GRAD_AT(A, k);
+            acc[k] += g;
+            sq[k] += g * (xr[k] - mean[k]);
         }
-    })
+    }
 }
 
-/* dx (=, fresh, or +=) a g + b (x - mean) + d per channel, g as in block_grad_sums. A fresh
- * dx gets a loop of its own, which never reads it. */
+DNNL_BE_CLONES static void
+block_grad_sums(int c, size_t r0, size_t r1, int act, const float *restrict x,
+                const float *restrict dy, const float *restrict mean, const float *restrict scale,
+                const float *restrict beta, float *restrict acc, float *restrict sq){
+    DISPATCH_ACT(act, grad_sums_a, c, r0, r1, x, dy, mean, scale, beta, acc, sq)}
+
+/* dx (=, fresh, or +=) a g + b (x - mean) + d per channel. A fresh dx gets a loop of its own,
+ * which never reads it. */
+ALWAYS_INLINE
+    void dx_rows_a(int A, int c, size_t r0, size_t r1, int fresh, const float *restrict x,
+                   const float *restrict dy, const float *restrict mean,
+                   const float *restrict scale, const float *restrict beta, const float *restrict a,
+                   const float *restrict b, const float *restrict d, float *restrict dx)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
+        float *o = dx + r * (size_t)c;
+        if (fresh) {
+#pragma omp simd
+            for (int k = 0; k < c; k++)
+                o[k] = a[k] * GRAD_AT(A, k) + b[k] * (xr[k] - mean[k]) + d[k];
+        } else {
+#pragma omp simd
+            for (int k = 0; k < c; k++)
+                o[k] += a[k] * GRAD_AT(A, k) + b[k] * (xr[k] - mean[k]) + d[k];
+        }
+    }
+}
+
 DNNL_BE_CLONES static void dx_rows(int c, size_t r0, size_t r1, int act, int fresh,
                                    const float *restrict x, const float *restrict dy,
                                    const float *restrict mean, const float *restrict scale,
-                                   const float *restrict offset, const float *restrict a,
+                                   const float *restrict beta, const float *restrict a,
                                    const float *restrict b, const float *restrict d,
                                    float *restrict dx)
 {
-#define DX_TERM                                                                                    \
-    (a[k] * act_grad(A, xr[k] * scale[k] + offset[k], gr[k]) + b[k] * (xr[k] - mean[k]) + d[k])
-    FOR_ACT(act, {
-        for (size_t r = r0; r < r1; r++) {
-            const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
-            float *o = dx + r * (size_t)c;
-            if (fresh) {
-                _Pragma("omp simd") for (int k = 0; k < c; k++) o[k] = DX_TERM;
-            } else {
-                _Pragma("omp simd") for (int k = 0; k < c; k++) o[k] += DX_TERM;
-            }
-        }
-    })
-#undef DX_TERM
+    DISPATCH_ACT(act, dx_rows_a, c, r0, r1, fresh, x, dy, mean, scale, beta, a, b, d, dx)
 }
 
 /* With s1 = sum g, s2 = sum g (x - mean), g the gradient at BN's output: dbeta += s1,
@@ -408,14 +421,14 @@ static void own_backward_train(const NnBatchNorm *bn, int act, const float *x, c
     size_t m = (size_t)bn->n * bn->h * bn->w;
     OwnScratch o = own_scratch(bn);
     float *pa = o.pa, *pb = o.pb, *a = o.v[0], *b = o.v[1], *d = o.v[2];
-    float *scale = o.v[3], *offset = o.v[4];
+    float *scale = o.v[3];
     double *ta = o.ta, *tb = o.tb;
     if (act != ACT_NONE)
-        bn_affine(c, gamma, beta, mean, invstd, scale, offset);
+        bn_scale(c, gamma, invstd, scale);
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
     for (int k = 0; k < BN_BLOCKS; k++)
-        block_grad_sums(c, block_row(m, k), block_row(m, k + 1), act, x, dy, mean, scale, offset,
+        block_grad_sums(c, block_row(m, k), block_row(m, k + 1), act, x, dy, mean, scale, beta,
                         pa + (size_t)k * c, pb + (size_t)k * c);
     blocks_total(c, pa, ta);
     blocks_total(c, pb, tb);
@@ -431,7 +444,7 @@ static void own_backward_train(const NnBatchNorm *bn, int act, const float *x, c
         int fresh = dnnl_be_fresh & 1;
 #pragma omp parallel for if (par) schedule(static)
         for (int k = 0; k < BN_BLOCKS; k++)
-            dx_rows(c, block_row(m, k), block_row(m, k + 1), act, fresh, x, dy, mean, scale, offset,
+            dx_rows(c, block_row(m, k), block_row(m, k + 1), act, fresh, x, dy, mean, scale, beta,
                     a, b, d, dx);
     }
 }
