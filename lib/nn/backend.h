@@ -178,6 +178,15 @@ typedef struct NnBackend {
     void (*add_forward)(size_t n, const float *a, const float *b, float *y);
     /* dy: (n); da += dy, db += dy (either NULL). */
     void (*add_backward)(size_t n, const float *dy, float *da, float *db);
+    /* Optional pair (both or neither; NULL: two ops): the residual add followed by activation
+     * a, NN_RELU or NN_RELU6, whose derivative its output gives (graph.c plan_inplace). Forward:
+     * y = a(a_in + b_in), y may equal either input. Backward: y from forward, dy: (n);
+     * da += a'(y) dy, db += a'(y) dy (either NULL; set_fresh_grads bits 0 and 1 as for
+     * add_backward). Why: a ResNet block's add and ReLU are memory-bound, and fused they pass
+     * over (n) tensors 7 times instead of 12. */
+    void (*add_act_forward)(NnAct a, size_t n, const float *a_in, const float *b_in, float *y);
+    void (*add_act_backward)(NnAct a, size_t n, const float *y, const float *dy, float *da,
+                             float *db);
     /* Channel-broadcast multiply (squeeze-excitation scale). x, y: (N,C,HW), s: (N,C):
      * y[n,c,:] = x[n,c,:] s[n,c]. */
     void (*chanmul_forward)(int n, int c, int hw, const float *x, const float *s, float *y);

@@ -657,32 +657,49 @@ static void fold_views(NnGraph *g, int *first_bwd)
     }
 }
 
-/* Batch norm + activation fusion (backend.h batchnorm_act_*). When a BN's output z is read by
- * one fusable activation and by nothing else, the BN node writes the activation's output y
- * itself (its out[0] becomes y, written at its time) and the activation node runs nothing: z
- * is never stored and has no gradient. Why: the pair is memory-bound, and fused it passes over
- * (N,C,H,W) tensors 9 times instead of 14. In eval mode the BN node runs the two ops in turn,
- * the activation in place on y. Runs before plan_inplace, which must not alias y to the z that
- * no longer exists. Builds on counts[] (the readers of each value). */
-static void plan_fusion(NnGraph *g, const int *counts)
+/* Can node nd's output be fused with activation a after it (backend.h batchnorm_act_*,
+ * add_act_*)? */
+static int fusable(const NnBackend *be, const NnNode *nd, NnAct a)
 {
-    if (!g->be->batchnorm_act_forward_train || !g->be->batchnorm_act_backward_train)
-        return;
+    if (nd->kind == NN_OP_BN)
+        return be->batchnorm_act_forward_train && nn_act_fusable(a) && !nd->u.bn.ldx;
+    if (nd->kind == NN_OP_ADD)
+        return be->add_act_forward && (a == NN_RELU || a == NN_RELU6);
+    return 0;
+}
+
+/* Fusion of an activation into the op before it: batch norm (backend.h batchnorm_act_*) and
+ * the residual add (add_act_*). When such an op's output z is read by one activation and by
+ * nothing else, the op writes the activation's output y itself (its out[0] becomes y, written
+ * at its time) and the activation node runs nothing: z is never stored and has no gradient.
+ * Why: these pairs are memory-bound, and fused they pass over their tensors about a third
+ * fewer times. The fused BN's backward recomputes z from x; the fused add's reads y (ReLU's
+ * derivative is y's), which then lives until that backward (first_bwd). In eval mode the BN
+ * node runs its two ops in turn, the activation in place on y. Runs before plan_inplace, which
+ * must not alias y to the z that no longer exists. Builds on counts[] (the readers of each
+ * value). */
+static void plan_fusion(NnGraph *g, const int *counts, int *first_bwd)
+{
     for (int i = 0; i < g->n_nodes; i++) {
-        NnNode *bn = &g->nodes[i];
-        if (bn->kind != NN_OP_BN || bn->u.bn.ldx)
-            continue;
-        NnValue *z = &g->values[bn->out[0]];
-        if (counts[bn->out[0]] != 1 || bn->out[0] == g->output || z->view || z->is_buffer)
+        NnNode *nd = &g->nodes[i];
+        NnValue *z = &g->values[nd->out[0]];
+        if ((nd->kind != NN_OP_BN && nd->kind != NN_OP_ADD) || counts[nd->out[0]] != 1 ||
+            nd->out[0] == g->output || z->view || z->is_buffer)
             continue;
         NnNode *act = &g->nodes[z->last_consumer];
-        if (act->kind != NN_OP_ACT || !nn_act_fusable(act->u.act) || g->values[act->out[0]].view)
+        if (act->kind != NN_OP_ACT || !fusable(g->be, nd, act->u.act) ||
+            g->values[act->out[0]].view)
             continue;
-        bn->fused = act->fused = 1;
-        bn->fused_act = act->u.act;
-        bn->out[0] = act->out[0];
-        g->values[act->out[0]].producer = i;
+        int y = act->out[0];
+        nd->fused = act->fused = 1;
+        nd->fused_act = act->u.act;
+        nd->out[0] = y;
+        g->values[y].producer = i;
         z->folded = 1;
+        if (nd->kind == NN_OP_ADD) {
+            g->values[y].backward_reads = 1;
+            first_bwd[y] = i;
+        }
     }
 }
 
@@ -706,6 +723,9 @@ static void plan_inplace(NnGraph *g, const int *counts)
         if (counts[x] != 1 || x == g->input || x == g->output || y == g->output || vx->view ||
             vx->is_buffer || g->values[y].view)
             continue;
+        const NnNode *p = vx->producer >= 0 ? &g->nodes[vx->producer] : NULL;
+        if (p && p->kind == NN_OP_ADD && p->fused)
+            continue; /* its backward reads x */
         g->values[y].alias = vx->alias >= 0 ? vx->alias : x;
     }
 }
@@ -771,7 +791,7 @@ static int plan(NnGraph *g, Err *e)
         }
     }
     fold_views(g, first_bwd);
-    plan_fusion(g, counts);
+    plan_fusion(g, counts, first_bwd);
     plan_inplace(g, counts);
     mem_free(counts);
     fold_aliases(g, first_bwd);
@@ -1115,7 +1135,13 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
             be->linear_forward(vx->n, nd->u.lin.in, nd->u.lin.out, x, param(g, nd->weight),
                                param(g, nd->bias), y);
             break;
-        case NN_OP_ADD: be->add_forward(vx->numel, x, nn_graph_value_data(g, nd->in[1]), y); break;
+        case NN_OP_ADD:
+            if (nd->fused)
+                be->add_act_forward(nd->fused_act, vx->numel, x, nn_graph_value_data(g, nd->in[1]),
+                                    y);
+            else
+                be->add_forward(vx->numel, x, nn_graph_value_data(g, nd->in[1]), y);
+            break;
         case NN_OP_CHANMUL:
             be->chanmul_forward(vx->n, vx->c, vx->h * vx->w, x, nn_graph_value_data(g, nd->in[1]),
                                 y);
@@ -1273,7 +1299,13 @@ int nn_graph_backward(NnGraph *g, Err *e)
             be->linear_backward(vx->n, nd->u.lin.in, nd->u.lin.out, x, param(g, nd->weight), dy, dx,
                                 pgrad(g, nd->weight), pgrad(g, nd->bias));
             break;
-        case NN_OP_ADD: be->add_backward(vx->numel, dy, dx, grad_of(g, nd->in[1])); break;
+        case NN_OP_ADD:
+            if (nd->fused)
+                be->add_act_backward(nd->fused_act, vx->numel, nn_graph_value_data(g, nd->out[0]),
+                                     dy, dx, grad_of(g, nd->in[1]));
+            else
+                be->add_backward(vx->numel, dy, dx, grad_of(g, nd->in[1]));
+            break;
         case NN_OP_CHANMUL:
             be->chanmul_backward(vx->n, vx->c, vx->h * vx->w, x, nn_graph_value_data(g, nd->in[1]),
                                  dy, dx, grad_of(g, nd->in[1]));

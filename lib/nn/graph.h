@@ -87,8 +87,8 @@ typedef struct NnValue {
     int view;      /* 1: its storage is channels [c_off, c_off + c) of base's */
     int zero_at;   /* backward step before which its gradient is zeroed (planned) */
     int alias;     /* planned: the data is value alias's, overwritten in place (ReLU), or -1 */
-    int folded;    /* planned: a fused batch norm's normalised tensor, never stored (no data,
-                      no gradient; plan_fusion in graph.c) */
+    int folded;    /* planned: the tensor between a fused BN or add and its activation, never
+                      stored (no data, no gradient; plan_fusion in graph.c) */
 } NnValue;
 
 typedef struct NnNode {
@@ -114,8 +114,8 @@ typedef struct NnNode {
         } drop;
         int groups; /* shuffle */
     } u;
-    /* Planned (plan_fusion in graph.c). BN: 1 when it writes the output of the activation
-     * fused_act that read it (out[0] is then that output); ACT: 1 when folded into the BN
+    /* Planned (plan_fusion in graph.c). BN, ADD: 1 when it writes the output of the activation
+     * fused_act that read it (out[0] is then that output); ACT: 1 when folded into the node
      * before it, and then it runs nothing. */
     int fused;
     NnAct fused_act;

@@ -977,6 +977,73 @@ static void test_add_chanmul(void **state)
 }
 
 /* A large chanmul (squeeze-excitation at 56x56): the threaded path. */
+/* The fused add + activation (backend.h add_act_*) against ref's add then activation: forward
+ * (and in place), both gradients twice (the accumulate contract), one or the other NULL, and
+ * fresh gradients (NaN to start with) against ones from zero, bit for bit. */
+static void add_act_case(NnAct a, size_t n)
+{
+    char what[96];
+    float *x1 = rand_buf(n, 4.0f, 1.0f), *x2 = rand_buf(n, 4.0f, 1.0f), *dy = rand_buf(n, 1, 0);
+    float *s_r = mem_alloc(n * sizeof(float)), *y_r = mem_alloc(n * sizeof(float));
+    float *ds_r = mem_calloc(n, sizeof(float));
+    float *x1_d = put(x1, n), *x2_d = put(x2, n), *dy_d = put(dy, n);
+    float *y_d = dev_alloc(n * sizeof(float));
+    assert_true(s_r && y_r && ds_r);
+    rf->add_forward(n, x1, x2, s_r);
+    rf->act_forward(a, n, s_r, y_r);
+    be->add_act_forward(a, n, x1_d, x2_d, y_d);
+    snprintf(what, sizeof what, "add+%s n=%zu forward", nn_act_name(a), n);
+    expect_close_dev(what, y_r, y_d, n, 0.0);
+    float *in_place = put(x1, n);
+    be->add_act_forward(a, n, in_place, x2_d, in_place);
+    snprintf(what, sizeof what, "add+%s n=%zu forward in place", nn_act_name(a), n);
+    expect_close_dev(what, y_r, in_place, n, 0.0);
+    dev_free(in_place);
+
+    rf->act_backward(a, n, s_r, dy, ds_r);
+    for (int which = 0; which < 3; which++) { /* both, only the first, only the second */
+        Grad ga = grad_flat(n), gb = grad_flat(n);
+        float *da_d = which == 2 ? NULL : ga.d, *db_d = which == 1 ? NULL : gb.d;
+        rf->add_backward(n, ds_r, which == 2 ? NULL : ga.r, which == 1 ? NULL : gb.r);
+        be->add_act_backward(a, n, y_d, dy_d, da_d, db_d);
+        snprintf(what, sizeof what, "add+%s n=%zu backward (%d) da", nn_act_name(a), n, which);
+        grad_check_first(&ga, what);
+        snprintf(what, sizeof what, "add+%s n=%zu backward (%d) db", nn_act_name(a), n, which);
+        grad_check_first(&gb, what);
+        be->add_act_backward(a, n, y_d, dy_d, da_d, db_d);
+        grad_check_second(&ga, "add+act da");
+        grad_check_second(&gb, "add+act db");
+    }
+    if (be->set_fresh_grads && (be->fresh_grad_ops & NN_BWD_ADD)) {
+        for (unsigned mask = 1; mask <= 3; mask++) {
+            float *za = dev_alloc(n * sizeof(float)), *zb = dev_alloc(n * sizeof(float));
+            float *fa = mask & 1 ? nan_dev(n) : dev_alloc(n * sizeof(float));
+            float *fb = mask & 2 ? nan_dev(n) : dev_alloc(n * sizeof(float));
+            be->add_act_backward(a, n, y_d, dy_d, za, zb);
+            be->set_fresh_grads(mask);
+            be->add_act_backward(a, n, y_d, dy_d, fa, fb);
+            be->set_fresh_grads(0);
+            float *za_h = get(za, n), *zb_h = get(zb, n), *fa_h = get(fa, n), *fb_h = get(fb, n);
+            snprintf(what, sizeof what, "add+%s fresh mask %u da", nn_act_name(a), mask);
+            expect_close(what, za_h, fa_h, n, 0);
+            snprintf(what, sizeof what, "add+%s fresh mask %u db", nn_act_name(a), mask);
+            expect_close(what, zb_h, fb_h, n, 0);
+            mem_free(za_h), mem_free(zb_h), mem_free(fa_h), mem_free(fb_h);
+            dev_free(za), dev_free(zb), dev_free(fa), dev_free(fb);
+        }
+    }
+    mem_free(x1), mem_free(x2), mem_free(dy), mem_free(s_r), mem_free(y_r), mem_free(ds_r);
+    dev_free(x1_d), dev_free(x2_d), dev_free(dy_d), dev_free(y_d);
+}
+
+static void test_add_act(void **state)
+{
+    (void)state;
+    add_act_case(NN_RELU, 999);
+    add_act_case(NN_RELU6, 999);
+    add_act_case(NN_RELU, 100003); /* threaded */
+}
+
 static void test_chanmul_large(void **state)
 {
     (void)state;
@@ -1680,6 +1747,10 @@ int main(int argc, char **argv)
         tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_batchnorm_act);
     else
         printf("# skip test_batchnorm_act: %s does not fuse batch norm and activation\n", be->name);
+    if (be->add_act_forward)
+        tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_add_act);
+    else
+        printf("# skip test_add_act: %s does not fuse add and activation\n", be->name);
     if (be->set_fresh_grads)
         tests[nt++] = (struct CMUnitTest)cmocka_unit_test(test_fresh_grads);
     else

@@ -24,6 +24,10 @@
 #define DNNL_BE_CLONES
 #endif
 
+/* A loop body taking compile-time constants (an activation, a mode) as arguments: each call
+ * with constants becomes a specialised, vectorisable copy. */
+#define DNNL_BE_INLINE static inline __attribute__((always_inline))
+
 // --- core.c ----------------------------------------------------------------------------------
 
 dnnl_engine_t dnnl_be_engine(void);
@@ -196,6 +200,9 @@ void dnnl_be_to_nhwc(int n, int c, int hw, const float *x, float *y);
 void dnnl_be_from_nhwc(int n, int c, int hw, const float *x, float *y);
 void dnnl_be_add_forward(size_t n, const float *a, const float *b, float *y);
 void dnnl_be_add_backward(size_t n, const float *dy, float *da, float *db);
+void dnnl_be_add_act_forward(NnAct act, size_t n, const float *a, const float *b, float *y);
+void dnnl_be_add_act_backward(NnAct act, size_t n, const float *y, const float *dy, float *da,
+                              float *db);
 void dnnl_be_chanmul_forward(int n, int c, int hw, const float *x, const float *s, float *y);
 void dnnl_be_chanmul_backward(int n, int c, int hw, const float *x, const float *s, const float *dy,
                               float *dx, float *ds);

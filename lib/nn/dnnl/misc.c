@@ -14,6 +14,7 @@
  * once per step on a few thousand values. */
 #if ONFH_HAVE_DNNL
 
+#include <math.h>
 #include <string.h>
 
 #include "lib/nn/backend.h"
@@ -84,6 +85,87 @@ void dnnl_be_add_backward(size_t n, const float *dy, float *da, float *db)
         dnnl_be_deliver(0, n, dy, da);
     if (db)
         dnnl_be_deliver(1, n, dy, db);
+}
+
+/* y = a(x1 + x2) with a relu (hi = infinity) or relu6 (hi = 6); y may be x1 or x2. */
+DNNL_BE_CLONES static void add_act_range(size_t n, float hi, const float *a, const float *b,
+                                         float *y)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = a[i] + b[i];
+        y[i] = v < 0.0f ? 0.0f : v > hi ? hi : v;
+    }
+}
+
+void dnnl_be_add_act_forward(NnAct act, size_t n, const float *a, const float *b, float *y)
+{
+    float hi = act == NN_RELU6 ? 6.0f : INFINITY;
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for if (n >= DNNL_BE_PAR_MIN) schedule(static)
+    for (size_t ch = 0; ch < chunks; ch++) {
+        size_t i0 = ch * CHUNK;
+        add_act_range(n - i0 < CHUNK ? n - i0 : CHUNK, hi, a + i0, b + i0, y + i0);
+    }
+}
+
+/* Gradient modes of one input of the fused add: none (NULL), written (fresh), added to. */
+enum { GRAD_NONE, GRAD_WRITE, GRAD_ADD };
+
+/* g = a'(y) dy, read off the output (relu' = 0 at y = 0, relu6' also at y = 6, backend.h's
+ * kink rules), into da and db by their modes. */
+DNNL_BE_INLINE void add_act_grad_a(int ma, int mb, size_t n, float hi, const float *restrict y,
+                                   const float *restrict dy, float *restrict da, float *restrict db)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float g = y[i] > 0.0f && y[i] < hi ? dy[i] : 0.0f;
+        if (ma == GRAD_WRITE)
+            da[i] = g;
+        else if (ma == GRAD_ADD)
+            da[i] += g;
+        if (mb == GRAD_WRITE)
+            db[i] = g;
+        else if (mb == GRAD_ADD)
+            db[i] += g;
+    }
+}
+
+DNNL_BE_CLONES static void add_act_grad_range(int ma, int mb, size_t n, float hi,
+                                              const float *restrict y, const float *restrict dy,
+                                              float *restrict da, float *restrict db)
+{
+#define MODES(a, b)                                                                                \
+    case (a)*3 + (b): add_act_grad_a(a, b, n, hi, y, dy, da, db); break
+    switch (ma * 3 + mb) {
+        MODES(GRAD_NONE, GRAD_WRITE);
+        MODES(GRAD_NONE, GRAD_ADD);
+        MODES(GRAD_WRITE, GRAD_NONE);
+        MODES(GRAD_WRITE, GRAD_WRITE);
+        MODES(GRAD_WRITE, GRAD_ADD);
+        MODES(GRAD_ADD, GRAD_NONE);
+        MODES(GRAD_ADD, GRAD_WRITE);
+        MODES(GRAD_ADD, GRAD_ADD);
+    default: break;
+    }
+#undef MODES
+}
+
+/* One pass where add's and relu's backward take three: y and dy read once, da and db written
+ * (or added to) from the same g. */
+void dnnl_be_add_act_backward(NnAct act, size_t n, const float *y, const float *dy, float *da,
+                              float *db)
+{
+    float hi = act == NN_RELU6 ? 6.0f : INFINITY;
+    int ma = !da ? GRAD_NONE : dnnl_be_fresh & 1 ? GRAD_WRITE : GRAD_ADD;
+    int mb = !db ? GRAD_NONE : dnnl_be_fresh & 2 ? GRAD_WRITE : GRAD_ADD;
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for if (n >= DNNL_BE_PAR_MIN) schedule(static)
+    for (size_t ch = 0; ch < chunks; ch++) {
+        size_t i0 = ch * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        add_act_grad_range(ma, mb, len, hi, y + i0, dy + i0, da ? da + i0 : NULL,
+                           db ? db + i0 : NULL);
+    }
 }
 
 /* y: (P,C) = x: (P,C) times s: (C) per row. */

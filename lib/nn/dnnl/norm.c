@@ -212,13 +212,11 @@ enum { ACT_NONE = -1 };
     default: fn(ACT_NONE, __VA_ARGS__); break;                                                     \
     }
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 /* e^x in straight-line float code that vectorises under omp simd (glibc's expf does not
  * without -ffast-math): x = n ln2 + r with |r| <= ln2 / 2 (n rounded by the 1.5 2^23 trick,
  * ln2 in two parts), Cephes' degree-6 polynomial for e^r (about 1 ulp), and 2^n written into
  * the exponent bits. x is clamped to [-87.3, 88.7], where e^x is a normal float. */
-ALWAYS_INLINE float exp_poly(float x)
+DNNL_BE_INLINE float exp_poly(float x)
 {
     x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
     float t = x * 1.44269504088896341f + 12582912.0f;
@@ -241,7 +239,7 @@ ALWAYS_INLINE float exp_poly(float x)
 }
 
 /* a(z), with ref's formulas (lib/nn/ref/act.c). */
-ALWAYS_INLINE float act_value(int a, float z)
+DNNL_BE_INLINE float act_value(int a, float z)
 {
     switch (a) {
     case NN_RELU: return z > 0.0f ? z : 0.0f;
@@ -257,7 +255,7 @@ ALWAYS_INLINE float act_value(int a, float z)
 }
 
 /* a'(z) g, PyTorch's one-sided values at the kinks (backend.h act_backward). */
-ALWAYS_INLINE float act_grad(int a, float z, float g)
+DNNL_BE_INLINE float act_grad(int a, float z, float g)
 {
     switch (a) {
     case NN_RELU: return z > 0.0f ? g : 0.0f;
@@ -281,9 +279,9 @@ static void bn_scale(int c, const float *gamma, const float *invstd, float *scal
 }
 
 /* y = a((x - mean) scale + beta) over rows [r0, r1) of (rows, C). */
-ALWAYS_INLINE void normalize_rows_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
-                                    const float *restrict mean, const float *restrict scale,
-                                    const float *restrict beta, float *restrict y)
+DNNL_BE_INLINE void normalize_rows_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
+                                     const float *restrict mean, const float *restrict scale,
+                                     const float *restrict beta, float *restrict y)
 {
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * (size_t)c;
@@ -353,10 +351,10 @@ static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, co
     ((A) == ACT_NONE ? gr[k] : act_grad((A), (xr[k] - mean[k]) * scale[k] + beta[k], gr[k]))
 
 /* acc[c] = sum g, sq[c] = sum g (x - mean) over rows [r0, r1). */
-ALWAYS_INLINE void grad_sums_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
-                               const float *restrict dy, const float *restrict mean,
-                               const float *restrict scale, const float *restrict beta,
-                               float *restrict acc, float *restrict sq)
+DNNL_BE_INLINE void grad_sums_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
+                                const float *restrict dy, const float *restrict mean,
+                                const float *restrict scale, const float *restrict beta,
+                                float *restrict acc, float *restrict sq)
 {
     for (int k = 0; k < c; k++)
         acc[k] = sq[k] = 0.0f;
@@ -379,7 +377,7 @@ block_grad_sums(int c, size_t r0, size_t r1, int act, const float *restrict x,
 
 /* dx (=, fresh, or +=) a g + b (x - mean) + d per channel. A fresh dx gets a loop of its own,
  * which never reads it. */
-ALWAYS_INLINE
+DNNL_BE_INLINE
     void dx_rows_a(int A, int c, size_t r0, size_t r1, int fresh, const float *restrict x,
                    const float *restrict dy, const float *restrict mean,
                    const float *restrict scale, const float *restrict beta, const float *restrict a,
