@@ -126,9 +126,9 @@ typedef struct NnBackend {
      * batchnorm_forward_train. Backward: dy: (N,C,H,W) is the gradient at y; the activation's
      * derivative is taken at z, recomputed from x, gamma, beta and the saved statistics (the
      * kink rules of act_backward), and the rest is batchnorm_backward_train's with
-     * a'(z) dy in place of dy. x and dx are dense (ldx 0). Why: BN -> activation is most of a
-     * depthwise network's non-convolution time, all of it memory-bound, and the pair fused
-     * reads and writes (N,C,H,W) tensors 9 times where the two ops take 14. */
+     * a'(z) dy in place of dy. x and dx may be a channel view (ldx), as there. Why: BN ->
+     * activation is most of a depthwise network's non-convolution time, all of it memory-bound, and
+     * the pair fused reads and writes (N,C,H,W) tensors 9 times where the two ops take 14. */
     void (*batchnorm_act_forward_train)(const NnBatchNorm *bn, NnAct a, const float *x,
                                         const float *gamma, const float *beta, float *y,
                                         float *running_mean, float *running_var,

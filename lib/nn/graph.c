@@ -662,7 +662,7 @@ static void fold_views(NnGraph *g, int *first_bwd)
 static int fusable(const NnBackend *be, const NnNode *nd, NnAct a)
 {
     if (nd->kind == NN_OP_BN)
-        return be->batchnorm_act_forward_train && nn_act_fusable(a) && !nd->u.bn.ldx;
+        return be->batchnorm_act_forward_train && nn_act_fusable(a);
     if (nd->kind == NN_OP_ADD)
         return be->add_act_forward && (a == NN_RELU || a == NN_RELU6);
     return 0;

@@ -268,6 +268,15 @@ static void grad_check_first(Grad *g, const char *what)
     expect_close(what, g->r, g->d_once, g->len, g->tol);
 }
 
+/* Frees g after only its first comparison. */
+static void grad_free(Grad *g)
+{
+    mem_free(g->start);
+    mem_free(g->r);
+    dev_free(g->d);
+    mem_free(g->d_once);
+}
+
 /* After the backend's second backward: the contract; frees g. */
 static void grad_check_second(Grad *g, const char *what)
 {
@@ -1521,6 +1530,40 @@ static void bn_view_case(NnBatchNorm bn)
     be->batchnorm_backward_train(&bv, xv.d, gamma_d, st_d, st_d + c, dy_d, NULL, gg.d, gb.d);
     grad_check_second(&gg, "bn, x a channel view, train dgamma");
     grad_check_second(&gb, "bn, x a channel view, train dbeta");
+
+    /* eval mode with ref's running statistics, and the fused BN + ReLU (DenseNet's norm1) */
+    float *rsr_d = put(rs_r, 2 * c);
+    rf->batchnorm_forward_eval(&bn, x, gamma, beta, rs_r, rs_r + c, y_r);
+    be->batchnorm_forward_eval(&bv, xv.d, gamma_d, beta_d, rsr_d, rsr_d + c, y_d);
+    mem_free(y_back);
+    y_back = get_act(y_d, bn.n, bn.c, hw);
+    expect_close("bn, x a channel view, eval y", y_r, y_back, nx, tol.fwd);
+    if (be->batchnorm_act_forward_train) {
+        float *z_r = mem_alloc(nx * sizeof(float)), *dz_r = mem_calloc(nx, sizeof(float));
+        assert_true(z_r && dz_r);
+        rf->batchnorm_forward_train(&bn, x, gamma, beta, z_r, rs_r, rs_r + c, &cnt_r, st_r,
+                                    st_r + c);
+        rf->act_forward(NN_RELU, nx, z_r, y_r);
+        be->batchnorm_act_forward_train(&bv, NN_RELU, xv.d, gamma_d, beta_d, y_d, rs_d, rs_d + c,
+                                        cnt_d, st_d, st_d + c);
+        mem_free(y_back);
+        y_back = get_act(y_d, bn.n, bn.c, hw);
+        expect_close("bn+relu, x a channel view, y", y_r, y_back, nx, tol.fwd);
+        rf->act_backward(NN_RELU, nx, z_r, dy, dz_r);
+        View dv = view_new(bn.n, bn.c, hw, bv.ldx, 2);
+        float *dx2_r = view_dense(&dv);
+        gg = grad_flat(c), gb = grad_flat(c);
+        rf->batchnorm_backward_train(&bn, x, gamma, st_r, st_r + c, dz_r, dx2_r, gg.r, gb.r);
+        be->batchnorm_act_backward_train(&bv, NN_RELU, xv.d, gamma_d, beta_d, st_d, st_d + c, dy_d,
+                                         dv.d, gg.d, gb.d);
+        view_check(&dv, "bn+relu, x and dx channel views, dx", dx2_r, tol.bwd);
+        grad_check_first(&gg, "bn+relu, x a channel view, dgamma");
+        grad_check_first(&gb, "bn+relu, x a channel view, dbeta");
+        view_free(&dv);
+        grad_free(&gg), grad_free(&gb);
+        mem_free(z_r), mem_free(dz_r), mem_free(dx2_r);
+    }
+    dev_free(rsr_d);
     mem_free(x), mem_free(dx_r), mem_free(gamma), mem_free(beta), mem_free(dy), mem_free(y_r);
     mem_free(st_r), mem_free(rs_r), mem_free(y_back);
     dev_free(gamma_d), dev_free(beta_d), dev_free(dy_d), dev_free(y_d), dev_free(st_d);

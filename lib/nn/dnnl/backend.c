@@ -14,6 +14,7 @@ static const NnBackend dnnl_backend = {
     .name = "dnnl",
     .layout = NN_LAYOUT_NHWC,
     .mem = &nn_host_memory,
+    .channel_views = 1,
     .set_fresh_grads = dnnl_be_set_fresh_grads,
     .fresh_grad_ops = NN_BWD_CONV | NN_BWD_BN | NN_BWD_ACT | NN_BWD_ADD,
     .to_layout = dnnl_be_to_nhwc,

@@ -222,8 +222,14 @@ void dnnl_be_conv2d_forward(const NnConv2d *c, const float *x, const float *w, c
     dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
     if (hb)
         dnnl_be_exec_bind(ex, DNNL_ARG_BIAS, b);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DST, y);
+    /* a channel view of y (ldy): oneDNN's JIT kernels want a dense NHWC destination, so the
+     * output goes through the arena and its rows are copied into the view, Cout floats each */
+    size_t rows = (size_t)c->n * c->h_out * c->w_out;
+    float *dst = c->ldy ? dnnl_be_arena(rows * c->c_out * sizeof(float)) : y;
+    dnnl_be_exec_bind(ex, DNNL_ARG_DST, dst);
     dnnl_be_exec_run(ex, name);
+    if (c->ldy)
+        dnnl_be_rows(rows, c->c_out, dst, c->c_out, y, c->ldy, 0);
 }
 
 /* dx += backward-data(dy, w), through a dx-sized temporary in the workspace. */
@@ -310,6 +316,12 @@ void dnnl_be_conv2d_backward(const NnConv2d *c, const float *x, const float *w, 
                              float *dx, float *dw, float *db, void *workspace)
 {
     ConvEntry *e = conv_entry(c);
+    if (c->ldy) { /* dy a channel view: gathered dense, as forward wrote y */
+        size_t rows = (size_t)c->n * c->h_out * c->w_out;
+        float *dense = dnnl_be_arena(rows * c->c_out * sizeof(float));
+        dnnl_be_rows(rows, c->c_out, dy, c->ldy, dense, c->c_out, 0);
+        dy = dense;
+    }
     if (dx)
         conv_backward_data(e, w, dy, dx, workspace);
     conv_backward_weights(e, x, dy, dw, db, workspace);

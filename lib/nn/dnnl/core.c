@@ -348,6 +348,21 @@ void dnnl_be_accumulate(size_t n, const float *x, float *y)
     }
 }
 
+/* Channel views (backend.h channel_views): NHWC rows of c floats, the source's ldx floats
+ * apart and the destination's ldy; y = x (add 0) or y += x (add 1). */
+void dnnl_be_rows(size_t rows, int c, const float *x, int ldx, float *y, int ldy, int add)
+{
+#pragma omp parallel for if (rows * (size_t)c >= DNNL_BE_PAR_MIN) schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * (size_t)ldx;
+        float *yr = y + r * (size_t)ldy;
+        if (add)
+            accumulate_range((size_t)c, xr, yr);
+        else
+            memcpy(yr, xr, (size_t)c * sizeof(float));
+    }
+}
+
 #else
 
 #include "lib/nn/dnnl/nn_dnnl.h"

@@ -127,6 +127,9 @@ extern unsigned dnnl_be_fresh;
 void dnnl_be_set_fresh_grads(unsigned mask);
 /* y = x when input k's gradient is fresh, else y += x. */
 void dnnl_be_deliver(unsigned k, size_t n, const float *x, float *y);
+/* Channel views (backend.h channel_views): rows of c floats from x, ldx floats apart, into y,
+ * ldy floats apart: y = x (add 0) or y += x (add 1). */
+void dnnl_be_rows(size_t rows, int c, const float *x, int ldx, float *y, int ldy, int add);
 
 // --- conv.c ----------------------------------------------------------------------------------
 

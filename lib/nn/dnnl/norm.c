@@ -1,10 +1,10 @@
-/* norm.c: BatchNorm2d, NHWC: training mode on own kernels, eval mode on oneDNN's batch
- * normalization (dnnl_use_global_stats, forward and backward).
+/* norm.c: BatchNorm2d, NHWC, on own kernels in every mode (training and eval, forward and
+ * backward), x and dx possibly a channel view (ops.h ldx: rows ldx floats apart).
  *
- * Training mode is own code because oneDNN 2.6's batch norm is slow wherever the channel count
- * is not a multiple of 16 (its generic nspc kernel or SSE4.1/AVX2 ones: half of
- * shufflenet_v2_x1_0's oneDNN time, ONEDNN_VERBOSE=1), and mixing its kernels with own ones by
- * channel count moved the mobilenet_v3_large golden fixture 10 tolerances off where either
+ * Own code because oneDNN 2.6's batch norm is slow wherever the channel count is not a
+ * multiple of 16 (its generic nspc kernel or SSE4.1/AVX2 ones: half of shufflenet_v2_x1_0's
+ * oneDNN time, ONEDNN_VERBOSE=1), it has no channel views, and mixing its kernels with own ones
+ * by channel count moved the mobilenet_v3_large golden fixture 10 tolerances off where either
  * alone stays within 0.2 (summation order: the fixtures' conditioning, test_nn_model.c). Own
  * kernels on every layer: shufflenet_v2_x1_0 trains 1.5x faster on 1 thread, resnet18 no
  * slower. The rows M = N H W are cut into BN_BLOCKS fixed blocks, each summed per channel in
@@ -12,130 +12,23 @@
  * bits whatever the thread count. Forward takes one pass for the statistics (sums shifted by
  * a sample mean: own_forward_train), backward one for its two sums; PyTorch's running
  * statistics (unbiased variance var M / (M - 1), momentum rule in backend.h). An activation
- * after the BN may be fused into both passes (backend.h batchnorm_act_*).
- *
- * Eval backward's outputs are overwritten by oneDNN, so they go to the scratch arena and are
- * accumulated into dx, dgamma and dbeta (backend.h). With dnnl_use_scale | dnnl_use_shift the
- * backward pass needs DNNL_ARG_SHIFT although it does not read it (toolchain.md gotcha 1). */
+ * after the BN may be fused into both passes (backend.h batchnorm_act_*). Eval mode is the
+ * same code with the running statistics as constants. */
 #if ONFH_HAVE_DNNL
 
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "lib/nn/dnnl/dnnl_be.h"
-#include "lib/util/mem.h"
 
-enum { KEY_BN = 2 };
-
-enum { BN_FWD_EVAL, BN_BWD_EVAL, BN_KINDS };
-
-typedef struct BnEntry {
-    dnnl_primitive_desc_t hint; /* the forward pd the backward pd needs */
-    DnnlBeExec ex[BN_KINDS];    /* made on first use */
-} BnEntry;
-
-static void bn_entry_free(void *p)
-{
-    BnEntry *e = p;
-    for (int k = 0; k < BN_KINDS; k++)
-        dnnl_be_exec_free(&e->ex[k]);
-    if (e->hint)
-        dnnl_primitive_desc_destroy(e->hint);
-    mem_free(e);
-}
-
-static void bn_name(const NnBatchNorm *bn, int kind, char *buf, size_t len)
-{
-    static const char *const dir[BN_KINDS] = {"forward eval", "backward eval"};
-    snprintf(buf, len, "batchnorm %s N%d C%d %dx%d", dir[kind], bn->n, bn->c, bn->h, bn->w);
-}
-
-static dnnl_batch_normalization_desc_t bn_desc(const NnBatchNorm *bn, dnnl_prop_kind_t prop,
-                                               unsigned flags, const char *name)
-{
-    dnnl_dim_t d[4] = {bn->n, bn->c, bn->h, bn->w};
-    dnnl_memory_desc_t x = dnnl_be_md(4, d, dnnl_nhwc);
-    dnnl_batch_normalization_desc_t desc;
-    if (prop == dnnl_backward)
-        dnnl_be_check(
-            dnnl_batch_normalization_backward_desc_init(&desc, prop, &x, &x, bn->eps, flags), name);
-    else
-        dnnl_be_check(dnnl_batch_normalization_forward_desc_init(&desc, prop, &x, bn->eps, flags),
-                      name);
-    return desc;
-}
-
-/* The executable of one kind for bn, made on first use. */
-static DnnlBeExec *bn_exec(const NnBatchNorm *bn, int kind)
-{
-    float eps = bn->eps;
-    DnnlBeKey k = {{KEY_BN, bn->n, bn->c, bn->h, bn->w}};
-    memcpy(&k.v[5], &eps, sizeof eps);
-    BnEntry *e = dnnl_be_cache_find(&k);
-    if (!e) {
-        e = mem_calloc(1, sizeof *e);
-        if (!e)
-            dnnl_be_check(dnnl_out_of_memory, "batchnorm cache entry");
-        dnnl_be_cache_add(&k, e, bn_entry_free);
-    }
-    DnnlBeExec *ex = &e->ex[kind];
-    if (ex->prim)
-        return ex;
-
-    char name[128];
-    bn_name(bn, kind, name, sizeof name);
-    unsigned flags = dnnl_use_scale | dnnl_use_shift | dnnl_use_global_stats;
-    dnnl_primitive_desc_t pd;
-    if (kind == BN_FWD_EVAL) {
-        dnnl_batch_normalization_desc_t d = bn_desc(bn, dnnl_forward_inference, flags, name);
-        pd = dnnl_be_pd(&d, dnnl_be_attr(0, 0), NULL, name);
-        const int args[] = {DNNL_ARG_SRC,   DNNL_ARG_DST,  DNNL_ARG_SCALE,
-                            DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
-        ex->prim = dnnl_be_primitive(pd, name);
-        for (int i = 0; i < 6; i++)
-            dnnl_be_exec_arg(ex, pd, args[i]);
-    } else {
-        if (!e->hint) {
-            dnnl_batch_normalization_desc_t d = bn_desc(bn, dnnl_forward_training, flags, name);
-            e->hint = dnnl_be_pd(&d, dnnl_be_attr(0, 0), NULL, name);
-        }
-        dnnl_batch_normalization_desc_t d = bn_desc(bn, dnnl_backward, flags, name);
-        pd = dnnl_be_pd(&d, dnnl_be_attr(0, 0), e->hint, name);
-        const int args[] = {DNNL_ARG_SRC,      DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,
-                            DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,      DNNL_ARG_SHIFT,
-                            DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
-        ex->prim = dnnl_be_primitive(pd, name);
-        for (int i = 0; i < 9; i++)
-            dnnl_be_exec_arg(ex, pd, args[i]);
-    }
-    dnnl_primitive_desc_destroy(pd);
-    return ex;
-}
-
-static void bn_forward(const NnBatchNorm *bn, int kind, const float *x, const float *gamma,
-                       const float *beta, const float *mean, const float *var, float *y)
-{
-    char name[128];
-    bn_name(bn, kind, name, sizeof name);
-    DnnlBeExec *ex = bn_exec(bn, kind);
-    dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DST, y);
-    dnnl_be_exec_bind(ex, DNNL_ARG_SCALE, gamma);
-    dnnl_be_exec_bind(ex, DNNL_ARG_SHIFT, beta);
-    dnnl_be_exec_bind(ex, DNNL_ARG_MEAN, mean);
-    dnnl_be_exec_bind(ex, DNNL_ARG_VARIANCE, var);
-    dnnl_be_exec_run(ex, name);
-}
-
-// --- own kernels: training mode ----------------------------------------------------------------
+// --- kernels ----------------------------------------------------------------------------------
 
 enum { BN_BLOCKS = 64 };
 
-/* acc[c] += sum over rows [r0, r1) of x (rows, C) - shift, and sq[c] of its square (sq may be
- * NULL): one block's row sums, vectorised over channels. */
-DNNL_BE_CLONES static void block_sums(int c, size_t r0, size_t r1, const float *restrict x,
+/* acc[c] += sum over rows [r0, r1) of x (rows, C; rows ld floats apart) - shift, and sq[c] of
+ * its square (sq may be NULL): one block's row sums, vectorised over channels. */
+DNNL_BE_CLONES static void block_sums(int c, int ld, size_t r0, size_t r1, const float *restrict x,
                                       const float *restrict shift, float *restrict acc,
                                       float *restrict sq)
 {
@@ -145,7 +38,7 @@ DNNL_BE_CLONES static void block_sums(int c, size_t r0, size_t r1, const float *
         for (int k = 0; k < c; k++)
             sq[k] = 0.0f;
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c;
+        const float *xr = x + r * (size_t)ld;
         if (sq) {
 #pragma omp simd
             for (int k = 0; k < c; k++) {
@@ -177,10 +70,10 @@ static size_t block_row(size_t m, int b)
 }
 
 /* The scratch of one call, all in the backend's arena (no allocation per call): the blocks'
- * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and four
- * per-channel float vectors v[0..3] (C) for the passes that follow. */
+ * partial sums pa, pb (BN_BLOCKS, C) each, their totals ta, tb (C) in double, and five
+ * per-channel float vectors v[0..4] (C) for the passes that follow. */
 typedef struct OwnScratch {
-    float *pa, *pb, *v[4];
+    float *pa, *pb, *v[5];
     double *ta, *tb;
 } OwnScratch;
 
@@ -188,11 +81,11 @@ static OwnScratch own_scratch(const NnBatchNorm *bn)
 {
     size_t c = (size_t)bn->c;
     char *p =
-        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 4) * c * sizeof(float));
+        dnnl_be_arena(2 * c * sizeof(double) + (2 * (size_t)BN_BLOCKS + 5) * c * sizeof(float));
     OwnScratch o;
     o.ta = (double *)p, o.tb = o.ta + c; /* the arena is 64-byte aligned: doubles first */
     o.pa = (float *)(o.tb + c), o.pb = o.pa + BN_BLOCKS * c;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         o.v[k] = o.pb + BN_BLOCKS * c + k * c;
     return o;
 }
@@ -278,13 +171,14 @@ static void bn_scale(int c, const float *gamma, const float *invstd, float *scal
         scale[k] = (float)((double)gamma[k] * invstd[k]);
 }
 
-/* y = a((x - mean) scale + beta) over rows [r0, r1) of (rows, C). */
-DNNL_BE_INLINE void normalize_rows_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
-                                     const float *restrict mean, const float *restrict scale,
-                                     const float *restrict beta, float *restrict y)
+/* y = a((x - mean) scale + beta) over rows [r0, r1) of (rows, C), x's rows ld floats apart. */
+DNNL_BE_INLINE void normalize_rows_a(int A, int c, int ld, size_t r0, size_t r1,
+                                     const float *restrict x, const float *restrict mean,
+                                     const float *restrict scale, const float *restrict beta,
+                                     float *restrict y)
 {
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c;
+        const float *xr = x + r * (size_t)ld;
         float *yr = y + r * (size_t)c;
 #pragma omp simd
         for (int k = 0; k < c; k++)
@@ -292,12 +186,12 @@ DNNL_BE_INLINE void normalize_rows_a(int A, int c, size_t r0, size_t r1, const f
     }
 }
 
-DNNL_BE_CLONES static void normalize_rows(int c, size_t r0, size_t r1, int act,
+DNNL_BE_CLONES static void normalize_rows(int c, int ld, size_t r0, size_t r1, int act,
                                           const float *restrict x, const float *restrict mean,
                                           const float *restrict scale, const float *restrict beta,
                                           float *restrict y)
 {
-    DISPATCH_ACT(act, normalize_rows_a, c, r0, r1, x, mean, scale, beta, y)
+    DISPATCH_ACT(act, normalize_rows_a, c, ld, r0, r1, x, mean, scale, beta, y);
 }
 
 /* One pass for the statistics: the sums of d = x - shift and of d^2, with shift the mean of
@@ -311,20 +205,20 @@ static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, co
                               const float *beta, float *y, float *running_mean, float *running_var,
                               float *save_mean, float *save_invstd)
 {
-    int c = bn->c;
+    int c = bn->c, ld = bn->ldx ? bn->ldx : c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
     OwnScratch o = own_scratch(bn);
     float *pa = o.pa, *pb = o.pb, *shift = o.v[0], *scale = o.v[1];
     double *ta = o.ta, *tb = o.tb;
     size_t sample = block_row(m, 1) ? block_row(m, 1) : 1;
     memset(shift, 0, (size_t)c * sizeof(float));
-    block_sums(c, 0, sample, x, shift, pa, NULL);
+    block_sums(c, ld, 0, sample, x, shift, pa, NULL);
     for (int k = 0; k < c; k++)
         shift[k] = pa[k] / (float)sample;
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
-        block_sums(c, block_row(m, b), block_row(m, b + 1), x, shift, pa + (size_t)b * c,
+        block_sums(c, ld, block_row(m, b), block_row(m, b + 1), x, shift, pa + (size_t)b * c,
                    pb + (size_t)b * c);
     blocks_total(c, pa, ta);
     blocks_total(c, pb, tb);
@@ -342,7 +236,8 @@ static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, co
     bn_scale(c, gamma, save_invstd, scale);
 #pragma omp parallel for if (par) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
-        normalize_rows(c, block_row(m, b), block_row(m, b + 1), act, x, save_mean, scale, beta, y);
+        normalize_rows(c, ld, block_row(m, b), block_row(m, b + 1), act, x, save_mean, scale, beta,
+                       y);
 }
 
 /* The gradient at BN's output, g = a'(z) dy with z = (x - mean) scale + beta recomputed (dy
@@ -350,8 +245,9 @@ static void own_forward_train(const NnBatchNorm *bn, int act, const float *x, co
 #define GRAD_AT(A, k)                                                                              \
     ((A) == ACT_NONE ? gr[k] : act_grad((A), (xr[k] - mean[k]) * scale[k] + beta[k], gr[k]))
 
-/* acc[c] = sum g, sq[c] = sum g (x - mean) over rows [r0, r1). */
-DNNL_BE_INLINE void grad_sums_a(int A, int c, size_t r0, size_t r1, const float *restrict x,
+/* acc[c] = sum g, sq[c] = sum g (x - mean) over rows [r0, r1); x's rows ld floats apart, dy's
+ * C. */
+DNNL_BE_INLINE void grad_sums_a(int A, int c, int ld, size_t r0, size_t r1, const float *restrict x,
                                 const float *restrict dy, const float *restrict mean,
                                 const float *restrict scale, const float *restrict beta,
                                 float *restrict acc, float *restrict sq)
@@ -359,7 +255,7 @@ DNNL_BE_INLINE void grad_sums_a(int A, int c, size_t r0, size_t r1, const float 
     for (int k = 0; k < c; k++)
         acc[k] = sq[k] = 0.0f;
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
+        const float *xr = x + r * (size_t)ld, *gr = dy + r * (size_t)c;
 #pragma omp simd
         for (int k = 0; k < c; k++) {
             float g = GRAD_AT(A, k);
@@ -369,23 +265,26 @@ DNNL_BE_INLINE void grad_sums_a(int A, int c, size_t r0, size_t r1, const float 
     }
 }
 
-DNNL_BE_CLONES static void
-block_grad_sums(int c, size_t r0, size_t r1, int act, const float *restrict x,
-                const float *restrict dy, const float *restrict mean, const float *restrict scale,
-                const float *restrict beta, float *restrict acc, float *restrict sq){
-    DISPATCH_ACT(act, grad_sums_a, c, r0, r1, x, dy, mean, scale, beta, acc, sq)}
+DNNL_BE_CLONES static void block_grad_sums(int c, int ld, size_t r0, size_t r1, int act,
+                                           const float *restrict x, const float *restrict dy,
+                                           const float *restrict mean, const float *restrict scale,
+                                           const float *restrict beta, float *restrict acc,
+                                           float *restrict sq)
+{
+    DISPATCH_ACT(act, grad_sums_a, c, ld, r0, r1, x, dy, mean, scale, beta, acc, sq);
+}
 
-/* dx (=, fresh, or +=) a g + b (x - mean) + d per channel. A fresh dx gets a loop of its own,
- * which never reads it. */
-DNNL_BE_INLINE
-    void dx_rows_a(int A, int c, size_t r0, size_t r1, int fresh, const float *restrict x,
-                   const float *restrict dy, const float *restrict mean,
-                   const float *restrict scale, const float *restrict beta, const float *restrict a,
-                   const float *restrict b, const float *restrict d, float *restrict dx)
+/* dx (=, fresh, or +=) a g + b (x - mean) + d per channel; x's and dx's rows ld floats apart,
+ * dy's C. A fresh dx gets a loop of its own, which never reads it. */
+DNNL_BE_INLINE void dx_rows_a(int A, int c, int ld, size_t r0, size_t r1, int fresh,
+                              const float *restrict x, const float *restrict dy,
+                              const float *restrict mean, const float *restrict scale,
+                              const float *restrict beta, const float *restrict a,
+                              const float *restrict b, const float *restrict d, float *restrict dx)
 {
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * (size_t)c, *gr = dy + r * (size_t)c;
-        float *o = dx + r * (size_t)c;
+        const float *xr = x + r * (size_t)ld, *gr = dy + r * (size_t)c;
+        float *o = dx + r * (size_t)ld;
         if (fresh) {
 #pragma omp simd
             for (int k = 0; k < c; k++)
@@ -398,35 +297,36 @@ DNNL_BE_INLINE
     }
 }
 
-DNNL_BE_CLONES static void dx_rows(int c, size_t r0, size_t r1, int act, int fresh,
+DNNL_BE_CLONES static void dx_rows(int c, int ld, size_t r0, size_t r1, int act, int fresh,
                                    const float *restrict x, const float *restrict dy,
                                    const float *restrict mean, const float *restrict scale,
                                    const float *restrict beta, const float *restrict a,
                                    const float *restrict b, const float *restrict d,
                                    float *restrict dx)
 {
-    DISPATCH_ACT(act, dx_rows_a, c, r0, r1, fresh, x, dy, mean, scale, beta, a, b, d, dx)
+    DISPATCH_ACT(act, dx_rows_a, c, ld, r0, r1, fresh, x, dy, mean, scale, beta, a, b, d, dx);
 }
 
 /* With s1 = sum g, s2 = sum g (x - mean), g the gradient at BN's output: dbeta += s1,
- * dgamma += invstd s2, and dx = gamma invstd (g - s1 / M - (x - mean) invstd^2 s2 / M) (ref's
- * formula). */
-static void own_backward_train(const NnBatchNorm *bn, int act, const float *x, const float *gamma,
-                               const float *beta, const float *mean, const float *invstd,
-                               const float *dy, float *dx, float *dgamma, float *dbeta)
+ * dgamma += invstd s2, and in training mode (through the batch statistics)
+ * dx = gamma invstd (g - s1 / M - (x - mean) invstd^2 s2 / M) (ref's formula), in eval mode
+ * (statistics constant) dx = gamma invstd g. o: the scratch (v[4] may hold invstd). */
+static void own_backward(const NnBatchNorm *bn, const OwnScratch *o, int training, int act,
+                         const float *x, const float *gamma, const float *beta, const float *mean,
+                         const float *invstd, const float *dy, float *dx, float *dgamma,
+                         float *dbeta)
 {
-    int c = bn->c;
+    int c = bn->c, ld = bn->ldx ? bn->ldx : c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
-    OwnScratch o = own_scratch(bn);
-    float *pa = o.pa, *pb = o.pb, *a = o.v[0], *b = o.v[1], *d = o.v[2];
-    float *scale = o.v[3];
-    double *ta = o.ta, *tb = o.tb;
+    float *pa = o->pa, *pb = o->pb, *a = o->v[0], *b = o->v[1], *d = o->v[2];
+    float *scale = o->v[3];
+    double *ta = o->ta, *tb = o->tb;
     if (act != ACT_NONE)
         bn_scale(c, gamma, invstd, scale);
     int par = m * c >= DNNL_BE_PAR_MIN;
 #pragma omp parallel for if (par) schedule(static)
     for (int k = 0; k < BN_BLOCKS; k++)
-        block_grad_sums(c, block_row(m, k), block_row(m, k + 1), act, x, dy, mean, scale, beta,
+        block_grad_sums(c, ld, block_row(m, k), block_row(m, k + 1), act, x, dy, mean, scale, beta,
                         pa + (size_t)k * c, pb + (size_t)k * c);
     blocks_total(c, pa, ta);
     blocks_total(c, pb, tb);
@@ -435,15 +335,15 @@ static void own_backward_train(const NnBatchNorm *bn, int act, const float *x, c
         dgamma[k] += (float)(tb[k] * invstd[k]);
         double g = (double)gamma[k] * invstd[k];
         a[k] = (float)g;
-        b[k] = (float)(-g * invstd[k] * invstd[k] * tb[k] / (double)m);
-        d[k] = (float)(-g * ta[k] / (double)m);
+        b[k] = training ? (float)(-g * invstd[k] * invstd[k] * tb[k] / (double)m) : 0.0f;
+        d[k] = training ? (float)(-g * ta[k] / (double)m) : 0.0f;
     }
     if (dx) {
         int fresh = dnnl_be_fresh & 1;
 #pragma omp parallel for if (par) schedule(static)
         for (int k = 0; k < BN_BLOCKS; k++)
-            dx_rows(c, block_row(m, k), block_row(m, k + 1), act, fresh, x, dy, mean, scale, beta,
-                    a, b, d, dx);
+            dx_rows(c, ld, block_row(m, k), block_row(m, k + 1), act, fresh, x, dy, mean, scale,
+                    beta, a, b, d, dx);
     }
 }
 
@@ -470,56 +370,29 @@ void dnnl_be_batchnorm_act_forward_train(const NnBatchNorm *bn, NnAct a, const f
     *num_batches_tracked += 1;
 }
 
+/* y = (x - running_mean) scale + beta with scale = gamma / sqrt(running_var + eps). */
 void dnnl_be_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
                                     const float *beta, const float *running_mean,
                                     const float *running_var, float *y)
 {
-    bn_forward(bn, BN_FWD_EVAL, x, gamma, beta, running_mean, running_var, y);
-}
-
-/* Runs backward of one kind with the given statistics (var is the variance, not invstd) and
- * accumulates its outputs. Arena: [diff_src (N,H,W,C)][dgamma (C)][dbeta (C)]. */
-static void bn_backward(const NnBatchNorm *bn, int kind, const float *x, const float *gamma,
-                        const float *mean, const float *var, const float *dy, float *dx,
-                        float *dgamma, float *dbeta, char *arena)
-{
-    char name[128];
-    bn_name(bn, kind, name, sizeof name);
-    size_t n = (size_t)bn->n * bn->c * bn->h * bn->w;
-    float *dx_tmp = (float *)arena;
-    float *dg_tmp = (float *)(arena + dnnl_be_round(n * sizeof(float)));
-    float *db_tmp = dg_tmp + bn->c;
-    DnnlBeExec *ex = bn_exec(bn, kind);
-    dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
-    dnnl_be_exec_bind(ex, DNNL_ARG_MEAN, mean);
-    dnnl_be_exec_bind(ex, DNNL_ARG_VARIANCE, var);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
-    dnnl_be_exec_bind(ex, DNNL_ARG_SCALE, gamma);
-    dnnl_be_exec_bind(ex, DNNL_ARG_SHIFT, gamma); /* required, never read (gotcha 1) */
-    int fresh = dx && (dnnl_be_fresh & 1);        /* written in place (backend.h) */
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SRC, fresh ? dx : dx_tmp);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SCALE, dg_tmp);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_SHIFT, db_tmp);
-    dnnl_be_exec_run(ex, name);
-    if (dx && !fresh)
-        dnnl_be_accumulate(n, dx_tmp, dx);
-    for (int c = 0; c < bn->c; c++) {
-        dgamma[c] += dg_tmp[c];
-        dbeta[c] += db_tmp[c];
-    }
-}
-
-static size_t bn_arena_bytes(const NnBatchNorm *bn)
-{
-    size_t n = (size_t)bn->n * bn->c * bn->h * bn->w;
-    return dnnl_be_round(n * sizeof(float)) + 3 * dnnl_be_round((size_t)bn->c * sizeof(float));
+    int c = bn->c, ld = bn->ldx ? bn->ldx : c;
+    size_t m = (size_t)bn->n * bn->h * bn->w;
+    float *scale = own_scratch(bn).v[0];
+    for (int k = 0; k < c; k++)
+        scale[k] = (float)(gamma[k] / sqrt((double)running_var[k] + bn->eps));
+#pragma omp parallel for if (m * c >= DNNL_BE_PAR_MIN) schedule(static)
+    for (int b = 0; b < BN_BLOCKS; b++)
+        normalize_rows(c, ld, block_row(m, b), block_row(m, b + 1), ACT_NONE, x, running_mean,
+                       scale, beta, y);
 }
 
 void dnnl_be_batchnorm_backward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
                                       const float *save_mean, const float *save_invstd,
                                       const float *dy, float *dx, float *dgamma, float *dbeta)
 {
-    own_backward_train(bn, ACT_NONE, x, gamma, NULL, save_mean, save_invstd, dy, dx, dgamma, dbeta);
+    OwnScratch o = own_scratch(bn);
+    own_backward(bn, &o, 1, ACT_NONE, x, gamma, NULL, save_mean, save_invstd, dy, dx, dgamma,
+                 dbeta);
 }
 
 void dnnl_be_batchnorm_act_backward_train(const NnBatchNorm *bn, NnAct a, const float *x,
@@ -527,15 +400,19 @@ void dnnl_be_batchnorm_act_backward_train(const NnBatchNorm *bn, NnAct a, const 
                                           const float *save_mean, const float *save_invstd,
                                           const float *dy, float *dx, float *dgamma, float *dbeta)
 {
-    own_backward_train(bn, (int)a, x, gamma, beta, save_mean, save_invstd, dy, dx, dgamma, dbeta);
+    OwnScratch o = own_scratch(bn);
+    own_backward(bn, &o, 1, (int)a, x, gamma, beta, save_mean, save_invstd, dy, dx, dgamma, dbeta);
 }
 
 void dnnl_be_batchnorm_backward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
                                      const float *running_mean, const float *running_var,
                                      const float *dy, float *dx, float *dgamma, float *dbeta)
 {
-    char *arena = dnnl_be_arena(bn_arena_bytes(bn));
-    bn_backward(bn, BN_BWD_EVAL, x, gamma, running_mean, running_var, dy, dx, dgamma, dbeta, arena);
+    OwnScratch o = own_scratch(bn);
+    float *invstd = o.v[4];
+    for (int k = 0; k < bn->c; k++)
+        invstd[k] = (float)(1.0 / sqrt((double)running_var[k] + bn->eps));
+    own_backward(bn, &o, 0, ACT_NONE, x, gamma, NULL, running_mean, invstd, dy, dx, dgamma, dbeta);
 }
 
 #endif

@@ -6,9 +6,10 @@
  * (the window clipped to input + padding, not the full kernel) is not oneDNN's. Channels last
  * makes the hand loops cheap anyway: every window position is a contiguous run of C floats,
  * so the inner loop over channels vectorises and the window arithmetic is paid once per
- * output pixel, not once per value. NnPoolWindow rules and float summation order are those of
- * lib/nn/ref/pool.c, so results agree with ref exactly. Images run in parallel; within an
- * image backward's windows overlap and run in order. */
+ * output pixel, not once per value. y and dy may be channel views (ops.h ldy): an output
+ * pixel's C floats then start ldy floats after the previous one's. NnPoolWindow rules and float
+ * summation order are those of lib/nn/ref/pool.c, so results agree with ref exactly. Images run in
+ * parallel; within an image backward's windows overlap and run in order. */
 #if ONFH_HAVE_DNNL
 
 #include <math.h>
@@ -33,14 +34,14 @@ static int worth_threads(size_t elements)
 
 void dnnl_be_maxpool2d_forward(const NnPool2d *p, const float *x, float *y, int32_t *argmax)
 {
-    int c = p->c;
+    int c = p->c, ldy = p->ldy ? p->ldy : c; /* y may be a channel view, argmax is dense */
 #pragma omp parallel for collapse(2) if (worth_threads((size_t)p->n * c * p->h_in * p->w_in))
     for (int n = 0; n < p->n; n++)
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
-                size_t o = (((size_t)n * p->h_out + oh) * p->w_out + ow) * c;
-                float *best = y + o;
-                int32_t *at = argmax + o;
+                size_t o = ((size_t)n * p->h_out + oh) * p->w_out + ow;
+                float *best = y + o * ldy;
+                int32_t *at = argmax + o * c;
                 int h0 = oh * p->stride_h - p->pad_h;
                 int w0 = ow * p->stride_w - p->pad_w;
                 int h1 = min_int(h0 + p->kh, p->h_in);
@@ -74,14 +75,14 @@ void dnnl_be_maxpool2d_forward(const NnPool2d *p, const float *x, float *y, int3
 void dnnl_be_maxpool2d_backward(const NnPool2d *p, const int32_t *argmax, const float *dy,
                                 float *dx)
 {
-    int c = p->c;
+    int c = p->c, ldy = p->ldy ? p->ldy : c;
     size_t plane_out = (size_t)p->h_out * p->w_out;
     size_t plane_in = (size_t)p->h_in * p->w_in;
 #pragma omp parallel for if (worth_threads((size_t)p->n * c * plane_in))
     for (int n = 0; n < p->n; n++)
         for (size_t o = 0; o < plane_out; o++) {
             const int32_t *at = argmax + ((size_t)n * plane_out + o) * c;
-            const float *g = dy + ((size_t)n * plane_out + o) * c;
+            const float *g = dy + ((size_t)n * plane_out + o) * ldy;
             float *dxn = dx + (size_t)n * plane_in * c;
             for (int ch = 0; ch < c; ch++)
                 if (at[ch] >= 0)
@@ -122,12 +123,13 @@ static void window_spread(float *dxn, int w_in, int c, int h0, int h1, int w0, i
 void dnnl_be_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
 {
     size_t plane_in = (size_t)p->h_in * p->w_in * p->c;
+    int ldy = p->ldy ? p->ldy : p->c; /* y may be a channel view */
 #pragma omp parallel for collapse(2) if (worth_threads((size_t)p->n * plane_in))
     for (int n = 0; n < p->n; n++)
         for (int oh = 0; oh < p->h_out; oh++)
             for (int ow = 0; ow < p->w_out; ow++) {
                 NnPoolWindow win = nn_avgpool_window(p, oh, ow);
-                float *yo = y + (((size_t)n * p->h_out + oh) * p->w_out + ow) * p->c;
+                float *yo = y + (((size_t)n * p->h_out + oh) * p->w_out + ow) * ldy;
                 window_mean(x + n * plane_in, p->w_in, p->c, win.h0, win.h1, win.w0, win.w1,
                             win.divisor, yo);
             }
@@ -136,6 +138,7 @@ void dnnl_be_avgpool2d_forward(const NnPool2d *p, const float *x, float *y)
 void dnnl_be_avgpool2d_backward(const NnPool2d *p, const float *dy, float *dx)
 {
     size_t plane_in = (size_t)p->h_in * p->w_in * p->c;
+    int ldy = p->ldy ? p->ldy : p->c; /* dy may be a channel view */
 #pragma omp parallel for if (worth_threads((size_t)p->n * plane_in))
     for (int n = 0; n < p->n; n++)
         for (int oh = 0; oh < p->h_out; oh++)
@@ -143,7 +146,7 @@ void dnnl_be_avgpool2d_backward(const NnPool2d *p, const float *dy, float *dx)
                 NnPoolWindow win = nn_avgpool_window(p, oh, ow);
                 if (!win.divisor)
                     continue;
-                const float *g = dy + (((size_t)n * p->h_out + oh) * p->w_out + ow) * p->c;
+                const float *g = dy + (((size_t)n * p->h_out + oh) * p->w_out + ow) * ldy;
                 window_spread(dx + n * plane_in, p->w_in, p->c, win.h0, win.h1, win.w0, win.w1,
                               win.divisor, g);
             }
