@@ -70,51 +70,86 @@ if want archs; then
     echo
 fi
 
-# ingest: the default cohort's DICOM tree into cohort.h5, on 1 and on every core, beside a
-# pydicom + scipy + h5py script doing the same work and dcm2niix converting the same tree.
+# ingest: the default cohort's DICOM tree into cohort.h5, beside a pydicom + scipy + h5py script
+# doing the same work and dcm2niix converting the same tree. The goal is stated per core on
+# uncompressed data, so the tree measured is the default cohort synthesised with every series in
+# Explicit VR Little Endian (runs/bench-ingest-native, made once like runs/default): onfh on 1
+# rank (default compression, then ingest.deflate=0) and on every core, each peer on 1 process,
+# then the ratios of CPU seconds. One onfh row and dcm2niix on the mixed tree (runs/default/raw:
+# five transfer syntaxes, deflated and RLE among them) show what compressed inputs cost.
 # Peak memory is the largest resident set of one process (GNU time). CPU is user + system
-# seconds of all ranks: the per-core figure on a shared machine, where wall time is noisy. The
-# last onfh row turns compression off (ingest.deflate=0), to show what it costs. Slices are
-# resampled to 128x128, the peer's size (the default config now says 64).
+# seconds of all ranks: the per-core figure on a shared machine, where wall time is noisy.
+# Slices are resampled to 128x128, the peer's size (the default config now says 64).
 want ingest || exit 0
+native=runs/bench-ingest-native
 if [ ! -d runs/default/raw ]; then
     mpirun -np "$cores" "$build/onfh" synth configs/default.yaml >/dev/null 2>&1
 fi
-mb=$(du -sm runs/default/raw | cut -f1)
-for run in "1" "$cores" "1 ingest.deflate=0"; do
-    set -- $run
-    np=$1
-    extra=${2:+--set $2}
+if [ ! -d "$native/raw" ]; then
+    mpirun -np "$cores" "$build/onfh" synth configs/default.yaml --run "$native" \
+        --set 'synth.encodings=[explicit-le]' >/dev/null 2>&1
+fi
+# onfh_ingest RUN NP [KEY=VALUE]: one ingest of RUN/raw; sets cpu (user + system seconds)
+onfh_ingest() {
+    local src=$1 np=$2 set=${3:-} mb rc=0 secs files slices rss user sys
+    mb=$(du -smL "$src/raw" | cut -f1)
     rm -rf "$tmp/ingest"
     mkdir -p "$tmp/ingest"
-    ln -s "$PWD/runs/default/raw" "$tmp/ingest/raw"
-    cp runs/default/labels.csv runs/default/clinical.csv "$tmp/ingest/"
+    ln -s "$PWD/$src/raw" "$tmp/ingest/raw"
+    cp "$src/labels.csv" "$src/clinical.csv" "$tmp/ingest/"
     start=$(date +%s.%N)
     # exit 4 is expected: the default cohort plants faults for ingest to skip
-    rc=0
-    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" mpirun -q -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" --set ingest.grid_size=128 $extra >"$tmp/ingest.log" 2>&1 || rc=$?
+    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" mpirun -q -np "$np" "$build/onfh" ingest configs/default.yaml --run "$tmp/ingest" --set ingest.grid_size=128 ${set:+--set $set} >"$tmp/ingest.log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || { cat "$tmp/ingest.log"; exit 1; }
     secs=$(echo "$(date +%s.%N) - $start" | bc)
     files=$(grep -o '"files": [0-9]*' "$tmp/ingest/ingest_report.json" | grep -o '[0-9]*$')
     slices=$(grep -o '"training_slices": [0-9]*' "$tmp/ingest/ingest_report.json" | grep -o '[0-9]*$')
     read -r rss user sys < <(tail -n 1 "$tmp/rss")
-    printf 'onfh ingest, %d rank(s)%s: %d files (%d MiB) in %.1f s: %.0f files/s, %.0f training slices/s, %.1f MiB/s; CPU %.1f s; peak RSS %s KiB\n' \
-        "$np" "${2:+, $2}" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$slices / $secs" | bc -l)" \
-        "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)" "$rss"
-done
-if /usr/bin/python3 -c 'import pydicom, h5py, scipy' 2>/dev/null; then
-    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py runs/default/raw "$tmp/peer.h5" 128 >"$tmp/peer.out"
-    read -r files slices secs <"$tmp/peer.out"
-    read -r rss user sys < <(tail -n 1 "$tmp/rss")
-    printf 'peer: pydicom + scipy + h5py, 1 process: %d files in %.1f s: %.0f files/s, %.1f MiB/s; CPU %.1f s; peak RSS %s KiB\n' \
-        "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)" "$rss"
-fi
-if command -v dcm2niix >/dev/null; then
-    mkdir -p "$tmp/nii"
+    cpu=$(echo "$user + $sys" | bc -l)
+    printf 'onfh ingest %s, %d rank(s)%s: %d files (%d MiB) in %.1f s: %.0f files/s, %.0f training slices/s, %.1f MiB/s; CPU %.2f s; peak RSS %s KiB\n' \
+        "$src/raw" "$np" "${set:+, $set}" "$files" "$mb" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$slices / $secs" | bc -l)" \
+        "$(echo "$mb / $secs" | bc -l)" "$cpu" "$rss"
+}
+# dcm2niix_tree RUN: dcm2niix over RUN/raw; sets cpu
+dcm2niix_tree() {
+    local user sys secs mb
+    mb=$(du -smL "$1/raw" | cut -f1)
+    rm -rf "$tmp/nii" && mkdir -p "$tmp/nii"
     start=$(date +%s.%N)
-    /usr/bin/time -f '%U %S' -o "$tmp/cpu" dcm2niix -z n -o "$tmp/nii" runs/default/raw >/dev/null 2>&1 || true
+    /usr/bin/time -f '%U %S' -o "$tmp/cpu" dcm2niix -z n -o "$tmp/nii" "$1/raw" >/dev/null 2>&1 || true
     secs=$(echo "$(date +%s.%N) - $start" | bc)
     read -r user sys < <(tail -n 1 "$tmp/cpu")
-    printf 'peer: dcm2niix -z n, 1 process: the same tree in %.1f s: %.1f MiB/s; CPU %.1f s\n' "$secs" "$(echo "$mb / $secs" | bc -l)" "$(echo "$user + $sys" | bc -l)"
-fi
+    cpu=$(echo "$user + $sys" | bc -l)
+    printf 'peer: dcm2niix -z n, 1 process, %s: in %.1f s: %.1f MiB/s; CPU %.2f s\n' "$1/raw" "$secs" "$(echo "$mb / $secs" | bc -l)" "$cpu"
+}
+ratio() { echo "$1 / $2" | bc -l; }
 
+onfh_ingest "$native" 1
+onfh_default=$cpu
+onfh_ingest "$native" "$cores"
+onfh_ingest "$native" 1 ingest.deflate=0
+onfh_raw=$cpu
+peer_cpu=
+if /usr/bin/python3 -c 'import pydicom, h5py, scipy' 2>/dev/null; then
+    mb=$(du -smL "$native/raw" | cut -f1)
+    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py "$native/raw" "$tmp/peer.h5" 128 >"$tmp/peer.out"
+    read -r files slices secs <"$tmp/peer.out"
+    read -r rss user sys < <(tail -n 1 "$tmp/rss")
+    peer_cpu=$(echo "$user + $sys" | bc -l)
+    printf 'peer: pydicom + scipy + h5py, 1 process, %s: %d files in %.1f s: %.0f files/s, %.1f MiB/s; CPU %.2f s; peak RSS %s KiB\n' \
+        "$native/raw" "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$peer_cpu" "$rss"
+fi
+d2n_cpu=
+if command -v dcm2niix >/dev/null; then
+    dcm2niix_tree "$native"
+    d2n_cpu=$cpu
+fi
+echo "per core, uncompressed tree (peer CPU / onfh CPU; goal: 10x pydicom, 2x dcm2niix):"
+for row in "ingest.deflate=0:$onfh_raw" "default ingest.deflate:$onfh_default"; do
+    printf '  onfh 1 rank, %s: %s%s\n' "${row%%:*}" \
+        "${peer_cpu:+$(printf '%.1fx pydicom + scipy + h5py' "$(ratio "$peer_cpu" "${row##*:}")")}" \
+        "${d2n_cpu:+$(printf ', %.2fx dcm2niix' "$(ratio "$d2n_cpu" "${row##*:}")")}"
+done
+# the mixed tree: compressed transfer syntaxes
+onfh_ingest runs/default 1 ingest.deflate=0
+command -v dcm2niix >/dev/null && dcm2niix_tree runs/default
