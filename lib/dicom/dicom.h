@@ -515,10 +515,10 @@ typedef struct DicomReadOptions {
     /* 1: stop at the top-level (7FE0,0010) PixelData, which is neither read nor kept; a fast
      * header scan (dicom_read_file then reads the file in growing chunks, not all of it). */
     int stop_before_pixels;
-    /* With stop_before_pixels, for a file (dicom_read_file): also check, reading only element
-     * and item headers, that the PixelData element (each item of it, when encapsulated) ends
-     * within the file, so a file cut inside its pixels fails with "(truncated)" as a full read
-     * would. Deflated data sets are inflated whole anyway, which checks them. */
+    /* With stop_before_pixels: also check, reading only element and item headers, that the
+     * PixelData element (each item of it, when encapsulated) ends within the file (or the
+     * buffer, for dicom_read_mem), so a file cut inside its pixels fails with "(truncated)" as
+     * a full read would. Deflated data sets are inflated whole anyway, which checks them. */
     int check_pixel_extent;
 } DicomReadOptions;
 

@@ -718,32 +718,42 @@ int dicom_error_truncated(const Err *e)
            strcmp(e->msg + n - (sizeof mark - 1), mark) == 0;
 }
 
-int dicom_read_mem(const void *data, size_t len, const char *name, const DicomReadOptions *opt,
-                   DicomFile **out, Err *e)
+/* Where check_pixel_extent reads element and item headers: an open file (fp) or the bytes of
+ * one in memory (mem, size bytes). */
+typedef struct ExtentSrc {
+    FILE *fp;
+    const uint8_t *mem;
+    uint64_t size;
+} ExtentSrc;
+
+/* n bytes at offset at into out; 0 when they are not all there. */
+static int extent_read(const ExtentSrc *src, uint64_t at, uint8_t *out, size_t n)
 {
-    int short_data;
-    return read_buffer(data, len, name, opt, out, &short_data, e);
+    if (at > src->size || n > src->size - at)
+        return 0;
+    if (src->mem) {
+        memcpy(out, src->mem + at, n);
+        return 1;
+    }
+    return fseeko(src->fp, (off_t)at, SEEK_SET) == 0 && fread(out, 1, n, src->fp) == n;
 }
 
 /* check_pixel_extent: the PixelData element at f->pixel_offset, and each of its items when it
  * is encapsulated, must end within the file's size. Only the element and item headers are read
  * (8 or 12 bytes each), so a header scan catches a file cut inside its pixels without reading
  * them. Elements after PixelData (trailing padding) are not looked at. */
-static int check_pixel_extent(FILE *fp, const char *path, const DicomFile *f, Err *e)
+static int check_pixel_extent(const ExtentSrc *src, const char *path, const DicomFile *f, Err *e)
 {
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0)
-        return err_set(e, ERR_IO, "dicom: %s: cannot stat: %s", path, strerror(errno));
-    uint64_t size = (uint64_t)st.st_size, at = f->pixel_offset;
+    uint64_t size = src->size, at = f->pixel_offset;
     Rd r = {.big = f->pixel_big, .name = path, .e = e};
     uint8_t h[12];
-    if (at + 8 > size || fseeko(fp, (off_t)at, SEEK_SET) || fread(h, 1, 8, fp) != 8)
+    if (!extent_read(src, at, h, 8))
         goto truncated;
     r.buf = h;
     uint64_t len, hdr = 8;
     if (f->pixel_explicit_vr && is_vr_byte(h[4]) && is_vr_byte(h[5])) {
         if (dicom_vr_long_length(DICOM_VR(h[4], h[5]))) {
-            if (at + 12 > size || fread(h + 8, 1, 4, fp) != 4)
+            if (!extent_read(src, at + 8, h + 8, 4))
                 goto truncated;
             len = rd32(&r, 8);
             hdr = 12;
@@ -760,7 +770,7 @@ static int check_pixel_extent(FILE *fp, const char *path, const DicomFile *f, Er
     }
     /* Encapsulated: items up to the sequence delimiter; each header read moves 8 bytes on. */
     for (uint64_t pos = at + hdr;;) {
-        if (pos + 8 > size || fseeko(fp, (off_t)pos, SEEK_SET) || fread(h, 1, 8, fp) != 8)
+        if (!extent_read(src, pos, h, 8))
             goto truncated;
         uint32_t tag = rd_tag(&r, 0), n = rd32(&r, 4);
         if (tag == DICOM_TAG_SEQUENCE_DELIMITATION)
@@ -779,6 +789,19 @@ truncated:
                    "dicom: %s: (7FE0,0010) PixelData: at byte %llu: the pixel data runs past the "
                    "end of the file (%llu bytes) (truncated)",
                    path, (unsigned long long)at, (unsigned long long)size);
+}
+
+int dicom_read_mem(const void *data, size_t len, const char *name, const DicomReadOptions *opt,
+                   DicomFile **out, Err *e)
+{
+    int short_data;
+    int rc = read_buffer(data, len, name, opt, out, &short_data, e);
+    if (!rc && opt && opt->check_pixel_extent && (*out)->pixels_skipped && (*out)->pixel_offset &&
+        (rc = check_pixel_extent(&(ExtentSrc){.mem = data, .size = len}, (*out)->name, *out, e))) {
+        dicom_file_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 /* A header scan: reads 64 KiB, then, when the parse ran out of bytes, the whole file (a header
@@ -813,10 +836,17 @@ static int read_file_prefix(const char *path, const DicomReadOptions *opt, Dicom
         size_t whole = fstat(fileno(fp), &st) == 0 ? (size_t)st.st_size + 1 : 0;
         want = whole > want * 4 ? whole : want * 4;
     }
-    if (!rc && opt->check_pixel_extent && (*out)->pixels_skipped && (*out)->pixel_offset &&
-        (rc = check_pixel_extent(fp, path, *out, e))) {
-        dicom_file_free(*out);
-        *out = NULL;
+    struct stat st;
+    if (!rc && opt->check_pixel_extent && (*out)->pixels_skipped && (*out)->pixel_offset) {
+        if (fstat(fileno(fp), &st) != 0)
+            rc = err_set(e, ERR_IO, "dicom: %s: cannot stat: %s", path, strerror(errno));
+        else
+            rc = check_pixel_extent(&(ExtentSrc){.fp = fp, .size = (uint64_t)st.st_size}, path,
+                                    *out, e);
+        if (rc) {
+            dicom_file_free(*out);
+            *out = NULL;
+        }
     }
     mem_free(buf);
     fclose(fp);

@@ -20,58 +20,72 @@
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-int file_read_all(const char *path, char **data, size_t *len, Err *e)
+int file_read_into(const char *path, uint8_t **buf, size_t *cap, size_t *len, struct stat *st,
+                   Err *e)
 {
-    int rc = ERR_OK;
-    *data = NULL;
-    if (len)
-        *len = 0;
+    *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     /* The size is only a first guess: files under /proc report 0, and a file may grow while
-     * it is read, so the loop reads until EOF whatever fstat said. */
-    struct stat st;
-    size_t cap = 4096;
-    if (fstat(fd, &st) == 0 && st.st_size > 0)
-        cap = (size_t)st.st_size + 1;
+     * it is read, so the loop reads until EOF whatever fstat said. Room for the size and two
+     * bytes more: the read that finds EOF needs one free byte, the NUL the other. */
+    struct stat own;
+    if (!st)
+        st = &own;
+    size_t want = 4096;
+    if (fstat(fd, st) == 0 && st->st_size > 0)
+        want = (size_t)st->st_size + 2;
+    else if (st != &own)
+        memset(st, 0, sizeof *st);
+    int rc = ERR_OK;
     size_t n = 0;
-    char *buf = mem_alloc(cap);
-    if (!buf) {
-        rc = err_set(e, ERR_NOMEM, "%s: no memory to read %zu bytes", path, cap);
-        goto out_close;
-    }
     for (;;) {
-        if (n + 1 >= cap) {
-            char *bigger = mem_realloc(buf, cap * 2);
-            if (!bigger) {
-                rc = err_set(e, ERR_NOMEM, "%s: no memory to read %zu bytes", path, cap * 2);
-                goto out_free;
+        if (want > *cap || n + 1 >= *cap) {
+            size_t grown_cap = want > *cap ? want : *cap * 2;
+            uint8_t *grown = mem_realloc(*buf, grown_cap);
+            if (!grown) {
+                rc = err_set(e, ERR_NOMEM, "%s: no memory to read %zu bytes", path, grown_cap);
+                break;
             }
-            buf = bigger;
-            cap *= 2;
+            *buf = grown;
+            *cap = grown_cap;
         }
-        ssize_t got = read(fd, buf + n, cap - n - 1);
+        ssize_t got = read(fd, *buf + n, *cap - n - 1);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
             rc = err_set(e, ERR_IO, "%s: read failed: %s", path, strerror(errno));
-            goto out_free;
+            break;
         }
         if (got == 0)
             break;
         n += (size_t)got;
     }
-    buf[n] = '\0';
-    *data = buf;
+    close(fd);
+    if (rc)
+        return rc;
+    (*buf)[n] = '\0';
+    *len = n;
+    return ERR_OK;
+}
+
+int file_read_all(const char *path, char **data, size_t *len, Err *e)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0, n = 0;
+    *data = NULL;
+    if (len)
+        *len = 0;
+    int rc = file_read_into(path, &buf, &cap, &n, NULL, e);
+    if (rc) {
+        mem_free(buf);
+        return rc;
+    }
+    *data = (char *)buf;
     if (len)
         *len = n;
-    goto out_close;
-out_free:
-    mem_free(buf);
-out_close:
-    close(fd);
-    return rc;
+    return ERR_OK;
 }
 
 // ---------------------------------------------------------------------------------------------

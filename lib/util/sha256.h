@@ -19,6 +19,12 @@ void sha256_init(Sha256 *s);
 void sha256_update(Sha256 *s, const void *data, size_t n);
 void sha256_final(Sha256 *s, uint8_t digest[32]);
 
+/* Two messages at once, digests into da and db. With the x86 SHA extensions their rounds
+ * interleave and a pair costs about two thirds of two single digests (one message's rounds wait
+ * on each other; the other's fill the gaps): what hashes many files, two at a time, goes faster. */
+void sha256_pair(const void *a, size_t na, const void *b, size_t nb, uint8_t da[32],
+                 uint8_t db[32]);
+
 /* One call: hex digest (64 lowercase hex digits + NUL) of a buffer. */
 void sha256_hex(const void *data, size_t n, char hex[65]);
 /* Hex digest of a file's contents; bytes (may be NULL) receives its size. */

@@ -73,6 +73,56 @@ static void test_portable_equals_accelerated(void **state)
     free(buf);
 }
 
+/* sha256_pair gives each message's own digest, with the extensions and without: lengths on
+ * both sides of the blocks the two share (equal, one empty, one a block longer, tails of every
+ * size), and two 1 MiB messages that differ in their last byte only. */
+static void test_pair_equals_single(void **state)
+{
+    (void)state;
+    enum { BIG = 1 << 20 };
+    uint8_t *buf = malloc(BIG + 1);
+    assert_non_null(buf);
+    uint32_t x = 777;
+    for (size_t i = 0; i <= BIG; i++) {
+        x = x * 1664525u + 1013904223u;
+        buf[i] = (uint8_t)(x >> 24);
+    }
+    static const size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 200, 1000, 4096};
+    size_t n_lens = sizeof lens / sizeof *lens;
+    for (int portable = 0; portable <= 1; portable++) {
+        sha256_force_portable(portable);
+        for (size_t i = 0; i < n_lens; i++)
+            for (size_t j = 0; j < n_lens; j++) {
+                uint8_t da[32], db[32];
+                char ha[65], hb[65], wa[65], wb[65];
+                sha256_pair(buf, lens[i], buf + 3, lens[j], da, db);
+                sha256_to_hex(da, ha);
+                sha256_to_hex(db, hb);
+                sha256_hex(buf, lens[i], wa);
+                sha256_hex(buf + 3, lens[j], wb);
+                assert_string_equal(ha, wa);
+                assert_string_equal(hb, wb);
+            }
+        uint8_t *copy = malloc(BIG);
+        assert_non_null(copy);
+        memcpy(copy, buf, BIG);
+        copy[BIG - 1] ^= 1;
+        uint8_t da[32], db[32];
+        char ha[65], hb[65], wa[65], wb[65];
+        sha256_pair(buf, BIG, copy, BIG, da, db);
+        sha256_to_hex(da, ha);
+        sha256_to_hex(db, hb);
+        sha256_hex(buf, BIG, wa);
+        sha256_hex(copy, BIG, wb);
+        assert_string_equal(ha, wa);
+        assert_string_equal(hb, wb);
+        assert_string_not_equal(ha, hb);
+        free(copy);
+    }
+    sha256_force_portable(0);
+    free(buf);
+}
+
 /* HMAC-SHA-256, RFC 4231 test cases 1, 2, 3 and 6 (6: a key longer than the block). The
  * expected values also agree with Python's hmac module. */
 static void check_hmac(const void *key, size_t key_len, const void *msg, size_t msg_len,
@@ -221,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_file_equals_buffer),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_portable_equals_accelerated),
+        cmocka_unit_test(test_pair_equals_single),
         cmocka_unit_test(test_hmac_rfc4231),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
