@@ -95,6 +95,14 @@ static void feed_stat(Sha256 *s, const char *rel, const struct stat *st)
     sha256_update(s, v, sizeof v);
 }
 
+/* feed_stat of what a stage saw (ManifestFileSeen): the same bytes for the same stat. */
+static void feed_seen(Sha256 *s, const char *rel, const ManifestFileSeen *f)
+{
+    int64_t v[5] = {f->dev, f->ino, f->size, f->mtime_sec, f->mtime_nsec};
+    sha256_update(s, rel, strlen(rel) + 1);
+    sha256_update(s, v, sizeof v);
+}
+
 static int tree_signature(const char *path, const struct stat *st, char sig[65], Err *e)
 {
     Sha256 s;
@@ -139,8 +147,15 @@ static const HashMemo *memo_find(const char *path, const char *sig)
 static void memo_put(const char *path, const char *sig, const char *hex, uint64_t bytes,
                      uint64_t files)
 {
-    HashMemo *m = &memo[memo_next];
-    memo_next = (memo_next + 1) % 8;
+    /* A path has one entry: the latest (memo_find would otherwise meet an older one first). */
+    HashMemo *m = NULL;
+    for (int i = 0; i < 8 && !m; i++)
+        if (!strcmp(memo[i].path, path))
+            m = &memo[i];
+    if (!m) {
+        m = &memo[memo_next];
+        memo_next = (memo_next + 1) % 8;
+    }
     snprintf(m->path, sizeof m->path, "%s", path);
     memcpy(m->signature, sig, 65);
     memcpy(m->hex, hex, 65);
@@ -208,6 +223,32 @@ static int hash_path(const char *path, const struct stat *st, char hex[65], uint
     sha256_to_hex(digest, hex);
     *files = n;
     return 0;
+}
+
+void manifest_remember_tree(const char *dir, const char *const *rel, const ManifestFileSeen *seen,
+                            size_t n, char hex[65], uint64_t *bytes)
+{
+    /* The tree hash exactly as hash_path makes it, and the signature as tree_signature does. */
+    Sha256 tree, sig;
+    sha256_init(&tree);
+    sha256_init(&sig);
+    *bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        char file_hex[65];
+        sha256_to_hex(seen[i].sha256, file_hex);
+        sha256_update(&tree, rel[i], strlen(rel[i]) + 1);
+        sha256_update(&tree, file_hex, 64);
+        sha256_update(&tree, "\n", 1);
+        feed_seen(&sig, rel[i], &seen[i]);
+        *bytes += seen[i].bytes;
+    }
+    uint8_t d[32];
+    char sig_hex[65];
+    sha256_final(&tree, d);
+    sha256_to_hex(d, hex);
+    sha256_final(&sig, d);
+    sha256_to_hex(d, sig_hex);
+    memo_put(dir, sig_hex, hex, *bytes, n);
 }
 
 /* Rank 0's listing of a tree, sorted, as "rel\n" lines on every rank. */

@@ -54,4 +54,26 @@ int manifest_hash_path(const char *path, char hex[65], uint64_t *bytes, uint64_t
 int manifest_hash_path_shared(const char *path, char hex[65], uint64_t *bytes, uint64_t *files,
                               Err *e);
 
+/* What a stage saw of one file it read whole anyway: the SHA-256 of the bytes it read, and what
+ * fstat said of the open file before the read. */
+typedef struct ManifestFileSeen {
+    uint8_t sha256[32];
+    uint64_t bytes; /* bytes read and hashed */
+    int64_t dev;
+    int64_t ino;
+    int64_t size;
+    int64_t mtime_sec;
+    int64_t mtime_nsec;
+} ManifestFileSeen;
+
+/* The tree hash of directory dir, as manifest_hash_path makes it, from the hashes a stage made
+ * of its files while reading them for itself (ingest parses every file of a DICOM tree): rel
+ * holds the n files' paths relative to dir, sorted by strcmp, as manifest_hash_path lists
+ * them. The result is remembered under the signature of the stats given, so a later
+ * manifest_hash_path of dir in this process (the stage's manifest entry) reuses it when the
+ * tree still stats the same, and reads the tree again when anything was added, removed or
+ * changed since. Not collective: call it on rank 0. */
+void manifest_remember_tree(const char *dir, const char *const *rel, const ManifestFileSeen *seen,
+                            size_t n, char hex[65], uint64_t *bytes);
+
 #endif

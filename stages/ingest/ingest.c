@@ -95,6 +95,42 @@ static void share_by_bytes(const uint64_t *sizes, int n, int *begin, int *end)
         *end = *begin;
 }
 
+/* Collective: the tree's hash from the hashes the scan made (each rank's, of its contiguous
+ * share of paths[0..n), in path order), made and remembered by rank 0 (manifest_remember_tree),
+ * in->dicom_sha256 on every rank. */
+static int remember_tree(Ingest *in, char **paths, int n, const ManifestFileSeen *seen,
+                         size_t n_seen, Err *e)
+{
+    char *all = NULL;
+    size_t len = 0;
+    int rc = rt_gather_text((const char *)seen, n_seen * sizeof *seen, &all, &len, e);
+    if (!rc && rt_rank() == 0) {
+        size_t dir_len = strlen(in->dicom_dir);
+        const char **rel = mem_calloc((size_t)(n ? n : 1), sizeof *rel);
+        if (!rel)
+            rc = err_set(e, ERR_NOMEM, "out of memory for the tree's hash");
+        for (int i = 0; !rc && i < n; i++) {
+            if (strncmp(paths[i], in->dicom_dir, dir_len) || paths[i][dir_len] != '/')
+                rc = err_set(e, ERR_INTERNAL, "%s: listed outside %s", paths[i], in->dicom_dir);
+            else
+                rel[i] = paths[i] + dir_len + 1;
+        }
+        if (!rc && len != (size_t)n * sizeof *seen)
+            rc = err_set(e, ERR_INTERNAL, "ingest: %zu bytes of file hashes for %d files", len, n);
+        uint64_t bytes;
+        if (!rc)
+            manifest_remember_tree(in->dicom_dir, rel, (const ManifestFileSeen *)all, (size_t)n,
+                                   in->dicom_sha256, &bytes);
+        mem_free(rel);
+    }
+    mem_free(all);
+    if (rt_agree(e))
+        return e->code;
+    if (rt_mpi_active() && rt_size() > 1)
+        MPI_Bcast(in->dicom_sha256, sizeof in->dicom_sha256, MPI_CHAR, 0, MPI_COMM_WORLD);
+    return 0;
+}
+
 static int scan_everywhere(Ingest *in, Err *e)
 {
     char *list;
@@ -123,21 +159,46 @@ static int scan_everywhere(Ingest *in, Err *e)
     StrTab t = {0};
     if (!rc)
         rc = strtab_init(&t, e);
+    ManifestFileSeen *seen = mem_calloc((size_t)(end > begin ? end - begin : 1), sizeof *seen);
+    if (!rc && !seen)
+        rc = err_set(e, ERR_NOMEM, "out of memory for the files' hashes");
+    /* Files two at a time: both read, hashed together (sha256_pair), then scanned. */
+    ScanFile files[2] = {0};
+    int all_read = 1;
     Progress bar;
     rt_progress_start(&bar, "ingest: headers of rank 0", (uint64_t)(end - begin));
-    for (int i = begin; !rc && i < end; i++) {
-        rc = ingest_scan_file(paths[i], sizes[i], &t, &mine, e);
-        rt_progress_update(&bar, (uint64_t)(i + 1 - begin));
+    for (int i = begin; !rc && i < end; i += 2) {
+        int m = end - i < 2 ? end - i : 2;
+        for (int k = 0; !rc && k < m; k++)
+            rc = ingest_read_file(paths[i + k], &files[k], e);
+        if (rc)
+            break;
+        ingest_hash_files(files, m);
+        for (int k = 0; !rc && k < m; k++) {
+            all_read &= !files[k].err.code;
+            seen[i + k - begin] = files[k].seen;
+            rc = ingest_scan_file(paths[i + k], sizes[i + k], &files[k], &t, &mine, e);
+        }
+        rt_progress_update(&bar, (uint64_t)(i + m - begin));
     }
     rt_progress_finish(&bar);
-    mem_free(paths);
-    mem_free(sizes);
-    mem_free(list);
-    if (rt_agree(e)) {
+    mem_free(files[0].data);
+    mem_free(files[1].data);
+    /* (a file that could not be read has no hash: the tree is then hashed as any input is) */
+    int hashed = rt_all_ok(all_read);
+    if (rt_agree(e) || (hashed && remember_tree(in, paths, n, seen, (size_t)(end - begin), e))) {
+        mem_free(seen);
+        mem_free(paths);
+        mem_free(sizes);
+        mem_free(list);
         mem_free(mine.v);
         strtab_free(&t);
         return e->code;
     }
+    mem_free(seen);
+    mem_free(paths);
+    mem_free(sizes);
+    mem_free(list);
     /* Every rank gets every record, in path order (shares are contiguous and in rank order),
      * and every rank's strings, one table after the other: a record's offsets move by where
      * its rank's table starts. */
@@ -389,10 +450,10 @@ static int write_reports(Ingest *in, const char *csv_path, const char *json_path
     return rc;
 }
 
-/* SHA-256 over the inputs' hashes (every rank gets it: it is an attribute). The tree's files
- * are hashed by all ranks (manifest_hash_path_shared), and rank 0 remembers the result for the
- * manifest entry. */
-static int inputs_hash(const char *const *paths, int n, char hex[65], Err *e)
+/* SHA-256 over the inputs' hashes (every rank gets it: it is an attribute). The DICOM tree's
+ * comes from the scan (remember_tree), when every file could be read; otherwise, and for the
+ * CSVs, from manifest_hash_path_shared. Rank 0 remembers them for the manifest entry. */
+static int inputs_hash(const Ingest *in, const char *const *paths, int n, char hex[65], Err *e)
 {
     Sha256 s;
     sha256_init(&s);
@@ -401,6 +462,10 @@ static int inputs_hash(const char *const *paths, int n, char hex[65], Err *e)
         uint64_t bytes, files;
         if (!paths[i])
             continue;
+        if (paths[i] == in->dicom_dir && in->dicom_sha256[0]) {
+            sha256_update(&s, in->dicom_sha256, 64);
+            continue;
+        }
         int rc = manifest_hash_path_shared(paths[i], h, &bytes, &files, e);
         if (rc)
             return rc;
@@ -465,7 +530,7 @@ int ingest_run(Session *s, Err *e)
     report_skips(&in);
     const char *inputs[3] = {in.dicom_dir, labels, clinical};
     char hash[65];
-    if ((rc = inputs_hash(inputs, 3, hash, e)))
+    if ((rc = inputs_hash(&in, inputs, 3, hash, e)))
         goto out;
     snprintf(partial, sizeof partial, "%s/cohort.h5.partial", s->run.path);
     snprintf(final, sizeof final, "%s/cohort.h5", s->run.path);

@@ -1,15 +1,16 @@
 /* ingest_internal.h: what the files of stages/ingest share. Not for other stages.
  *
  * The flow (ingest.c):
- *   1. rank 0 lists the DICOM tree; files are shared out by size; each rank parses its files'
- *      headers and checks their pixel data's extent (so truncation is caught here) into
- *      FileRecs, one per slice (a multi-frame file gives one per frame): header fields, or a
- *      skip verdict;
+ *   1. rank 0 lists the DICOM tree; files are shared out by size; each rank reads its files
+ *      whole, hashes them (the tree's SHA-256 for cohort.h5 and the manifest comes from these
+ *      reads: no second pass over the tree), parses their headers and checks their pixel
+ *      data's extent (so truncation is caught here) into FileRecs, one per slice (a
+ *      multi-frame file gives one per frame): header fields, or a skip verdict;
  *   2. the records and their strings are gathered to every rank, which all assemble the same
  *      series (series.c), patients and studies (deid.c) and join the CSVs (tables.c): every
  *      rank knows every row count and offset without asking;
- *   3. series are shared out by slice count; each rank reads its series' files (the only full
- *      read of a file) and decodes them, normalises and resamples training slices, keeps
+ *   3. series are shared out by slice count; each rank reads its series' files again and
+ *      decodes them, normalises and resamples training slices, keeps
  *      vessel series at native resolution, and all ranks write cohort.h5 collectively (h5.c);
  *      rank 0 writes the report. */
 #ifndef ONFH_INGEST_INTERNAL_H
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #include "lib/util/strbuf.h"
+#include "pipeline/manifest.h"
 #include "pipeline/session.h"
 #include "stages/ingest/series.h"
 
@@ -92,14 +94,33 @@ typedef struct Ingest {
     int n_problems; /* CSV rows refused, unknown labels, series flagged */
     uint8_t key[64];
     size_t key_len;
+    char dicom_sha256[65]; /* the tree's hash from the scan's reads; "" when a file was unread */
 } Ingest;
 
 /* scan.c */
 int ingest_list_files(const char *dir, char ***paths, uint64_t **sizes, int *n, Err *e);
-/* Parses one file's header into records appended to out (one per frame; one with skip and reason
- * set when the file cannot be used), strings into t. Bad input is a verdict, not an error:
+
+/* One file as the scan reads it: whole, into a buffer kept from file to file, because the
+ * manifest needs every file's SHA-256 and hashing the bytes already read spares a second read
+ * of the tree. */
+typedef struct ScanFile {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    Err err;               /* the read failed: the file's verdict comes from this message */
+    ManifestFileSeen seen; /* its stat before the read, and its hash (ingest_hash_files) */
+} ScanFile;
+
+/* Reads path whole into f. A file that cannot be read is a verdict (f->err), not an error:
  * only ERR_NOMEM is. */
-int ingest_scan_file(const char *path, uint64_t bytes, StrTab *t, RecList *out, Err *e);
+int ingest_read_file(const char *path, ScanFile *f, Err *e);
+/* The SHA-256 of each of n files read (f[k].err clear), two at a time (sha256_pair). */
+void ingest_hash_files(ScanFile *f, int n);
+/* Parses the header of a file read by ingest_read_file into records appended to out (one per
+ * frame; one with skip and reason set when the file cannot be used), strings into t. Bad input
+ * is a verdict, not an error: only ERR_NOMEM is. */
+int ingest_scan_file(const char *path, uint64_t bytes, const ScanFile *f, StrTab *t, RecList *out,
+                     Err *e);
 
 /* deid.c */
 int ingest_site_key(Ingest *in, Err *e);

@@ -14,8 +14,9 @@
  *                                enhanced multi-frame image, in any frame: the message names it)
  *
  * A multi-frame image gives one record per frame, its position, orientation, spacing and
- * rescale from the frame's functional groups (dicom_frame_geometry). Only the header is read
- * here; the pixels' extent is checked against the file size without reading them. */
+ * rescale from the frame's functional groups (dicom_frame_geometry). The file is read whole,
+ * because its SHA-256 goes into the tree's hash, but only its header is parsed; the pixels'
+ * extent is checked against the file's size without copying them. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +25,9 @@
 #include <sys/stat.h>
 
 #include "lib/dicom/dicom.h"
+#include "lib/util/fileio.h"
 #include "lib/util/mem.h"
+#include "lib/util/sha256.h"
 #include "stages/ingest/ingest_internal.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -118,6 +121,54 @@ int ingest_list_files(const char *dir, char ***paths, uint64_t **sizes, int *n, 
     *sizes = l.sizes;
     *n = l.n;
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Reading and hashing. */
+
+int ingest_read_file(const char *path, ScanFile *f, Err *e)
+{
+    struct stat st;
+    memset(&f->err, 0, sizeof f->err);
+    memset(&f->seen, 0, sizeof f->seen);
+    int rc = file_read_into(path, &f->data, &f->cap, &f->len, &st, &f->err);
+    if (rc == ERR_NOMEM) {
+        *e = f->err;
+        return rc;
+    }
+    if (rc) {
+        err_prefix(&f->err, "dicom: "); /* as dicom_read_file says it */
+        return 0;
+    }
+    f->seen.bytes = f->len;
+    f->seen.dev = (int64_t)st.st_dev;
+    f->seen.ino = (int64_t)st.st_ino;
+    f->seen.size = (int64_t)st.st_size;
+    f->seen.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+    f->seen.mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+    return 0;
+}
+
+void ingest_hash_files(ScanFile *f, int n)
+{
+    ScanFile *pending = NULL;
+    for (int k = 0; k < n; k++) {
+        if (f[k].err.code)
+            continue;
+        if (!pending) {
+            pending = &f[k];
+            continue;
+        }
+        sha256_pair(pending->data, pending->len, f[k].data, f[k].len, pending->seen.sha256,
+                    f[k].seen.sha256);
+        pending = NULL;
+    }
+    if (pending) {
+        Sha256 s;
+        sha256_init(&s);
+        sha256_update(&s, pending->data, pending->len);
+        sha256_final(&s, pending->seen.sha256);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -245,7 +296,8 @@ static int refused_syntax(const DicomFile *f, const DicomImageInfo *info, char *
     return 0;
 }
 
-int ingest_scan_file(const char *path, uint64_t bytes, StrTab *t, RecList *out, Err *e)
+int ingest_scan_file(const char *path, uint64_t bytes, const ScanFile *file, StrTab *t,
+                     RecList *out, Err *e)
 {
     Scan sc = {.out = out, .t = t, .e = e};
     FileRec *b = &sc.base;
@@ -263,10 +315,13 @@ int ingest_scan_file(const char *path, uint64_t bytes, StrTab *t, RecList *out, 
     b->slope = 1;
     DicomFile *f = NULL;
     Err re = {0};
-    /* The header only: the pixels are read once, by the rank that decodes the series; here
-     * their extent is checked against the file size, so a truncated file is caught now. */
+    /* The header only: the pixels are decoded by the rank that owns the series; here their
+     * extent is checked against the file's size, so a truncated file is caught now. */
     DicomReadOptions opt = {.stop_before_pixels = 1, .check_pixel_extent = 1};
-    int rc = dicom_read_file(path, &opt, &f, &re);
+    int rc = file->err.code;
+    re = file->err;
+    if (!rc)
+        rc = dicom_read_mem(file->data, file->len, path, &opt, &f, &re);
     if (rc == ERR_NOMEM) {
         *e = re;
         return rc;

@@ -155,6 +155,71 @@ static void test_tree_hash(void **state)
     assert_int_equal(manifest_hash_path(missing, hb, &bytes, &files, &e), ERR_IO);
 }
 
+/* What ingest does: the hashes and stats of a tree's files, seen while reading them, give the
+ * tree hash manifest_hash_path gives, and a later manifest_hash_path reuses it (the proof: a
+ * digest planted in what was seen comes back) until a file changes. */
+static void see(const char *dir, const char *rel, const char *fake, ManifestFileSeen *out)
+{
+    char path[4300], *data;
+    size_t len;
+    struct stat st;
+    Err e = {0};
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    assert_int_equal(file_read_all(path, &data, &len, &e), 0);
+    assert_int_equal(stat(path, &st), 0);
+    Sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, fake ? fake : data, fake ? strlen(fake) : len);
+    sha256_final(&s, out->sha256);
+    out->bytes = len;
+    out->dev = (int64_t)st.st_dev;
+    out->ino = (int64_t)st.st_ino;
+    out->size = (int64_t)st.st_size;
+    out->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+    out->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+    mem_free(data);
+}
+
+static void test_remember_tree(void **state)
+{
+    (void)state;
+    char c[4200], copy[4200];
+    Err e = {0};
+    snprintf(c, sizeof c, "%s/tree_c/sub", tmp);
+    snprintf(copy, sizeof copy, "%s/tree_c_copy/sub", tmp);
+    assert_int_equal(dir_create(c, &e), 0);
+    assert_int_equal(dir_create(copy, &e), 0);
+    snprintf(c, sizeof c, "%s/tree_c", tmp);
+    snprintf(copy, sizeof copy, "%s/tree_c_copy", tmp);
+    put(c, "sub/x.txt", "ex");
+    put(c, "z.txt", "zed");
+    put(copy, "sub/x.txt", "ex");
+    put(copy, "z.txt", "zed");
+    const char *rel[] = {"sub/x.txt", "z.txt"};
+    ManifestFileSeen seen[2];
+    see(c, rel[0], NULL, &seen[0]);
+    see(c, rel[1], NULL, &seen[1]);
+    char remembered[65], hashed[65], again[65];
+    uint64_t bytes, files;
+    manifest_remember_tree(c, rel, seen, 2, remembered, &bytes);
+    assert_int_equal(bytes, 5);
+    assert_int_equal(manifest_hash_path(copy, hashed, &bytes, &files, &e), 0);
+    assert_string_equal(remembered, hashed);
+    /* reused, not read again */
+    see(c, rel[1], "planted", &seen[1]);
+    manifest_remember_tree(c, rel, seen, 2, remembered, &bytes);
+    assert_string_not_equal(remembered, hashed);
+    assert_int_equal(manifest_hash_path(c, again, &bytes, &files, &e), 0);
+    assert_string_equal(again, remembered);
+    assert_int_equal(files, 2);
+    /* a file changed since it was seen: the tree is read again */
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    put(c, "z.txt", "zed");
+    assert_int_equal(manifest_hash_path(c, again, &bytes, &files, &e), 0);
+    assert_string_equal(again, hashed);
+}
+
 static JsonValue *read_manifest(const char *dir)
 {
     char path[4200], *text;
@@ -248,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_tree_hash),
+        cmocka_unit_test(test_remember_tree),
         cmocka_unit_test(test_manifest),
     };
     return cmocka_run_group_tests(tests, make_tmp, remove_tmp);
