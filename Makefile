@@ -123,6 +123,8 @@ endif
 # vectoriser, which GCC runs at -O2 only where no remainder loop is needed (its very-cheap cost
 # model): -O3 lets it vectorise them (about 2x on the vessels stage, bench/vessels.sh).
 $(BUILD)/lib/image/vesselness.o: CFLAGS_ALL += -O3
+# The same for resample_apply's passes (ingest resamples every training slice).
+$(BUILD)/lib/image/resample.o: CFLAGS_ALL += -O3
 ifeq ($(GPU),1)
 CFLAGS_ALL += -I$(CUDA_HOME)/include
 LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart -lstdc++

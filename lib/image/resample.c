@@ -3,19 +3,11 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 #include "lib/util/mem.h"
-
-/* One axis of the resampling. Output pixel o is sampled at k points across its footprint; the
- * linear interpolation at each point reads input samples i0 and i1 with weights w0 and w1, or
- * the point lies beyond the input's edge (more than half a pixel out) and gets the fill. */
-typedef struct Tap {
-    int i0;
-    int i1;
-    float w0;
-    float w1;
-    int valid;
-} Tap;
 
 /* taps[o * k + s] for o < size, s < k: input of n samples of `spacing` mm, centred in a field of
  * fov mm cut into size output pixels of px mm. */
@@ -36,63 +28,147 @@ static void axis_taps(int n, double spacing, double fov, double px, int size, in
         }
 }
 
-double resample_square(const float *in, int rows, int columns, const double spacing[2], int size,
-                       float fill, float *out)
+/* dst (n x m) = the transpose of src (m x n), both row-major, in 16 x 16 tiles (so a tile's
+ * stores fill whole cache lines; a whole column of src at a time strides through more lines than
+ * L1 holds), each through 4 x 4 blocks in SSE registers where there are whole blocks. */
+static void transpose(const float *src, int m, int n, float *dst)
 {
+    enum { TILE = 16 };
+    for (int i0 = 0; i0 < m; i0 += TILE)
+        for (int j0 = 0; j0 < n; j0 += TILE) {
+            int i1 = i0 + TILE < m ? i0 + TILE : m, j1 = j0 + TILE < n ? j0 + TILE : n;
+            int i = i0;
+#if defined(__SSE2__)
+            for (; i + 4 <= i1; i += 4) {
+                int j = j0;
+                for (; j + 4 <= j1; j += 4) {
+                    __m128 r0 = _mm_loadu_ps(src + (size_t)(i + 0) * n + j);
+                    __m128 r1 = _mm_loadu_ps(src + (size_t)(i + 1) * n + j);
+                    __m128 r2 = _mm_loadu_ps(src + (size_t)(i + 2) * n + j);
+                    __m128 r3 = _mm_loadu_ps(src + (size_t)(i + 3) * n + j);
+                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                    _mm_storeu_ps(dst + (size_t)(j + 0) * m + i, r0);
+                    _mm_storeu_ps(dst + (size_t)(j + 1) * m + i, r1);
+                    _mm_storeu_ps(dst + (size_t)(j + 2) * m + i, r2);
+                    _mm_storeu_ps(dst + (size_t)(j + 3) * m + i, r3);
+                }
+                for (; j < j1; j++)
+                    for (int k = i; k < i + 4; k++)
+                        dst[(size_t)j * m + k] = src[(size_t)k * n + j];
+            }
+#endif
+            for (; i < i1; i++)
+                for (int j = j0; j < j1; j++)
+                    dst[(size_t)j * m + i] = src[(size_t)i * n + j];
+        }
+}
+
+void resample_plan_free(ResamplePlan *p)
+{
+    mem_free(p->tx);
+    mem_free(p->ty);
+    mem_free(p->x_missing);
+    mem_free(p->in_t);
+    mem_free(p->h_t);
+    mem_free(p->h);
+    mem_free(p->acc);
+    memset(p, 0, sizeof *p);
+}
+
+double resample_plan(ResamplePlan *p, int rows, int columns, const double spacing[2], int size)
+{
+    memset(p, 0, sizeof *p);
     double height = rows * spacing[0], width = columns * spacing[1];
     double fov = height > width ? height : width;
     double px = fov / size; /* output pixel size, mm */
     int ky = (int)ceil(px / spacing[0] - 1e-9), kx = (int)ceil(px / spacing[1] - 1e-9);
-    ky = ky < 1 ? 1 : ky;
-    kx = kx < 1 ? 1 : kx;
+    p->ky = ky < 1 ? 1 : ky;
+    p->kx = kx < 1 ? 1 : kx;
+    p->rows = rows;
+    p->columns = columns;
+    p->size = size;
+    p->tx = mem_alloc((size_t)size * p->kx * sizeof *p->tx);
+    p->ty = mem_alloc((size_t)size * p->ky * sizeof *p->ty);
+    p->x_missing = mem_alloc((size_t)size * sizeof *p->x_missing);
+    p->in_t = mem_alloc((size_t)rows * columns * sizeof *p->in_t);
+    p->h_t = mem_alloc((size_t)size * rows * sizeof *p->h_t);
+    p->h = mem_alloc((size_t)rows * size * sizeof *p->h);
+    p->acc = mem_alloc((size_t)size * sizeof *p->acc);
+    if (!p->tx || !p->ty || !p->x_missing || !p->in_t || !p->h_t || !p->h || !p->acc) {
+        resample_plan_free(p);
+        return -1;
+    }
+    axis_taps(columns, spacing[1], fov, px, size, p->kx, p->tx);
+    axis_taps(rows, spacing[0], fov, px, size, p->ky, p->ty);
+    for (int c = 0; c < size; c++) {
+        int valid = 0;
+        for (int s = 0; s < p->kx; s++)
+            valid += p->tx[c * p->kx + s].valid;
+        p->x_missing[c] = p->kx - valid;
+    }
+    return px;
+}
+
+void resample_apply(const ResamplePlan *p, const float *in, float fill, float *out)
+{
+    transpose(in, p->rows, p->columns, p->in_t);
+    resample_apply_transposed(p, fill, out);
+}
+
+void resample_apply_transposed(const ResamplePlan *p, float fill, float *out)
+{
+    int rows = p->rows, size = p->size, kx = p->kx, ky = p->ky;
     /* Bilinear interpolation is separable, and so is the mean over a k x k grid of samples:
      * first every input row is sampled across (h: rows x size, the sum over the valid x
-     * samples), then h down each column. A sample outside the input in x or in y is the fill. */
-    Tap *tx = mem_alloc((size_t)size * kx * sizeof *tx);
-    Tap *ty = mem_alloc((size_t)size * ky * sizeof *ty);
-    float *h = mem_alloc((size_t)rows * size * sizeof *h);
-    int *nvx = mem_alloc((size_t)size * sizeof *nvx);
-    if (!tx || !ty || !h || !nvx) {
-        px = -1;
-        goto out;
-    }
-    axis_taps(columns, spacing[1], fov, px, size, kx, tx);
-    axis_taps(rows, spacing[0], fov, px, size, ky, ty);
+     * samples), then h down each column. A sample outside the input in x or in y is the fill.
+     * Both passes run along contiguous memory, one output pixel per vector lane, each lane
+     * adding in the order the plain double loop would (the same bits): the first pass on the
+     * transposed slice (in_t: columns x rows), whose output comes out transposed (h_t). */
     for (int c = 0; c < size; c++) {
-        nvx[c] = 0;
-        for (int s = 0; s < kx; s++)
-            nvx[c] += tx[c * kx + s].valid;
-    }
-    for (int r = 0; r < rows; r++) {
-        const float *row = in + (size_t)r * columns;
-        for (int c = 0; c < size; c++) {
-            float acc = 0;
-            for (int s = 0; s < kx; s++) {
-                const Tap *t = &tx[c * kx + s];
-                if (t->valid)
-                    acc += row[t->i0] * t->w0 + row[t->i1] * t->w1;
-            }
-            h[(size_t)r * size + c] = acc;
+        float *hc = p->h_t + (size_t)c * rows;
+        for (int r = 0; r < rows; r++)
+            hc[r] = 0.0f;
+        for (int s = 0; s < kx; s++) {
+            const Tap *t = &p->tx[c * kx + s];
+            if (!t->valid)
+                continue;
+            const float *a = p->in_t + (size_t)t->i0 * rows, *b = p->in_t + (size_t)t->i1 * rows;
+            float w0 = t->w0, w1 = t->w1;
+            for (int r = 0; r < rows; r++)
+                hc[r] += a[r] * w0 + b[r] * w1;
         }
     }
-    for (int r = 0; r < size; r++)
-        for (int c = 0; c < size; c++) {
-            double acc = 0;
-            for (int s = 0; s < ky; s++) {
-                const Tap *t = &ty[r * ky + s];
-                if (t->valid)
-                    acc += h[(size_t)t->i0 * size + c] * t->w0 +
-                           h[(size_t)t->i1 * size + c] * t->w1 + (double)(kx - nvx[c]) * fill;
-                else
-                    acc += (double)kx * fill;
+    transpose(p->h_t, size, rows, p->h);
+    double *acc = p->acc, outside = (double)kx * fill, n = (double)(kx * ky);
+    for (int r = 0; r < size; r++) {
+        for (int c = 0; c < size; c++)
+            acc[c] = 0;
+        for (int s = 0; s < ky; s++) {
+            const Tap *t = &p->ty[r * ky + s];
+            if (!t->valid) {
+                for (int c = 0; c < size; c++)
+                    acc[c] += outside;
+                continue;
             }
-            out[(size_t)r * size + c] = (float)(acc / (kx * ky));
+            const float *a = p->h + (size_t)t->i0 * size, *b = p->h + (size_t)t->i1 * size;
+            float w0 = t->w0, w1 = t->w1;
+            for (int c = 0; c < size; c++)
+                acc[c] += a[c] * w0 + b[c] * w1 + (double)p->x_missing[c] * fill;
         }
-out:
-    mem_free(tx);
-    mem_free(ty);
-    mem_free(h);
-    mem_free(nvx);
+        for (int c = 0; c < size; c++)
+            out[(size_t)r * size + c] = (float)(acc[c] / n);
+    }
+}
+
+double resample_square(const float *in, int rows, int columns, const double spacing[2], int size,
+                       float fill, float *out)
+{
+    ResamplePlan p;
+    double px = resample_plan(&p, rows, columns, spacing, size);
+    if (px < 0)
+        return -1;
+    resample_apply(&p, in, fill, out);
+    resample_plan_free(&p);
     return px;
 }
 

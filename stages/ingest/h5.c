@@ -298,14 +298,15 @@ static int histogram_quantiles(const Ingest *in, const Series *s, const uint32_t
     return 1;
 }
 
-/* Clip to [lo, hi] and z-score through a table of the 65536 stored values: the mean and SD of
- * the clipped values come from the histogram (what clip_zscore sums voxel by voxel, summed bin
- * by bin), and each voxel is one table lookup. out: n voxels. */
-static void lut_normalise(const uint16_t *px, size_t n, const uint32_t *hist, int is_signed,
-                          const FileRec *r, double lo, double hi, float *lut, float *out,
-                          double *mean, double *sd)
+/* The table of the 65536 stored values clipped to [lo, hi] and z-scored: the mean and SD of the
+ * clipped values come from the histogram (what clip_zscore sums voxel by voxel, summed bin by
+ * bin), and normalising a voxel is then one lookup. Only the entries between the smallest and
+ * the largest value present are made: no voxel looks up the others. */
+static void lut_build(const uint32_t *hist, int is_signed, const FileRec *r, double lo, double hi,
+                      float *lut, double *mean, double *sd)
 {
     double s = 0, s2 = 0, count = 0;
+    int first = 65536, last = -1;
     for (int v = 0; v < 65536; v++) {
         if (!hist[v])
             continue;
@@ -314,19 +315,40 @@ static void lut_normalise(const uint16_t *px, size_t n, const uint32_t *hist, in
         s += x * hist[v];
         s2 += x * x * hist[v];
         count += hist[v];
+        first = v < first ? v : first;
+        last = v;
     }
     double m = count ? s / count : 0, var = count ? s2 / count - m * m : 0;
     double d = var > 0 ? sqrt(var) : 0;
-    for (int v = 0; v < 65536; v++) {
+    for (int v = first; v <= last; v++) {
         double x = bin_value(v, is_signed, r);
         x = x < lo ? lo : x > hi ? hi : x;
         lut[v] = d > 0 ? (float)((x - m) / d) : 0.0f;
     }
-    uint16_t flip = is_signed ? 0x8000u : 0;
-    for (size_t k = 0; k < n; k++)
-        out[k] = lut[(uint16_t)(px[k] ^ flip)];
     *mean = m;
     *sd = d;
+}
+
+/* One slice's stored values (rows x columns) through the table into the plan's input, written
+ * transposed as resample_apply_transposed takes it, in 16 x 16 tiles: a tile's writes fill 16
+ * whole cache lines. (Row by row, each row's writes went to one line per column, a stride of
+ * rows x 4 bytes, and the L1 cache held too few of those lines: that loop cost more than the
+ * resampling.) */
+static void lut_slice_transposed(const uint16_t *px, int rows, int columns, const float *lut,
+                                 int is_signed, float *in_t)
+{
+    enum { TILE = 16 };
+    uint16_t flip = is_signed ? 0x8000u : 0;
+    for (int r0 = 0; r0 < rows; r0 += TILE)
+        for (int c0 = 0; c0 < columns; c0 += TILE) {
+            int r1 = r0 + TILE < rows ? r0 + TILE : rows;
+            int c1 = c0 + TILE < columns ? c0 + TILE : columns;
+            for (int r = r0; r < r1; r++) {
+                const uint16_t *row = px + (size_t)r * columns;
+                for (int c = c0; c < c1; c++)
+                    in_t[(size_t)c * rows + r] = lut[(uint16_t)(row[c] ^ flip)];
+            }
+        }
 }
 
 /* Buffers of the pixel rounds, kept from one series to the next (growing only), so a cohort of
@@ -470,28 +492,43 @@ static int series_pixels(Ingest *in, int s, Bufs *b, const double clip[2], uint6
     if (!train)
         return 0;
     /* Per series: clip to quantiles, z-score, then resample each slice. */
-    if (!grow((void **)&b->norm, &b->cap[4], total * sizeof *b->norm) ||
-        !grow((void **)&b->grid, &b->cap[5], (size_t)se->n * g * g * sizeof *b->grid) ||
+    if (!grow((void **)&b->grid, &b->cap[5], (size_t)se->n * g * g * sizeof *b->grid) ||
         !grow((void **)&b->lut, &b->cap[6], 65536 * sizeof *b->lut))
         return err_set(e, ERR_NOMEM, "out of memory normalising a series");
+    ResamplePlan plan;
+    if (resample_plan(&plan, (int)fr->rows, (int)fr->columns, fr->spacing, (int)g) < 0)
+        return err_set(e, ERR_NOMEM, "out of memory resampling a series");
     double lo, hi, mean, sd, qv[2];
-    if (shared_rescale(in, se, b->valid) &&
-        histogram_quantiles(in, se, b->hist, is_signed, clip, qv)) {
+    int lut = shared_rescale(in, se, b->valid) &&
+              histogram_quantiles(in, se, b->hist, is_signed, clip, qv);
+    if (lut) {
         lo = qv[0];
         hi = qv[1];
-        lut_normalise(b->px, total, b->hist, is_signed, fr, lo, hi, b->lut, b->norm, &mean, &sd);
+        lut_build(b->hist, is_signed, fr, lo, hi, b->lut, &mean, &sd);
     } else {
-        if (!grow((void **)&b->scratch, &b->cap[7], total * sizeof *b->scratch))
+        if (!grow((void **)&b->norm, &b->cap[4], total * sizeof *b->norm) ||
+            !grow((void **)&b->scratch, &b->cap[7], total * sizeof *b->scratch)) {
+            resample_plan_free(&plan);
             return err_set(e, ERR_NOMEM, "out of memory normalising a series");
+        }
         rescale_series(in, se, b->px, b->valid, is_signed, b->norm);
         percentiles(b->norm, total, clip[0], clip[1], b->scratch, &lo, &hi);
         clip_zscore(b->norm, total, lo, hi, &mean, &sd);
     }
+    /* A slice at a time from its stored values (through the table) or its normalised floats,
+     * so what the resampling reads was just written and is still in cache. */
     float fill = sd > 0 ? (float)((lo - mean) / sd) : 0.0f;
-    for (int i = 0; i < se->n; i++)
-        if (resample_square(b->norm + i * plane, (int)fr->rows, (int)fr->columns, fr->spacing,
-                            (int)g, fill, b->grid + (size_t)i * g * g) < 0)
-            return err_set(e, ERR_NOMEM, "out of memory resampling a slice");
+    for (int i = 0; i < se->n; i++) {
+        float *out = b->grid + (size_t)i * g * g;
+        if (lut) {
+            lut_slice_transposed(b->px + i * plane, (int)fr->rows, (int)fr->columns, b->lut,
+                                 is_signed, plan.in_t);
+            resample_apply_transposed(&plan, fill, out);
+        } else {
+            resample_apply(&plan, b->norm + i * plane, fill, out);
+        }
+    }
+    resample_plan_free(&plan);
     return 0;
 }
 
