@@ -123,8 +123,10 @@ endif
 # vectoriser, which GCC runs at -O2 only where no remainder loop is needed (its very-cheap cost
 # model): -O3 lets it vectorise them (about 2x on the vessels stage, bench/vessels.sh).
 $(BUILD)/lib/image/vesselness.o: CFLAGS_ALL += -O3
-# The same for resample_apply's passes (ingest resamples every training slice).
+# The same for resample_apply's passes (ingest resamples every training slice) and the decoder's
+# per-voxel loops (keep_stored_bits runs over every voxel ingest decodes).
 $(BUILD)/lib/image/resample.o: CFLAGS_ALL += -O3
+$(BUILD)/lib/dicom/dicom_decode.o: CFLAGS_ALL += -O3
 ifeq ($(GPU),1)
 CFLAGS_ALL += -I$(CUDA_HOME)/include
 LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lnccl -lcublas -lcudart -lstdc++

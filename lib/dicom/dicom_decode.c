@@ -64,9 +64,9 @@ static int module_value(const DicomFile *f, uint32_t tag, long dflt, long lo, lo
 int dicom_image_info(const DicomFile *f, DicomImageInfo *info, Err *e)
 {
     memset(info, 0, sizeof *info);
-    unsigned rows;
-    unsigned columns;
-    unsigned frames;
+    unsigned rows = 0; /* set on success; -O3's inlining cannot tell */
+    unsigned columns = 0;
+    unsigned frames = 0;
     int rc;
     if ((rc = module_value(f, DICOM_TAG_ROWS, -1, 1, 65535, &rows, e)) ||
         (rc = module_value(f, DICOM_TAG_COLUMNS, -1, 1, 65535, &columns, e)) ||
@@ -265,18 +265,22 @@ static int refused(const DicomFile *f, Err *e, const char *why)
 }
 
 /* Keeps the low bits of each value: cleared above them, or sign-extended. */
+/* Clears the bits above BitsStored, or copies the sign bit into them. Two branch-free loops the
+ * vectoriser takes (every voxel of every frame goes through one): for x < 2^bits,
+ * (x ^ sign) - sign is x sign-extended from bit bits - 1, modulo 2^16. */
 static void keep_stored_bits(uint16_t *v, size_t n, unsigned bits, int is_signed)
 {
     if (bits >= 16)
         return;
     uint16_t mask = (uint16_t)((1u << bits) - 1);
     uint16_t sign = (uint16_t)(1u << (bits - 1));
-    for (size_t i = 0; i < n; i++) {
-        uint16_t x = v[i] & mask;
-        if (is_signed && (x & sign))
-            x |= (uint16_t)~mask;
-        v[i] = x;
+    if (!is_signed) {
+        for (size_t i = 0; i < n; i++)
+            v[i] &= mask;
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint16_t)(((v[i] & mask) ^ sign) - sign);
 }
 
 static DicomDecodeFn decoder_of(DicomCodec codec)

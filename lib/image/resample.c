@@ -111,12 +111,6 @@ double resample_plan(ResamplePlan *p, int rows, int columns, const double spacin
 
 void resample_apply(const ResamplePlan *p, const float *in, float fill, float *out)
 {
-    transpose(in, p->rows, p->columns, p->in_t);
-    resample_apply_transposed(p, fill, out);
-}
-
-void resample_apply_transposed(const ResamplePlan *p, float fill, float *out)
-{
     int rows = p->rows, size = p->size, kx = p->kx, ky = p->ky;
     /* Bilinear interpolation is separable, and so is the mean over a k x k grid of samples:
      * first every input row is sampled across (h: rows x size, the sum over the valid x
@@ -124,6 +118,7 @@ void resample_apply_transposed(const ResamplePlan *p, float fill, float *out)
      * Both passes run along contiguous memory, one output pixel per vector lane, each lane
      * adding in the order the plain double loop would (the same bits): the first pass on the
      * transposed slice (in_t: columns x rows), whose output comes out transposed (h_t). */
+    transpose(in, rows, p->columns, p->in_t);
     for (int c = 0; c < size; c++) {
         float *hc = p->h_t + (size_t)c * rows;
         for (int r = 0; r < rows; r++)

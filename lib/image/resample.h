@@ -49,9 +49,6 @@ typedef struct ResamplePlan {
 /* Returns the output pixel size in mm, or -1 when out of memory (nothing to free then). */
 double resample_plan(ResamplePlan *p, int rows, int columns, const double spacing[2], int size);
 void resample_apply(const ResamplePlan *p, const float *in, float fill, float *out);
-/* The same for a slice the caller wrote into p->in_t itself, transposed (columns x rows), as it
- * computed it: a slice made in that order is never written row-major and read back. */
-void resample_apply_transposed(const ResamplePlan *p, float fill, float *out);
 void resample_plan_free(ResamplePlan *p);
 
 /* The values at quantiles lo and hi (0..1) of x[0..n) (linear interpolation between order

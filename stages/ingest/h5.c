@@ -12,6 +12,7 @@
 #include "lib/dicom/dicom.h"
 #include "lib/h5/h5out.h"
 #include "lib/image/resample.h"
+#include "lib/util/fileio.h"
 #include "lib/util/mem.h"
 #include "pipeline/runtime.h"
 #include "pipeline/version.h"
@@ -329,26 +330,12 @@ static void lut_build(const uint32_t *hist, int is_signed, const FileRec *r, dou
     *sd = d;
 }
 
-/* One slice's stored values (rows x columns) through the table into the plan's input, written
- * transposed as resample_apply_transposed takes it, in 16 x 16 tiles: a tile's writes fill 16
- * whole cache lines. (Row by row, each row's writes went to one line per column, a stride of
- * rows x 4 bytes, and the L1 cache held too few of those lines: that loop cost more than the
- * resampling.) */
-static void lut_slice_transposed(const uint16_t *px, int rows, int columns, const float *lut,
-                                 int is_signed, float *in_t)
+/* One slice's stored values (n of them) through the table. */
+static void lut_slice(const uint16_t *px, size_t n, const float *lut, int is_signed, float *out)
 {
-    enum { TILE = 16 };
     uint16_t flip = is_signed ? 0x8000u : 0;
-    for (int r0 = 0; r0 < rows; r0 += TILE)
-        for (int c0 = 0; c0 < columns; c0 += TILE) {
-            int r1 = r0 + TILE < rows ? r0 + TILE : rows;
-            int c1 = c0 + TILE < columns ? c0 + TILE : columns;
-            for (int r = r0; r < r1; r++) {
-                const uint16_t *row = px + (size_t)r * columns;
-                for (int c = c0; c < c1; c++)
-                    in_t[(size_t)c * rows + r] = lut[(uint16_t)(row[c] ^ flip)];
-            }
-        }
+    for (size_t k = 0; k < n; k++)
+        out[k] = lut[(uint16_t)(px[k] ^ flip)];
 }
 
 /* Buffers of the pixel rounds, kept from one series to the next (growing only), so a cohort of
@@ -362,7 +349,8 @@ typedef struct Bufs {
     float *lut;
     uint32_t *hist;
     int8_t *valid;
-    size_t cap[8];
+    uint8_t *file; /* the bytes of the file being decoded */
+    size_t cap[9];
 } Bufs;
 
 static void *grow(void **p, size_t *cap, size_t bytes)
@@ -387,6 +375,7 @@ static void bufs_free(Bufs *b)
     mem_free(b->lut);
     mem_free(b->hist);
     mem_free(b->valid);
+    mem_free(b->file);
 }
 
 /* Decodes a series' stored values into px (n x rows x columns), reading each file once: the
@@ -394,9 +383,11 @@ static void bufs_free(Bufs *b)
  * slices follow one another. valid[i] = 0 for a slice that could not be decoded (zeros, and a
  * report row). hist (65536 counts, may be NULL): the stored values of the decoded slices,
  * signed ones offset by 32768 so the index order is the value order. */
-static int decode_series(Ingest *in, const Series *s, uint16_t *px, int8_t *valid, uint32_t *hist,
-                         int *is_signed, Err *e)
+static int decode_series(Ingest *in, const Series *s, Bufs *b, uint32_t *hist, int *is_signed,
+                         Err *e)
 {
+    uint16_t *px = b->px;
+    int8_t *valid = b->valid;
     const FileRec *first = &in->recs[s->files[0]];
     size_t plane = (size_t)first->rows * first->columns;
     DicomFile *f = NULL;
@@ -412,7 +403,12 @@ static int decode_series(Ingest *in, const Series *s, uint16_t *px, int8_t *vali
             dicom_file_free(f);
             f = NULL;
             memset(&fe, 0, sizeof fe);
-            frc = dicom_read_file(path, NULL, &f, &fe);
+            size_t len;
+            frc = file_read_into(path, &b->file, &b->cap[8], &len, NULL, &fe);
+            if (frc && frc != ERR_NOMEM)
+                err_prefix(&fe, "dicom: "); /* as dicom_read_file says it */
+            if (!frc)
+                frc = dicom_read_mem(b->file, len, path, NULL, &f, &fe);
             if (!frc)
                 frc = dicom_image_info(f, &info, &fe);
             if (!frc && (info.rows != r->rows || info.columns != r->columns))
@@ -484,7 +480,7 @@ static int series_pixels(Ingest *in, int s, Bufs *b, const double clip[2], uint6
     if (train)
         memset(b->hist, 0, 65536 * sizeof *b->hist);
     int is_signed = 0;
-    int rc = decode_series(in, se, b->px, b->valid, train ? b->hist : NULL, &is_signed, e);
+    int rc = decode_series(in, se, b, train ? b->hist : NULL, &is_signed, e);
     if (rc)
         return rc;
     if (native)
@@ -501,13 +497,17 @@ static int series_pixels(Ingest *in, int s, Bufs *b, const double clip[2], uint6
     double lo, hi, mean, sd, qv[2];
     int lut = shared_rescale(in, se, b->valid) &&
               histogram_quantiles(in, se, b->hist, is_signed, clip, qv);
+    /* (through the table, norm holds one slice at a time) */
+    if (!grow((void **)&b->norm, &b->cap[4], (lut ? plane : total) * sizeof *b->norm)) {
+        resample_plan_free(&plan);
+        return err_set(e, ERR_NOMEM, "out of memory normalising a series");
+    }
     if (lut) {
         lo = qv[0];
         hi = qv[1];
         lut_build(b->hist, is_signed, fr, lo, hi, b->lut, &mean, &sd);
     } else {
-        if (!grow((void **)&b->norm, &b->cap[4], total * sizeof *b->norm) ||
-            !grow((void **)&b->scratch, &b->cap[7], total * sizeof *b->scratch)) {
+        if (!grow((void **)&b->scratch, &b->cap[7], total * sizeof *b->scratch)) {
             resample_plan_free(&plan);
             return err_set(e, ERR_NOMEM, "out of memory normalising a series");
         }
@@ -515,15 +515,14 @@ static int series_pixels(Ingest *in, int s, Bufs *b, const double clip[2], uint6
         percentiles(b->norm, total, clip[0], clip[1], b->scratch, &lo, &hi);
         clip_zscore(b->norm, total, lo, hi, &mean, &sd);
     }
-    /* A slice at a time from its stored values (through the table) or its normalised floats,
-     * so what the resampling reads was just written and is still in cache. */
+    /* A slice at a time from its stored values through the table, so what the resampling reads
+     * was just written and is still in cache, or from the normalised floats. */
     float fill = sd > 0 ? (float)((lo - mean) / sd) : 0.0f;
     for (int i = 0; i < se->n; i++) {
         float *out = b->grid + (size_t)i * g * g;
         if (lut) {
-            lut_slice_transposed(b->px + i * plane, (int)fr->rows, (int)fr->columns, b->lut,
-                                 is_signed, plan.in_t);
-            resample_apply_transposed(&plan, fill, out);
+            lut_slice(b->px + i * plane, plane, b->lut, is_signed, b->norm);
+            resample_apply(&plan, b->norm, fill, out);
         } else {
             resample_apply(&plan, b->norm + i * plane, fill, out);
         }
