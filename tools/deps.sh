@@ -10,7 +10,7 @@
 set -eu
 group=${1:-build}
 
-build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev"
+build="pkg-config make gcc libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libyaml-dev libdnnl-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev libdeflate-dev"
 test="$build libcmocka-dev clang-format dcmtk dicom3tools python3-pydicom python3-h5py hdf5-tools libgdcm-tools chromium python3-pil"
 # Installed when possible, else named in a note: the one-node Slurm cluster of slurm/local, for
 # tests/integration/slurm.sh, which skips without them (it also needs root).

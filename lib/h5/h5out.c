@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/h5/h5deflate.h"
+
 /* ---------------------------------------------------------------------------------------------
  * Errors: HDF5 keeps a stack of messages; we report the innermost (most specific) one. */
 
@@ -44,6 +46,7 @@ int h5out_create(H5Out *o, const char *path, MPI_Comm comm, Err *e)
     o->file = o->dxpl = o->dcpl_base = H5I_INVALID_HID;
     snprintf(o->path, sizeof o->path, "%s", path);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back through Err, not stderr */
+    (void)h5_deflate_backend();            /* links compress2 on libdeflate in (h5deflate.h) */
     int size = 1, initialized = 0;
     MPI_Initialized(&initialized);
     if (initialized)
