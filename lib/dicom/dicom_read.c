@@ -32,6 +32,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
+#if ONFH_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include "lib/dicom/dicom.h"
 #include "lib/dicom/dicom_codec.h"
@@ -511,9 +514,54 @@ static int guess_encoding(Rd *r, int *explicit_vr, int *big, int bare)
     return ERR_OK;
 }
 
+#if ONFH_HAVE_LIBDEFLATE
+/* inflate_rest's fast path: libdeflate inflates a whole stream at 2 to 3 times zlib's speed,
+ * but only into a buffer large enough for all of it, and it says only "bad data" where zlib
+ * tells a stream cut short (truncated) from a corrupt one. So: buffers of 4x the input, doubled
+ * while too small, up to DICOM_MAX_INFLATED; 1 when it inflated, 0 to leave the stream to zlib,
+ * whose messages (and verdicts) then stand, as they did before. ERR_NOMEM aside, nothing here
+ * fails. */
+static struct libdeflate_decompressor *decompressor; /* one per process: reads are not threaded */
+
+static int inflate_fast(Rd *r, uint8_t **out, size_t *out_len, int *rc)
+{
+    const uint8_t *in = r->buf + r->pos;
+    size_t in_len = r->len - r->pos;
+    if (!decompressor && !(decompressor = libdeflate_alloc_decompressor()))
+        return 0;
+    size_t cap = in_len < 16384 ? 65536 : 4 * in_len;
+    for (;;) {
+        cap = cap > DICOM_MAX_INFLATED ? DICOM_MAX_INFLATED : cap;
+        uint8_t *buf = mem_alloc(cap);
+        if (!buf) {
+            *rc = nomem(r, 0, cap);
+            return 1;
+        }
+        size_t used = 0, n = 0;
+        enum libdeflate_result res =
+            libdeflate_deflate_decompress_ex(decompressor, in, in_len, buf, cap, &used, &n);
+        if (res == LIBDEFLATE_SUCCESS) {
+            *out = buf;
+            *out_len = n;
+            *rc = ERR_OK;
+            return 1;
+        }
+        mem_free(buf);
+        if (res != LIBDEFLATE_INSUFFICIENT_SPACE || cap == DICOM_MAX_INFLATED)
+            return 0;
+        cap *= 2;
+    }
+}
+#endif
+
 /* Raw-inflates buf[pos..len) (PS3.5 A.5: deflate without zlib header) into *out. */
 static int inflate_rest(Rd *r, uint8_t **out, size_t *out_len)
 {
+#if ONFH_HAVE_LIBDEFLATE
+    int fast_rc;
+    if (inflate_fast(r, out, out_len, &fast_rc))
+        return fast_rc;
+#endif
     *out = NULL;
     z_stream zs = {.zalloc = dicom__zalloc, .zfree = dicom__zfree};
     int zrc = inflateInit2(&zs, -MAX_WBITS);
