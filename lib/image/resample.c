@@ -109,7 +109,11 @@ double resample_plan(ResamplePlan *p, int rows, int columns, const double spacin
     return px;
 }
 
-void resample_apply(const ResamplePlan *p, const float *in, float fill, float *out)
+/* Built twice, for AVX2 and for the baseline, the loader picking by CPU (GCC's target_clones,
+ * an ifunc): twice the lanes where the machine has them, the same bits (no FMA is allowed to
+ * contract anything: -std=c11 keeps -ffp-contract=off). */
+__attribute__((target_clones("avx2", "default"))) void
+resample_apply(const ResamplePlan *p, const float *in, float fill, float *out)
 {
     int rows = p->rows, size = p->size, kx = p->kx, ky = p->ky;
     /* Bilinear interpolation is separable, and so is the mean over a k x k grid of samples:
