@@ -193,6 +193,9 @@ typedef struct DicomElement {
     /* Reader: 1 when the file gave this SQ (or encapsulated element) an undefined length. The
      * writer ignores it; DicomWriteOptions decides. */
     uint8_t undefined_length;
+    /* Reader: 1 when value points into the bytes given to dicom_read_mem (borrow_pixel_data)
+     * and is not the element's to free. */
+    uint8_t borrowed;
     uint8_t *value; /* canonical little-endian value bytes; NULL when length is 0 */
     uint32_t length;
     DicomDataset **items; /* SQ only: n_items item datasets, owned */
@@ -520,6 +523,11 @@ typedef struct DicomReadOptions {
      * buffer, for dicom_read_mem), so a file cut inside its pixels fails with "(truncated)" as
      * a full read would. Deflated data sets are inflated whole anyway, which checks them. */
     int check_pixel_extent;
+    /* dicom_read_mem only: the top-level PixelData's value is not copied where the bytes hold
+     * it as it is kept (native, little endian, not inflated) but points into them (the
+     * element's borrowed flag), so those bytes must outlive the DicomFile. For a caller that
+     * reads a file into a buffer of its own to decode it: one copy of the pixels fewer. */
+    int borrow_pixel_data;
 } DicomReadOptions;
 
 typedef struct DicomFile {

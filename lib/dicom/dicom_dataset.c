@@ -32,7 +32,8 @@ int dicom_dataset_new(DicomDataset **out, Err *e)
 
 void dicom__element_clear(DicomElement *el)
 {
-    mem_free(el->value);
+    if (!el->borrowed)
+        mem_free(el->value);
     for (uint32_t i = 0; i < el->n_items; i++)
         dicom_dataset_free(el->items[i]);
     mem_free(el->items);

@@ -53,6 +53,7 @@ typedef struct Rd {
     int big;
     int inflated; /* buf is the inflated data set: offsets are into it, not the file */
     int stop_before_pixels;
+    int borrow_pixels; /* DicomReadOptions.borrow_pixel_data */
     int stopped;
     size_t pixel_at; /* where it stopped */
     int short_data;  /* the error came from running out of bytes at the end of the buffer */
@@ -279,10 +280,16 @@ static int read_value(Rd *r, DicomElement *el, uint32_t len, size_t at)
     el->length = len;
     if (!len)
         return ERR_OK;
+    const uint8_t *src = r->buf + r->pos;
+    if (r->borrow_pixels && el->tag == DICOM_TAG_PIXEL_DATA && swap == 1 && !r->inflated) {
+        el->value = (uint8_t *)src; /* the caller's bytes, as they are: see dicom.h */
+        el->borrowed = 1;
+        r->pos += len;
+        return ERR_OK;
+    }
     el->value = mem_alloc(len);
     if (!el->value)
         return nomem(r, el->tag, len);
-    const uint8_t *src = r->buf + r->pos;
     if (swap == 1) {
         memcpy(el->value, src, len);
     } else {
@@ -725,6 +732,7 @@ static int read_buffer(const uint8_t *data, size_t len, const char *name,
     }
     Rd r = {.buf = data, .len = len, .name = f->name, .e = e};
     r.stop_before_pixels = opt && opt->stop_before_pixels;
+    r.borrow_pixels = opt && opt->borrow_pixel_data;
     int rc = ERR_OK;
     if (len >= 132 && memcmp(data + 128, "DICM", 4) == 0) {
         f->form = DICOM_FILE_PART10;
@@ -911,7 +919,9 @@ int dicom_read_file(const char *path, const DicomReadOptions *opt, DicomFile **o
     int rc = file_read_all(path, &data, &len, e);
     if (rc)
         return e ? err_prefix(e, "dicom: ") : rc;
-    rc = dicom_read_mem(data, len, path, opt, out, e);
+    DicomReadOptions own = opt ? *opt : (DicomReadOptions){0};
+    own.borrow_pixel_data = 0; /* the bytes are freed below */
+    rc = dicom_read_mem(data, len, path, &own, out, e);
     mem_free(data);
     return rc;
 }

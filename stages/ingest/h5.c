@@ -407,8 +407,10 @@ static int decode_series(Ingest *in, const Series *s, Bufs *b, uint32_t *hist, i
             frc = file_read_into(path, &b->file, &b->cap[8], &len, NULL, &fe);
             if (frc && frc != ERR_NOMEM)
                 err_prefix(&fe, "dicom: "); /* as dicom_read_file says it */
+            /* (f borrows the pixels from b->file: it is freed before the next read) */
+            DicomReadOptions opt = {.borrow_pixel_data = 1};
             if (!frc)
-                frc = dicom_read_mem(b->file, len, path, NULL, &f, &fe);
+                frc = dicom_read_mem(b->file, len, path, &opt, &f, &fe);
             if (!frc)
                 frc = dicom_image_info(f, &info, &fe);
             if (!frc && (info.rows != r->rows || info.columns != r->columns))

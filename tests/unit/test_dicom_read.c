@@ -1463,6 +1463,30 @@ static void test_stop_before_pixels(void **state)
         check_ok(dicom_read_mem(data, len, "mem", &stop, &f, &e), &e);
         assert_true(f->pixels_skipped);
         dicom_file_free(f);
+        /* borrow_pixel_data: the same pixels, taken from the caller's bytes where they lie as
+         * kept (little endian, native), copied otherwise; dicom_read_file never borrows. */
+        DicomReadOptions borrow = {.borrow_pixel_data = 1};
+        DicomFile *copied, *lent;
+        check_ok(dicom_read_mem(data, len, "mem", NULL, &copied, &e), &e);
+        check_ok(dicom_read_mem(data, len, "mem", &borrow, &lent, &e), &e);
+        const DicomElement *px = dicom_find(lent->ds, DICOM_TAG_PIXEL_DATA);
+        int native_le = ts == DICOM_TS_EXPLICIT_LE || ts == DICOM_TS_IMPLICIT_LE;
+        assert_int_equal(px->borrowed, native_le);
+        if (native_le)
+            assert_true(px->value >= (const uint8_t *)data &&
+                        px->value + px->length <= (const uint8_t *)data + len);
+        uint16_t *a = mem_alloc(300 * 256 * sizeof *a), *b = mem_alloc(300 * 256 * sizeof *b);
+        check_ok(dicom_decode_frame(copied, 0, a, 300 * 256, &e), &e);
+        check_ok(dicom_decode_frame(lent, 0, b, 300 * 256, &e), &e);
+        assert_memory_equal(a, b, 300 * 256 * sizeof *a);
+        mem_free(a);
+        mem_free(b);
+        dicom_file_free(copied);
+        dicom_file_free(lent);
+        check_ok(file_write(path, data, len, &e), &e);
+        check_ok(dicom_read_file(path, &borrow, &f, &e), &e);
+        assert_false(dicom_find(f->ds, DICOM_TAG_PIXEL_DATA)->borrowed);
+        dicom_file_free(f);
         mem_free(data);
         unlink(path);
     }
