@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""peer_ingest.py DICOM_DIR OUT.h5 GRID: the peer of `onfh ingest`, the way a notebook would do
+"""peer_ingest.py DICOM_DIR OUT.h5 GRID [gzip|none]: the peer of `onfh ingest`, the way a notebook would do
 it with the usual tools, written to be fast: pydicom reads every file (stop at nothing, decode
 pixels), files are grouped by series and ordered by position along the normal, training series
 (SeriesDescription with T1) are rescaled, clipped to the 0.5/99.5 percentiles, z-scored and
 resampled to GRID x GRID with scipy.ndimage.zoom (order 1), vessel series (MRA) kept native,
-and everything written to HDF5 with h5py (gzip 4, one chunk per slice). Unreadable files are
+and everything written to HDF5 with h5py (gzip 4 after shuffle, one chunk per slice; `none`:
+uncompressed, the like of onfh's ingest.deflate=0). Unreadable files are
 skipped. Prints files, slices and seconds."""
 import os
 import sys
@@ -17,6 +18,8 @@ import pydicom
 from scipy import ndimage
 
 src, out, grid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+compress = (sys.argv[4] if len(sys.argv) > 4 else "gzip") == "gzip"
+packing = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if compress else {}
 t0 = time.perf_counter()
 series = defaultdict(list)
 files = 0
@@ -47,8 +50,6 @@ for uid in sorted(series):
     for img in vol:
         images.append(ndimage.zoom(img, grid / max(img.shape), order=1)[:grid, :grid])
 with h5py.File(out, "w") as f:
-    f.create_dataset("image", data=np.stack(images), chunks=(1, grid, grid), compression="gzip",
-                     compression_opts=4, shuffle=True)
-    f.create_dataset("voxels", data=np.concatenate(natives), chunks=(65536,),
-                     compression="gzip", compression_opts=4, shuffle=True)
+    f.create_dataset("image", data=np.stack(images), chunks=(1, grid, grid), **packing)
+    f.create_dataset("voxels", data=np.concatenate(natives), chunks=(65536,), **packing)
 print(files, len(images), f"{time.perf_counter() - t0:.2f}")

@@ -129,26 +129,33 @@ onfh_default=$cpu
 onfh_ingest "$native" "$cores"
 onfh_ingest "$native" 1 ingest.deflate=0
 onfh_raw=$cpu
-peer_cpu=
+# the pydicom script twice: with gzip (the like of onfh's default) and without compression (the
+# like of ingest.deflate=0), so each onfh row is compared with the same work
+peer_gzip= peer_none=
 if /usr/bin/python3 -c 'import pydicom, h5py, scipy' 2>/dev/null; then
     mb=$(du -smL "$native/raw" | cut -f1)
-    /usr/bin/time -f '%M %U %S' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py "$native/raw" "$tmp/peer.h5" 128 >"$tmp/peer.out"
-    read -r files slices secs <"$tmp/peer.out"
-    read -r rss user sys < <(tail -n 1 "$tmp/rss")
-    peer_cpu=$(echo "$user + $sys" | bc -l)
-    printf 'peer: pydicom + scipy + h5py, 1 process, %s: %d files in %.1f s: %.0f files/s, %.1f MiB/s; CPU %.2f s; peak RSS %s KiB\n' \
-        "$native/raw" "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$peer_cpu" "$rss"
+    for packing in gzip none; do
+        /usr/bin/time -f '%M %U %S' -o "$tmp/rss" /usr/bin/python3 bench/peer_ingest.py "$native/raw" "$tmp/peer.h5" 128 "$packing" >"$tmp/peer.out"
+        read -r files slices secs <"$tmp/peer.out"
+        read -r rss user sys < <(tail -n 1 "$tmp/rss")
+        cpu=$(echo "$user + $sys" | bc -l)
+        printf -v "peer_$packing" '%s' "$cpu"
+        printf 'peer: pydicom + scipy + h5py (%s), 1 process, %s: %d files in %.1f s: %.0f files/s, %.1f MiB/s; CPU %.2f s; peak RSS %s KiB\n' \
+            "$packing" "$native/raw" "$files" "$secs" "$(echo "$files / $secs" | bc -l)" "$(echo "$mb / $secs" | bc -l)" "$cpu" "$rss"
+    done
 fi
 d2n_cpu=
 if command -v dcm2niix >/dev/null; then
     dcm2niix_tree "$native"
     d2n_cpu=$cpu
 fi
-echo "per core, uncompressed tree (peer CPU / onfh CPU; goal: 10x pydicom, 2x dcm2niix):"
-for row in "ingest.deflate=0:$onfh_raw" "default ingest.deflate:$onfh_default"; do
-    printf '  onfh 1 rank, %s: %s%s\n' "${row%%:*}" \
-        "${peer_cpu:+$(printf '%.1fx pydicom + scipy + h5py' "$(ratio "$peer_cpu" "${row##*:}")")}" \
-        "${d2n_cpu:+$(printf ', %.2fx dcm2niix' "$(ratio "$d2n_cpu" "${row##*:}")")}"
+echo "per core, uncompressed tree (peer CPU / onfh CPU, like with like; goal: 10x pydicom, 2x dcm2niix):"
+# (dcm2niix -z n writes uncompressed NIfTI: only the deflate=0 row is its like)
+for row in "ingest.deflate=0:$onfh_raw:$peer_none:$d2n_cpu" "default ingest.deflate:$onfh_default:$peer_gzip:"; do
+    IFS=: read -r what ours peer d2n <<<"$row"
+    printf '  onfh 1 rank, %s: %s%s\n' "$what" \
+        "${peer:+$(printf '%.1fx pydicom + scipy + h5py' "$(ratio "$peer" "$ours")")}" \
+        "${d2n:+$(printf ', %.2fx dcm2niix' "$(ratio "$d2n" "$ours")")}"
 done
 # the mixed tree: compressed transfer syntaxes
 onfh_ingest runs/default 1 ingest.deflate=0
