@@ -1647,9 +1647,12 @@ static void test_release(void **state)
 static void test_fresh_grads(void **state)
 {
     (void)state;
-    /* convolution, stride 2, odd sizes, and depthwise */
-    for (int depthwise = 0; depthwise <= 1; depthwise++) {
-        NnConv2d c = nn_conv2d_square(2, 6, 9, 7, depthwise ? 6 : 5, 3, 2, 1, 1, depthwise ? 6 : 1);
+    /* convolution, stride 2, odd sizes, depthwise, and stride 1 (dnnl: backward-data as a
+     * forward convolution) */
+    for (int kind = 0; kind < 3; kind++) {
+        int depthwise = kind == 1;
+        NnConv2d c = nn_conv2d_square(2, 6, 9, 7, depthwise ? 6 : 5, 3, kind == 2 ? 1 : 2, 1, 1,
+                                      depthwise ? 6 : 1);
         Err e = {0};
         assert_int_equal(nn_conv2d_setup(&c, &e), 0);
         size_t nx = (size_t)c.n * c.c_in * c.h_in * c.w_in;
@@ -1665,7 +1668,9 @@ static void test_fresh_grads(void **state)
         be->conv2d_backward(&c, x_d, w_d, dy_d, b_d, dw_d, NULL, ws);
         be->set_fresh_grads(0);
         float *a = get(a_d, nx), *b = get(b_d, nx);
-        expect_close(depthwise ? "fresh dx: depthwise conv" : "fresh dx: conv", a, b, nx, 0);
+        static const char *const what[] = {"fresh dx: conv", "fresh dx: depthwise conv",
+                                           "fresh dx: conv, stride 1"};
+        expect_close(what[kind], a, b, nx, 0);
         mem_free(x), mem_free(w), mem_free(dy), mem_free(a), mem_free(b);
         dev_free(x_d), dev_free(w_d), dev_free(dy_d), dev_free(dw_d), dev_free(a_d);
         dev_free(b_d), dev_free(ws);

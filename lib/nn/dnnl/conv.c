@@ -24,6 +24,7 @@
 #if ONFH_HAVE_DNNL
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/nn/dnnl/dnnl_be.h"
@@ -49,6 +50,13 @@ typedef struct ConvEntry {
     int fwd_ready[2];
     int bwdd_ready;
     int bwdw_ready[2];
+    /* Backward-data as a forward convolution (bwdd_as_forward): [acc] overwrites (0) or, with a
+     * sum post-op, accumulates into dx (1). */
+    int bwdd_fwd;
+    dnnl_primitive_desc_t bwdd_fwd_pd[2];
+    DnnlBeExec bwdd_fwd_ex[2];
+    DnnlBeReorder w_to_bwdd_fwd[2]; /* the flipped, transposed weights -> the forward layout */
+    int bwdd_fwd_ready[2];
     int hand_dw;   /* weight gradient by dwconv.c: oneDNN has no depthwise kernel for it */
     size_t ws_fwd; /* workspace bytes of forward and backward */
     size_t ws_bwd;
@@ -71,6 +79,10 @@ static void conv_entry_free(void *p)
         dnnl_be_reorder_free(&e->dw_acc[b]);
         dnnl_primitive_desc_destroy(e->fwd_pd[b]);
         dnnl_primitive_desc_destroy(e->bwdw_pd[b]);
+        dnnl_be_exec_free(&e->bwdd_fwd_ex[b]);
+        dnnl_be_reorder_free(&e->w_to_bwdd_fwd[b]);
+        if (e->bwdd_fwd_pd[b])
+            dnnl_primitive_desc_destroy(e->bwdd_fwd_pd[b]);
     }
     dnnl_be_exec_free(&e->bwdd);
     dnnl_be_reorder_free(&e->w_to_bwdd);
@@ -87,6 +99,33 @@ static size_t arg_bytes(const_dnnl_primitive_desc_t pd, int arg)
 static size_t max_size(size_t a, size_t b)
 {
     return a > b ? a : b;
+}
+
+/* Backward-data of a dense stride-1 convolution is a forward convolution of dy with the
+ * weights flipped in space and transposed (in and out channels swapped), padded k - 1 - p.
+ * Why run it so: oneDNN 2.6's forward kernels (brgconv) are faster than its backward-data ones
+ * (jit) for 3x3, and a forward convolution takes a sum post-op, so a dx that already holds
+ * another consumer's gradient is added to in place instead of through a temporary and a
+ * second pass. ONFH_DNNL_BWDD=native keeps oneDNN's backward-data primitive. */
+static int bwdd_as_forward(const NnConv2d *c)
+{
+    static int off = -1;
+    if (off < 0) {
+        const char *v = getenv("ONFH_DNNL_BWDD");
+        off = v && !strcmp(v, "native");
+    }
+    return !off && c->groups == 1 && c->kh * c->kw > 1 && c->stride_h == 1 && c->stride_w == 1 &&
+           c->dil_h == 1 && c->dil_w == 1 && 2 * c->pad_h <= c->kh - 1 && 2 * c->pad_w <= c->kw - 1;
+}
+
+/* Workspace of backward-data as a forward convolution: [scratchpad][W' plain][W' blocked]. */
+static size_t bwdd_fwd_ws(const ConvEntry *e, int acc)
+{
+    const NnConv2d *c = &e->c;
+    size_t plain = (size_t)c->c_out * c->c_in * c->kh * c->kw * sizeof(float);
+    return dnnl_be_round(dnnl_be_scratch_bytes(e->bwdd_fwd_pd[acc])) + dnnl_be_round(plain) +
+           dnnl_be_round(
+               dnnl_memory_desc_get_size(dnnl_be_arg_md(e->bwdd_fwd_pd[acc], DNNL_ARG_WEIGHTS)));
 }
 
 /* Creates the five primitive descriptors of c and the workspace sizes. */
@@ -131,6 +170,24 @@ static void conv_entry_init(ConvEntry *e, const NnConv2d *c)
         e->bwdw_pd[hb] = dnnl_be_pd(&d, dnnl_be_attr(1, 0), e->fwd_pd[hb], name);
     }
 
+    e->bwdd_fwd = bwdd_as_forward(c);
+    if (e->bwdd_fwd) {
+        /* dx = conv(dy, W'), stride 1, padding k - 1 - p, W'[i][o][a][b] = W[o][i][kh-1-a][kw-1-b]
+         */
+        dnnl_dim_t wtd[4] = {c->c_in, c->c_out, c->kh, c->kw};
+        dnnl_memory_desc_t wt = dnnl_be_md(4, wtd, dnnl_format_tag_any);
+        dnnl_dims_t one = {1, 1}, none = {0, 0};
+        dnnl_dims_t tpad = {c->kh - 1 - c->pad_h, c->kw - 1 - c->pad_w};
+        conv_name(c, "backward-data as forward", name, sizeof name);
+        for (int acc = 0; acc < 2; acc++) {
+            dnnl_be_check(dnnl_dilated_convolution_forward_desc_init(
+                              &d, dnnl_forward_inference, dnnl_convolution_direct, &y, &wt, NULL,
+                              &x, one, none, tpad, tpad),
+                          name);
+            e->bwdd_fwd_pd[acc] = dnnl_be_pd(&d, dnnl_be_attr(1, acc), NULL, name);
+        }
+    }
+
     const char *impl = "";
     dnnl_primitive_desc_query(e->bwdw_pd[0], dnnl_query_impl_info_str, 0, &impl);
     e->hand_dw = dnnl_be_dw_hand_ok(c) && !strstr(impl, "_dw");
@@ -151,6 +208,8 @@ static void conv_entry_init(ConvEntry *e, const NnConv2d *c)
     e->ws_bwd = dnnl_be_round(scratch) + dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_WEIGHTS)) +
                 dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_DIFF_SRC)) + dnnl_be_round(dw) +
                 dnnl_be_round((size_t)c->c_out * sizeof(float));
+    for (int acc = 0; e->bwdd_fwd && acc < 2; acc++)
+        e->ws_bwd = max_size(e->ws_bwd, bwdd_fwd_ws(e, acc));
 }
 
 static ConvEntry *conv_entry(const NnConv2d *c)
@@ -268,6 +327,50 @@ static void conv_backward_data(ConvEntry *e, const float *w, const float *dy, fl
         dnnl_be_accumulate((size_t)c->n * c->c_in * c->h_in * c->w_in, dx_tmp, dx);
 }
 
+/* dx (+)= backward-data(dy, w) as a forward convolution (bwdd_as_forward): written when fresh,
+ * else added to by the sum post-op. */
+static void conv_backward_data_fwd(ConvEntry *e, const float *w, const float *dy, float *dx,
+                                   char *ws)
+{
+    const NnConv2d *c = &e->c;
+    int acc = !(dnnl_be_fresh & 1);
+    char name[160];
+    conv_name(c, "backward-data as forward", name, sizeof name);
+    const_dnnl_primitive_desc_t pd = e->bwdd_fwd_pd[acc];
+    if (!e->bwdd_fwd_ready[acc]) {
+        const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+        exec_init(&e->bwdd_fwd_ex[acc], pd, args, 3, name);
+        dnnl_dim_t wtd[4] = {c->c_in, c->c_out, c->kh, c->kw};
+        dnnl_memory_desc_t plain = dnnl_be_md(4, wtd, dnnl_oihw);
+        dnnl_be_reorder_init(&e->w_to_bwdd_fwd[acc], &plain, dnnl_be_arg_md(pd, DNNL_ARG_WEIGHTS),
+                             0, name);
+        e->bwdd_fwd_ready[acc] = 1;
+    }
+    float *wt = (float *)(ws + dnnl_be_round(dnnl_be_scratch_bytes(pd)));
+    char *wb =
+        (char *)wt + dnnl_be_round((size_t)c->c_out * c->c_in * c->kh * c->kw * sizeof(float));
+    size_t taps = (size_t)c->kh * c->kw;
+    for (int o = 0; o < c->c_out; o++)
+        for (int i = 0; i < c->c_in; i++) {
+            const float *src = w + ((size_t)o * c->c_in + i) * taps;
+            float *dst = wt + ((size_t)i * c->c_out + o) * taps;
+            for (size_t t = 0; t < taps; t++)
+                dst[t] = src[taps - 1 - t]; /* (a, b) -> (kh-1-a, kw-1-b): the taps reversed */
+        }
+    const float *wk = wt;
+    if (e->w_to_bwdd_fwd[acc].ex.prim) {
+        dnnl_be_reorder_run(&e->w_to_bwdd_fwd[acc], wt, wb, name);
+        wk = (const float *)wb;
+    }
+    DnnlBeExec *ex = &e->bwdd_fwd_ex[acc];
+    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
+        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    dnnl_be_exec_bind(ex, DNNL_ARG_SRC, dy);
+    dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
+    dnnl_be_exec_bind(ex, DNNL_ARG_DST, dx);
+    dnnl_be_exec_run(ex, name);
+}
+
 /* dw += backward-weights(x, dy) (and db += sum of dy), through temporaries placed after the
  * backward-data parts of the workspace. */
 static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy, float *dw,
@@ -322,7 +425,9 @@ void dnnl_be_conv2d_backward(const NnConv2d *c, const float *x, const float *w, 
         dnnl_be_rows(rows, c->c_out, dy, c->ldy, dense, c->c_out, 0);
         dy = dense;
     }
-    if (dx)
+    if (dx && e->bwdd_fwd)
+        conv_backward_data_fwd(e, w, dy, dx, workspace);
+    else if (dx)
         conv_backward_data(e, w, dy, dx, workspace);
     conv_backward_weights(e, x, dy, dw, db, workspace);
 }
