@@ -190,7 +190,7 @@ static void print_tasks(const char *dir, FILE *out)
         char epochs[32] = "", took[32] = "";
         if (v[i].epochs)
             snprintf(epochs, sizeof epochs, "%ld/%ld", v[i].epochs, max_epochs);
-        if (v[i].seconds > 0)
+        if (v[i].epochs) /* (a few tiny epochs may log 0.000 s: still a time) */
             duration(v[i].seconds, took);
         char line[900];
         int len =

@@ -614,7 +614,7 @@ static int train_task(Task *t, Err *e)
         format_double(val.loss, f[3]);
         format_double(val.accuracy, f[4]);
         format_double(val.auc, f[5]);
-        strbuf_printf(&log, "%ld,%ld,%s,%s,%s,%s,%s,%s,%.1f,%.2f,%.1f\n", epoch, step, f[0], f[1],
+        strbuf_printf(&log, "%ld,%ld,%s,%s,%s,%s,%s,%s,%.1f,%.3f,%.3f\n", epoch, step, f[0], f[1],
                       f[2], f[3], f[4], f[5], seen / secs, wait, secs);
         log_info("train %s fold %d epoch %ld: loss %.4f, validation loss %.4f, accuracy %.3f, "
                  "AUC %.3f, %.1f images/s%s",
