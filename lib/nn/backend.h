@@ -120,12 +120,12 @@ typedef struct NnBackend {
     void (*batchnorm_backward_eval)(const NnBatchNorm *bn, const float *x, const float *gamma,
                                     const float *running_mean, const float *running_var,
                                     const float *dy, float *dx, float *dgamma, float *dbeta);
-    /* Optional pair (both or neither; NULL: the graph runs the two ops one after the other):
-     * training-mode batch norm followed by activation a (nn_act_fusable), the
-     * normalised tensor z = BN(x) never stored. Forward: y = a(z), everything else as
-     * batchnorm_forward_train. Backward: dy: (N,C,H,W) is the gradient at y; the activation's
-     * derivative is taken at z, recomputed from x, gamma, beta and the saved statistics (the
-     * kink rules of act_backward), and the rest is batchnorm_backward_train's with
+    /* Optional trio (all or none; NULL: the graph runs the two ops one after the other): batch
+     * norm followed by activation a (nn_act_fusable), the normalised tensor z = BN(x) never
+     * stored. Forward: y = a(z), everything else as batchnorm_forward_train, or as
+     * batchnorm_forward_eval in eval mode. Backward: dy: (N,C,H,W) is the gradient at y; the
+     * activation's derivative is taken at z, recomputed from x, gamma, beta and the saved
+     * statistics (the kink rules of act_backward), and the rest is batchnorm_backward_train's with
      * a'(z) dy in place of dy. x and dx may be a channel view (ldx), as there. Why: BN ->
      * activation is most of a depthwise network's non-convolution time, all of it memory-bound, and
      * the pair fused reads and writes (N,C,H,W) tensors 9 times where the two ops take 14. */
@@ -134,6 +134,10 @@ typedef struct NnBackend {
                                         float *running_mean, float *running_var,
                                         int64_t *num_batches_tracked, float *save_mean,
                                         float *save_invstd);
+    void (*batchnorm_act_forward_eval)(const NnBatchNorm *bn, NnAct a, const float *x,
+                                       const float *gamma, const float *beta,
+                                       const float *running_mean, const float *running_var,
+                                       float *y);
     void (*batchnorm_act_backward_train)(const NnBatchNorm *bn, NnAct a, const float *x,
                                          const float *gamma, const float *beta,
                                          const float *save_mean, const float *save_invstd,

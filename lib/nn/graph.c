@@ -674,9 +674,8 @@ static int fusable(const NnBackend *be, const NnNode *nd, NnAct a)
  * at its time) and the activation node runs nothing: z is never stored and has no gradient.
  * Why: these pairs are memory-bound, and fused they pass over their tensors about a third
  * fewer times. The fused BN's backward recomputes z from x; the fused add's reads y (ReLU's
- * derivative is y's), which then lives until that backward (first_bwd). In eval mode the BN
- * node runs its two ops in turn, the activation in place on y. Runs before plan_inplace, which
- * must not alias y to the z that no longer exists. Builds on counts[] (the readers of each
+ * derivative is y's), which then lives until that backward (first_bwd). Runs before plan_inplace,
+ * which must not alias y to the z that no longer exists. Builds on counts[] (the readers of each
  * value). */
 static void plan_fusion(NnGraph *g, const int *counts, int *first_bwd)
 {
@@ -1120,12 +1119,14 @@ int nn_graph_forward(NnGraph *g, int training, Err *e)
                     &nd->u.bn, x, param(g, nd->weight), param(g, nd->bias), y,
                     nn_store_buffer(s, nd->run_mean), nn_store_buffer(s, nd->run_var),
                     nn_store_counter(s, nd->n_tracked), nd->save_mean, nd->save_invstd);
+            else if (nd->fused)
+                be->batchnorm_act_forward_eval(&nd->u.bn, nd->fused_act, x, param(g, nd->weight),
+                                               param(g, nd->bias), nn_store_buffer(s, nd->run_mean),
+                                               nn_store_buffer(s, nd->run_var), y);
             else
                 be->batchnorm_forward_eval(&nd->u.bn, x, param(g, nd->weight), param(g, nd->bias),
                                            nn_store_buffer(s, nd->run_mean),
                                            nn_store_buffer(s, nd->run_var), y);
-            if (!training && nd->fused)
-                be->act_forward(nd->fused_act, g->values[nd->out[0]].numel, y, y);
             break;
         case NN_OP_ACT: be->act_forward(nd->u.act, vx->numel, x, y); break;
         case NN_OP_MAXPOOL: be->maxpool2d_forward(&nd->u.pool, x, y, nd->argmax); break;

@@ -648,6 +648,17 @@ static void bn_act_case(NnBatchNorm bn, NnAct a)
     grad_check_second(&gg, "bn+act dgamma");
     grad_check_second(&gb, "bn+act dbeta");
 
+    /* eval mode, with the running statistics the training forward left */
+    rf->batchnorm_forward_eval(&bn, x, gamma, beta, rs_r, rs_r + c, z_r);
+    rf->act_forward(a, nx, z_r, y_r);
+    float *rs_now = put(rs_r, 2 * c);
+    be->batchnorm_act_forward_eval(&bn, a, x_d, gamma_d, beta_d, rs_now, rs_now + c, y_d);
+    mem_free(y_back);
+    y_back = get_act(y_d, bn.n, bn.c, hw);
+    snprintf(what, sizeof what, "%s eval y", label);
+    expect_close(what, y_r, y_back, nx, tol.fwd);
+    dev_free(rs_now);
+
     if (be->set_fresh_grads && (be->fresh_grad_ops & NN_BWD_BN)) {
         float *za_d = dev_alloc(nx * sizeof(float)), *fb_d = nan_dev(nx);
         float *dg_d = dev_alloc(c * sizeof(float)), *db_d = dev_alloc(c * sizeof(float));

@@ -27,6 +27,7 @@ static const NnBackend dnnl_backend = {
     .batchnorm_backward_train = dnnl_be_batchnorm_backward_train,
     .batchnorm_backward_eval = dnnl_be_batchnorm_backward_eval,
     .batchnorm_act_forward_train = dnnl_be_batchnorm_act_forward_train,
+    .batchnorm_act_forward_eval = dnnl_be_batchnorm_act_forward_eval,
     .batchnorm_act_backward_train = dnnl_be_batchnorm_act_backward_train,
     .act_forward = dnnl_be_act_forward,
     .act_backward = dnnl_be_act_backward,

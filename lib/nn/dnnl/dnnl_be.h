@@ -167,6 +167,10 @@ void dnnl_be_batchnorm_act_forward_train(const NnBatchNorm *bn, NnAct a, const f
                                          float *running_mean, float *running_var,
                                          int64_t *num_batches_tracked, float *save_mean,
                                          float *save_invstd);
+void dnnl_be_batchnorm_act_forward_eval(const NnBatchNorm *bn, NnAct a, const float *x,
+                                        const float *gamma, const float *beta,
+                                        const float *running_mean, const float *running_var,
+                                        float *y);
 void dnnl_be_batchnorm_act_backward_train(const NnBatchNorm *bn, NnAct a, const float *x,
                                           const float *gamma, const float *beta,
                                           const float *save_mean, const float *save_invstd,

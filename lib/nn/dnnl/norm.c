@@ -370,10 +370,10 @@ void dnnl_be_batchnorm_act_forward_train(const NnBatchNorm *bn, NnAct a, const f
     *num_batches_tracked += 1;
 }
 
-/* y = (x - running_mean) scale + beta with scale = gamma / sqrt(running_var + eps). */
-void dnnl_be_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
-                                    const float *beta, const float *running_mean,
-                                    const float *running_var, float *y)
+/* y = act((x - running_mean) scale + beta) with scale = gamma / sqrt(running_var + eps). */
+static void own_forward_eval(const NnBatchNorm *bn, int act, const float *x, const float *gamma,
+                             const float *beta, const float *running_mean, const float *running_var,
+                             float *y)
 {
     int c = bn->c, ld = bn->ldx ? bn->ldx : c;
     size_t m = (size_t)bn->n * bn->h * bn->w;
@@ -382,8 +382,23 @@ void dnnl_be_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const
         scale[k] = (float)(gamma[k] / sqrt((double)running_var[k] + bn->eps));
 #pragma omp parallel for if (m * c >= DNNL_BE_PAR_MIN) schedule(static)
     for (int b = 0; b < BN_BLOCKS; b++)
-        normalize_rows(c, ld, block_row(m, b), block_row(m, b + 1), ACT_NONE, x, running_mean,
-                       scale, beta, y);
+        normalize_rows(c, ld, block_row(m, b), block_row(m, b + 1), act, x, running_mean, scale,
+                       beta, y);
+}
+
+void dnnl_be_batchnorm_forward_eval(const NnBatchNorm *bn, const float *x, const float *gamma,
+                                    const float *beta, const float *running_mean,
+                                    const float *running_var, float *y)
+{
+    own_forward_eval(bn, ACT_NONE, x, gamma, beta, running_mean, running_var, y);
+}
+
+void dnnl_be_batchnorm_act_forward_eval(const NnBatchNorm *bn, NnAct a, const float *x,
+                                        const float *gamma, const float *beta,
+                                        const float *running_mean, const float *running_var,
+                                        float *y)
+{
+    own_forward_eval(bn, (int)a, x, gamma, beta, running_mean, running_var, y);
 }
 
 void dnnl_be_batchnorm_backward_train(const NnBatchNorm *bn, const float *x, const float *gamma,
