@@ -87,20 +87,31 @@ typedef struct HashMemo {
 static HashMemo memo[8];
 static int memo_next;
 
-static void feed_stat(Sha256 *s, const char *rel, const struct stat *st)
-{
-    int64_t v[5] = {(int64_t)st->st_dev, (int64_t)st->st_ino, (int64_t)st->st_size,
-                    (int64_t)st->st_mtim.tv_sec, (int64_t)st->st_mtim.tv_nsec};
-    sha256_update(s, rel, strlen(rel) + 1);
-    sha256_update(s, v, sizeof v);
-}
-
-/* feed_stat of what a stage saw (ManifestFileSeen): the same bytes for the same stat. */
+/* One file of a tree signature: its path and what stat says of it (ManifestFileSeen's fields,
+ * so a stage's own stats give the same bytes). */
 static void feed_seen(Sha256 *s, const char *rel, const ManifestFileSeen *f)
 {
     int64_t v[5] = {f->dev, f->ino, f->size, f->mtime_sec, f->mtime_nsec};
     sha256_update(s, rel, strlen(rel) + 1);
     sha256_update(s, v, sizeof v);
+}
+
+static void feed_stat(Sha256 *s, const char *rel, const struct stat *st)
+{
+    ManifestFileSeen f = {.dev = (int64_t)st->st_dev,
+                          .ino = (int64_t)st->st_ino,
+                          .size = (int64_t)st->st_size,
+                          .mtime_sec = (int64_t)st->st_mtim.tv_sec,
+                          .mtime_nsec = (int64_t)st->st_mtim.tv_nsec};
+    feed_seen(s, rel, &f);
+}
+
+/* One file of a tree hash: "rel\0" then its SHA-256 in hex and a newline. */
+static void feed_tree_line(Sha256 *tree, const char *rel, const char file_hex[65])
+{
+    sha256_update(tree, rel, strlen(rel) + 1);
+    sha256_update(tree, file_hex, 64);
+    sha256_update(tree, "\n", 1);
 }
 
 static int tree_signature(const char *path, const struct stat *st, char sig[65], Err *e)
@@ -208,9 +219,7 @@ static int hash_path(const char *path, const struct stat *st, char hex[65], uint
         uint64_t size = 0;
         snprintf(full, sizeof full, "%s/%s", path, list[i]);
         rc = sha256_file(full, file_hex, &size, e);
-        sha256_update(&tree, list[i], strlen(list[i]) + 1);
-        sha256_update(&tree, file_hex, 64);
-        sha256_update(&tree, "\n", 1);
+        feed_tree_line(&tree, list[i], file_hex);
         *bytes += size;
     }
     for (size_t i = 0; i < n; i++)
@@ -236,9 +245,7 @@ void manifest_remember_tree(const char *dir, const char *const *rel, const Manif
     for (size_t i = 0; i < n; i++) {
         char file_hex[65];
         sha256_to_hex(seen[i].sha256, file_hex);
-        sha256_update(&tree, rel[i], strlen(rel[i]) + 1);
-        sha256_update(&tree, file_hex, 64);
-        sha256_update(&tree, "\n", 1);
+        feed_tree_line(&tree, rel[i], file_hex);
         feed_seen(&sig, rel[i], &seen[i]);
         *bytes += seen[i].bytes;
     }
