@@ -238,12 +238,12 @@ static void exec_init(DnnlBeExec *ex, const_dnnl_primitive_desc_t pd, const int 
         dnnl_be_exec_arg(ex, pd, DNNL_ARG_SCRATCHPAD);
 }
 
-static int has_arg(const DnnlBeExec *ex, int arg)
+/* Points ex's scratchpad at the workspace's start, where the primitive has one (exec_init). */
+static void bind_scratchpad(DnnlBeExec *ex, char *ws)
 {
     for (int i = 0; i < ex->n_args; i++)
-        if (ex->args[i].arg == arg)
-            return 1;
-    return 0;
+        if (ex->args[i].arg == DNNL_ARG_SCRATCHPAD)
+            dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
 }
 
 size_t dnnl_be_conv2d_workspace(const NnConv2d *c)
@@ -275,8 +275,7 @@ void dnnl_be_conv2d_forward(const NnConv2d *c, const float *x, const float *w, c
         dnnl_be_reorder_run(&e->w_to_fwd[hb], w, w_blocked, name);
         wk = (const float *)w_blocked;
     }
-    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
-        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    bind_scratchpad(ex, ws);
     dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
     dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
     if (hb)
@@ -314,8 +313,7 @@ static void conv_backward_data(ConvEntry *e, const float *w, const float *dy, fl
         wk = (const float *)w_blocked;
     }
     DnnlBeExec *ex = &e->bwdd;
-    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
-        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    bind_scratchpad(ex, ws);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
     dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
     /* a fresh dx (backend.h, set_fresh_grads) is written in place: no temporary, no add */
@@ -363,8 +361,7 @@ static void conv_backward_data_fwd(ConvEntry *e, const float *w, const float *dy
         wk = (const float *)wb;
     }
     DnnlBeExec *ex = &e->bwdd_fwd_ex[acc];
-    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
-        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    bind_scratchpad(ex, ws);
     dnnl_be_exec_bind(ex, DNNL_ARG_SRC, dy);
     dnnl_be_exec_bind(ex, DNNL_ARG_WEIGHTS, wk);
     dnnl_be_exec_bind(ex, DNNL_ARG_DST, dx);
@@ -401,8 +398,7 @@ static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy,
                    dnnl_be_round(arg_bytes(e->bwdd_pd, DNNL_ARG_DIFF_SRC));
     float *db_tmp = (float *)(dw_tmp + dnnl_be_round(dw_max));
     DnnlBeExec *ex = &e->bwdw[hb];
-    if (has_arg(ex, DNNL_ARG_SCRATCHPAD))
-        dnnl_be_exec_bind(ex, DNNL_ARG_SCRATCHPAD, ws);
+    bind_scratchpad(ex, ws);
     dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_WEIGHTS, dw_tmp);
