@@ -19,11 +19,13 @@ void sha256_init(Sha256 *s);
 void sha256_update(Sha256 *s, const void *data, size_t n);
 void sha256_final(Sha256 *s, uint8_t digest[32]);
 
-/* Two messages at once, digests into da and db. With the x86 SHA extensions their rounds
- * interleave and a pair costs about two thirds of two single digests (one message's rounds wait
- * on each other; the other's fill the gaps): what hashes many files, two at a time, goes faster. */
-void sha256_pair(const void *a, size_t na, const void *b, size_t nb, uint8_t da[32],
-                 uint8_t db[32]);
+/* Up to SHA256_MANY_MAX messages at once, of any lengths, digest[k] for data[k] (len[k] bytes);
+ * the same digests as one at a time. With the x86 SHA extensions their rounds interleave (one
+ * message's rounds wait on each other; the others' fill the gaps): measured on Zen, 4 messages
+ * hash at about 1.75x the rate of one, 1.2x that of two. What hashes many files, four at a
+ * time, goes faster; the gain lasts while all have blocks left, so like lengths suit it best. */
+#define SHA256_MANY_MAX 4
+void sha256_many(int n, const void *const *data, const size_t *len, uint8_t (*digest)[32]);
 
 /* One call: hex digest (64 lowercase hex digits + NUL) of a buffer. */
 void sha256_hex(const void *data, size_t n, char hex[65]);

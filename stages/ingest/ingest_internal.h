@@ -114,7 +114,8 @@ typedef struct ScanFile {
 /* Reads path whole into f. A file that cannot be read is a verdict (f->err), not an error:
  * only ERR_NOMEM is. */
 int ingest_read_file(const char *path, ScanFile *f, Err *e);
-/* The SHA-256 of each of n files read (f[k].err clear), two at a time (sha256_pair). */
+/* The SHA-256 of each of n files read (f[k].err clear), SHA256_MANY_MAX at a time
+ * (sha256_many); a file whose read failed gets none. */
 void ingest_hash_files(ScanFile *f, int n);
 /* Parses the header of a file read by ingest_read_file into records appended to out (one per
  * frame; one with skip and reason set when the file cannot be used), strings into t. Bad input

@@ -73,53 +73,100 @@ static void test_portable_equals_accelerated(void **state)
     free(buf);
 }
 
-/* sha256_pair gives each message's own digest, with the extensions and without: lengths on
- * both sides of the blocks the two share (equal, one empty, one a block longer, tails of every
- * size), and two 1 MiB messages that differ in their last byte only. */
-static void test_pair_equals_single(void **state)
+/* One message's digest the plain way (init, update, final), through the portable code: what
+ * sha256_many must give, whichever compression it uses. */
+static void digest_alone(const uint8_t *data, size_t len, uint8_t digest[32])
+{
+    Sha256 s;
+    sha256_force_portable(1);
+    sha256_init(&s);
+    sha256_update(&s, data, len);
+    sha256_final(&s, digest);
+}
+
+/* n messages of lens[i], each from its own offset of buf (a digest given to the wrong message
+ * fails), through sha256_many against digest_alone. */
+static void check_many(const uint8_t *buf, int n, const size_t *lens, int portable)
+{
+    const void *data[SHA256_MANY_MAX];
+    uint8_t got[SHA256_MANY_MAX][32];
+    uint8_t want[SHA256_MANY_MAX][32];
+    for (int k = 0; k < n; k++) {
+        data[k] = buf + 7 * k;
+        digest_alone(data[k], lens[k], want[k]);
+    }
+    memset(got, 0, sizeof got);
+    sha256_force_portable(portable);
+    sha256_many(n, data, lens, got);
+    sha256_force_portable(0);
+    for (int k = 0; k < n; k++) {
+        char hg[65], hw[65];
+        sha256_to_hex(got[k], hg);
+        sha256_to_hex(want[k], hw);
+        if (strcmp(hg, hw))
+            fail_msg("sha256_many n=%d message %d of %zu bytes (portable=%d): %s, want %s", n, k,
+                     lens[k], portable, hg, hw);
+    }
+}
+
+/* sha256_many gives each message its own digest, with the extensions and without: n = 1 to 4
+ * messages, every ordered choice of lengths around the padding boundary (0, 55, 56, 63, 64, 65),
+ * shorter and longer than the others (the streams drop out in every order), up to 200000 bytes;
+ * then four 1 MiB messages that differ in their last byte only. */
+static void test_many_equals_single(void **state)
 {
     (void)state;
     enum { BIG = 1 << 20 };
-    uint8_t *buf = malloc(BIG + 1);
+    uint8_t *buf = malloc(BIG + 64);
     assert_non_null(buf);
     uint32_t x = 777;
-    for (size_t i = 0; i <= BIG; i++) {
+    for (size_t i = 0; i < BIG + 64; i++) {
         x = x * 1664525u + 1013904223u;
         buf[i] = (uint8_t)(x >> 24);
     }
-    static const size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 200, 1000, 4096};
-    size_t n_lens = sizeof lens / sizeof *lens;
-    for (int portable = 0; portable <= 1; portable++) {
-        sha256_force_portable(portable);
-        for (size_t i = 0; i < n_lens; i++)
-            for (size_t j = 0; j < n_lens; j++) {
-                uint8_t da[32], db[32];
-                char ha[65], hb[65], wa[65], wb[65];
-                sha256_pair(buf, lens[i], buf + 3, lens[j], da, db);
-                sha256_to_hex(da, ha);
-                sha256_to_hex(db, hb);
-                sha256_hex(buf, lens[i], wa);
-                sha256_hex(buf + 3, lens[j], wb);
-                assert_string_equal(ha, wa);
-                assert_string_equal(hb, wb);
+    static const size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 1000, 200000};
+    enum { N_LENS = sizeof lens / sizeof *lens };
+    for (int portable = 0; portable <= 1; portable++)
+        for (int n = 1; n <= SHA256_MANY_MAX; n++) {
+            /* All N_LENS^n choices for n <= 2; for 3 and 4, each message's length index a
+             * different multiple (1, 2, 4, 5: each prime to 9) of the combination number plus
+             * its own, which runs through every length in every position. */
+            int combos = n == 1 ? N_LENS : N_LENS * N_LENS;
+            for (int c = 0; c < combos; c++) {
+                size_t pick[SHA256_MANY_MAX];
+                static const int mult[SHA256_MANY_MAX] = {1, 2, 4, 5};
+                for (int k = 0; k < n; k++)
+                    pick[k] = lens[n <= 2 ? (k == 0 ? c % N_LENS : c / N_LENS)
+                                          : (mult[k] * c + c / N_LENS + k) % N_LENS];
+                check_many(buf, n, pick, portable);
             }
-        uint8_t *copy = malloc(BIG);
-        assert_non_null(copy);
-        memcpy(copy, buf, BIG);
-        copy[BIG - 1] ^= 1;
-        uint8_t da[32], db[32];
-        char ha[65], hb[65], wa[65], wb[65];
-        sha256_pair(buf, BIG, copy, BIG, da, db);
-        sha256_to_hex(da, ha);
-        sha256_to_hex(db, hb);
-        sha256_hex(buf, BIG, wa);
-        sha256_hex(copy, BIG, wb);
-        assert_string_equal(ha, wa);
-        assert_string_equal(hb, wb);
-        assert_string_not_equal(ha, hb);
-        free(copy);
+        }
+    uint8_t *copy[SHA256_MANY_MAX];
+    const void *data[SHA256_MANY_MAX];
+    size_t big[SHA256_MANY_MAX];
+    for (int k = 0; k < SHA256_MANY_MAX; k++) {
+        copy[k] = malloc(BIG);
+        assert_non_null(copy[k]);
+        memcpy(copy[k], buf, BIG);
+        copy[k][BIG - 1] ^= (uint8_t)k;
+        data[k] = copy[k];
+        big[k] = BIG;
+    }
+    for (int portable = 0; portable <= 1; portable++) {
+        uint8_t got[SHA256_MANY_MAX][32];
+        sha256_force_portable(portable);
+        sha256_many(SHA256_MANY_MAX, data, big, got);
+        for (int k = 0; k < SHA256_MANY_MAX; k++) {
+            uint8_t want[32];
+            digest_alone(copy[k], BIG, want);
+            assert_memory_equal(got[k], want, 32);
+            if (k > 0)
+                assert_memory_not_equal(got[k], got[0], 32);
+        }
     }
     sha256_force_portable(0);
+    for (int k = 0; k < SHA256_MANY_MAX; k++)
+        free(copy[k]);
     free(buf);
 }
 
@@ -271,7 +318,7 @@ int main(void)
         cmocka_unit_test(test_file_equals_buffer),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_portable_equals_accelerated),
-        cmocka_unit_test(test_pair_equals_single),
+        cmocka_unit_test(test_many_equals_single),
         cmocka_unit_test(test_hmac_rfc4231),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
