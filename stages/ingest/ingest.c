@@ -162,13 +162,14 @@ static int scan_everywhere(Ingest *in, Err *e)
     ManifestFileSeen *seen = mem_calloc((size_t)(end > begin ? end - begin : 1), sizeof *seen);
     if (!rc && !seen)
         rc = err_set(e, ERR_NOMEM, "out of memory for the files' hashes");
-    /* Files two at a time: both read, hashed together (sha256_pair), then scanned. */
-    ScanFile files[2] = {0};
+    /* Files SHA256_MANY_MAX at a time: all read, hashed together (sha256_many), then scanned
+     * in path order. */
+    ScanFile files[SHA256_MANY_MAX] = {0};
     int all_read = 1;
     Progress bar;
     rt_progress_start(&bar, "ingest: headers of rank 0", (uint64_t)(end - begin));
-    for (int i = begin; !rc && i < end; i += 2) {
-        int m = end - i < 2 ? end - i : 2;
+    for (int i = begin; !rc && i < end; i += SHA256_MANY_MAX) {
+        int m = end - i < SHA256_MANY_MAX ? end - i : SHA256_MANY_MAX;
         for (int k = 0; !rc && k < m; k++)
             rc = ingest_read_file(paths[i + k], &files[k], e);
         if (rc)
@@ -182,8 +183,8 @@ static int scan_everywhere(Ingest *in, Err *e)
         rt_progress_update(&bar, (uint64_t)(i + m - begin));
     }
     rt_progress_finish(&bar);
-    mem_free(files[0].data);
-    mem_free(files[1].data);
+    for (int k = 0; k < SHA256_MANY_MAX; k++)
+        mem_free(files[k].data);
     /* (a file that could not be read has no hash: the tree is then hashed as any input is) */
     int hashed = rt_all_ok(all_read);
     if (rt_agree(e) || (hashed && remember_tree(in, paths, n, seen, (size_t)(end - begin), e))) {
