@@ -1,7 +1,9 @@
 /* bench_hash.c: SHA-256 throughput of onfh (every manifest hashes each stage's inputs and
  * outputs, gigabytes of DICOM and HDF5 on a real cohort) beside coreutils' sha256sum on the same
  * file. Prints the median of 5 runs of each, with min and max; "portable C" is onfh without the
- * x86 SHA extensions, as on CPUs that lack them.
+ * x86 SHA extensions, as on CPUs that lack them. Then what ingest does: many DICOM-sized
+ * buffers in memory, hashed one at a time and SHA256_MANY_MAX at a time (sha256_many), in
+ * aggregate.
  *   bench_hash [MiB]   (default 512) */
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +33,63 @@ static void report(const char *who, double mib, double t[5])
 {
     qsort(t, 5, sizeof t[0], cmp_double);
     printf("  %-22s %8.0f MiB/s   (min %.0f, max %.0f)\n", who, mib / t[2], mib / t[4], mib / t[0]);
+}
+
+/* Many buffers the size of a DICOM file of the native bench tree (about 110 KB on average),
+ * BUFS_MIB in all: ingest hashes every file it has read, from memory. */
+enum { BUF_BYTES = 128 << 10, BUFS_MIB = 64, N_BUFS = (BUFS_MIB << 20) / BUF_BYTES };
+
+/* Digests of the N_BUFS buffers of pool, `at_once` of them per sha256_many call. */
+static void hash_bufs(const uint8_t *pool, int at_once, uint8_t (*digest)[32])
+{
+    for (int i = 0; i < N_BUFS; i += at_once) {
+        const void *data[SHA256_MANY_MAX];
+        size_t len[SHA256_MANY_MAX];
+        int m = N_BUFS - i < at_once ? N_BUFS - i : at_once;
+        for (int k = 0; k < m; k++) {
+            data[k] = pool + (size_t)(i + k) * BUF_BYTES;
+            len[k] = BUF_BYTES;
+        }
+        sha256_many(m, data, len, digest + i);
+    }
+}
+
+/* Buffers 1 to SHA256_MANY_MAX at a time; returns 0 when all give the same digests. */
+static int bench_many(Philox *rng)
+{
+    uint32_t *pool = mem_alloc((size_t)BUFS_MIB << 20);
+    uint8_t(*want)[32] = mem_alloc(sizeof *want * N_BUFS);
+    uint8_t(*got)[32] = mem_alloc(sizeof *got * N_BUFS);
+    if (!pool || !want || !got) {
+        fprintf(stderr, "bench_hash: no memory for %d MiB of buffers\n", BUFS_MIB);
+        return 1;
+    }
+    for (size_t i = 0; i < ((size_t)BUFS_MIB << 20) / 4; i++)
+        pool[i] = philox_u32(rng);
+    static const int at_once[] = {1, 2, 3, SHA256_MANY_MAX};
+    enum { N_WAYS = sizeof at_once / sizeof *at_once };
+    double t[N_WAYS][5];
+    int differ = 0;
+    hash_bufs((const uint8_t *)pool, 1, want);
+    for (int r = 0; r < 5; r++)
+        for (int w = 0; w < N_WAYS; w++) {
+            double t0 = now();
+            hash_bufs((const uint8_t *)pool, at_once[w], got);
+            t[w][r] = now() - t0;
+            differ |= memcmp(got, want, sizeof *want * N_BUFS) != 0;
+        }
+    printf("SHA-256 of %d buffers of %d KiB in memory (as ingest hashes files), aggregate:\n",
+           N_BUFS, BUF_BYTES >> 10);
+    char who[64];
+    for (int w = 0; w < N_WAYS; w++) {
+        snprintf(who, sizeof who, "onfh, %d at a time", at_once[w]);
+        report(who, BUFS_MIB, t[w]);
+    }
+    printf("  digests %s\n", differ ? "DIFFER: bug" : "agree");
+    mem_free(got);
+    mem_free(want);
+    mem_free(pool);
+    return differ;
 }
 
 int main(int argc, char **argv)
@@ -86,5 +145,6 @@ int main(int argc, char **argv)
     report("onfh, portable C", mib, t_port);
     report("coreutils sha256sum", mib, t_peer);
     printf("  digests %s\n", strcmp(hex, theirs) ? "DIFFER: bug" : "agree");
-    return strcmp(hex, theirs) != 0;
+    int differ = strcmp(hex, theirs) != 0;
+    return bench_many(&rng) || differ;
 }
