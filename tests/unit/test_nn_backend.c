@@ -437,6 +437,8 @@ static void test_conv(void **state)
     conv_case("dilated 3x3 d2 p2, 7x6", nn_conv2d_square(1, 3, 7, 6, 2, 3, 1, 2, 2, 1), 1);
     conv_case("pointwise 1x1, 5x3", nn_conv2d_square(2, 5, 5, 3, 3, 1, 1, 0, 1, 1), 1);
     conv_case("pointwise 1x1 40->120, 7x7", nn_conv2d_square(2, 40, 7, 7, 120, 1, 1, 0, 1, 1), 0);
+    conv_case("pointwise 1x1 72->20, 5x6 (dnnl: backward-data as forward)",
+              nn_conv2d_square(2, 72, 5, 6, 20, 1, 1, 0, 1, 1), 1);
     conv_case("pointwise grouped 1x1 g2", nn_conv2d_square(1, 4, 3, 3, 6, 1, 1, 0, 1, 2), 0);
     conv_case("1x1 s2 shortcut, 7x7", nn_conv2d_square(2, 4, 7, 7, 6, 1, 2, 0, 1, 1), 0);
     conv_case("squeeze-excite fc 1x1 on 1x1, 72->24",
@@ -1658,17 +1660,18 @@ static void test_release(void **state)
 static void test_fresh_grads(void **state)
 {
     (void)state;
-    /* convolution, stride 2, odd sizes, depthwise, and stride 1 (dnnl: backward-data as a
-     * forward convolution) */
-    for (int kind = 0; kind < 3; kind++) {
-        int depthwise = kind == 1;
-        NnConv2d c = nn_conv2d_square(2, 6, 9, 7, depthwise ? 6 : 5, 3, kind == 2 ? 1 : 2, 1, 1,
-                                      depthwise ? 6 : 1);
+    /* convolution, stride 2, odd sizes, depthwise, and stride 1 3x3 and 1x1 (dnnl: backward-data
+     * as a forward convolution) */
+    for (int kind = 0; kind < 4; kind++) {
+        int depthwise = kind == 1, k = kind == 3 ? 1 : 3;
+        /* (the 1x1 with 64 input channels: dnnl runs its backward-data as a forward from 64) */
+        NnConv2d c = nn_conv2d_square(2, kind == 3 ? 64 : 6, 9, 7, depthwise ? 6 : 5, k,
+                                      kind >= 2 ? 1 : 2, k / 2, 1, depthwise ? 6 : 1);
         Err e = {0};
         assert_int_equal(nn_conv2d_setup(&c, &e), 0);
         size_t nx = (size_t)c.n * c.c_in * c.h_in * c.w_in;
         size_t ny = (size_t)c.n * c.c_out * c.h_out * c.w_out;
-        size_t nw = (size_t)c.c_out * (c.c_in / c.groups) * 9;
+        size_t nw = (size_t)c.c_out * (c.c_in / c.groups) * k * k;
         float *x = rand_buf(nx, 1, 0), *w = rand_buf(nw, 1, 0), *dy = rand_buf(ny, 1, 0);
         float *x_d = put(x, nx), *w_d = put(w, nw), *dy_d = put(dy, ny);
         float *dw_d = dev_alloc(nw * sizeof(float)), *a_d = dev_alloc(nx * sizeof(float));
@@ -1680,7 +1683,8 @@ static void test_fresh_grads(void **state)
         be->set_fresh_grads(0);
         float *a = get(a_d, nx), *b = get(b_d, nx);
         static const char *const what[] = {"fresh dx: conv", "fresh dx: depthwise conv",
-                                           "fresh dx: conv, stride 1"};
+                                           "fresh dx: conv, stride 1",
+                                           "fresh dx: 1x1 conv, stride 1"};
         expect_close(what[kind], a, b, nx, 0);
         mem_free(x), mem_free(w), mem_free(dy), mem_free(a), mem_free(b);
         dev_free(x_d), dev_free(w_d), dev_free(dy_d), dev_free(dw_d), dev_free(a_d);
