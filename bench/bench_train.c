@@ -85,7 +85,7 @@ int main(int argc, char **argv)
             g.step = (uint64_t)(s + 2);
             if (nn_graph_loss(&g, target, NULL, 0.0f, &loss, &e))
                 goto fail;
-            nn_graph_zero_grads(&g);
+            nn_graph_discard_grads(&g);
             if (nn_graph_backward(&g, &e) || nn_graph_step(&g, &opt, s + 3, &e))
                 goto fail;
         }

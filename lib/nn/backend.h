@@ -59,8 +59,10 @@ extern const NnMemory nn_host_memory;
  * so a missing transfer shows up as wrong numbers in ordinary tests. */
 extern const NnMemory nn_separate_memory;
 
-/* Backward entries that honour set_fresh_grads (NnBackend.fresh_grad_ops). */
+/* Backward entries that honour set_fresh_grads (NnBackend.fresh_grad_ops, fresh_param_ops). */
 enum { NN_BWD_CONV = 1, NN_BWD_BN = 2, NN_BWD_ACT = 4, NN_BWD_ADD = 8 };
+/* set_fresh_grads bit: the call's parameter gradients (conv's dw and db) hold garbage. */
+enum { NN_FRESH_PARAMS = 1u << 8 };
 
 typedef struct NnBackend {
     const char *name;
@@ -77,9 +79,14 @@ typedef struct NnBackend {
      * zeroing a gradient before its first consumer and, in kernels that compute into a
      * temporary, the extra pass that adds it. Only the backward entries named in fresh_grad_ops
      * (NN_BWD_* bits) honour it; the graph zeroes gradients for every other entry, and resets
-     * the mask to 0 after the call. Conv, BN and act have one input (bit 0); add has two. */
+     * the mask to 0 after the call. Conv, BN and act have one input (bit 0); add has two.
+     * NN_FRESH_PARAMS likewise says the call's parameter gradients are to be written, for the
+     * entries in fresh_param_ops: after nn_graph_discard_grads a step's parameter gradients need
+     * no zeroing pass over them all first, and a weight gradient computed in another layout
+     * is reordered into place without reading what was there. */
     void (*set_fresh_grads)(unsigned mask);
     unsigned fresh_grad_ops;
+    unsigned fresh_param_ops;
 
     /* x: (N,C,HW) plain NCHW -> y: the same tensor in `layout`, and back. y != x. */
     void (*to_layout)(int n, int c, int hw, const float *x, float *y);

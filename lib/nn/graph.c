@@ -896,6 +896,12 @@ void nn_graph_download(NnGraph *g)
 void nn_graph_zero_grads(NnGraph *g)
 {
     g->be->mem->zero(g->dev.grads, g->dev.n_param * sizeof(float));
+    g->grads_stale = 0;
+}
+
+void nn_graph_discard_grads(NnGraph *g)
+{
+    g->grads_stale = 1;
 }
 
 int nn_graph_step(NnGraph *g, const NnOptim *o, long step, Err *e)
@@ -1241,6 +1247,24 @@ static unsigned prepare_grads_at(NnGraph *g, const NnNode *nd, int i, int has_dy
     return mask;
 }
 
+/* After nn_graph_discard_grads, node nd's parameter gradients still hold the last step's. An
+ * entry that writes them (NnBackend.fresh_param_ops) is told so (the returned NN_FRESH_PARAMS);
+ * otherwise they are zeroed here, just before the node's backward or in place of it when it
+ * is skipped (no parameter is shared between nodes: this is their only writer). */
+static unsigned prepare_param_grads(NnGraph *g, const NnNode *nd, int has_dy)
+{
+    if (!g->grads_stale || (nd->weight < 0 && nd->bias < 0))
+        return 0;
+    if (has_dy && g->be->set_fresh_grads && (g->be->fresh_param_ops & bwd_bit(nd->kind)))
+        return NN_FRESH_PARAMS;
+    for (int k = 0; k < 2; k++) {
+        int v = k ? nd->bias : nd->weight;
+        if (v >= 0)
+            g->be->mem->zero(pgrad(g, v), g->dev.views[v].numel * sizeof(float));
+    }
+    return 0;
+}
+
 int nn_graph_backward(NnGraph *g, Err *e)
 {
     if (!g->training)
@@ -1257,7 +1281,8 @@ int nn_graph_backward(NnGraph *g, Err *e)
         if (nd->kind == NN_OP_ACT && nd->fused)
             continue; /* its backward is in the BN's */
         const float *dy = grad_of(g, nd->out[0]);
-        unsigned fresh = prepare_grads_at(g, nd, i, dy != NULL);
+        unsigned fresh =
+            prepare_grads_at(g, nd, i, dy != NULL) | prepare_param_grads(g, nd, dy != NULL);
         const float *x = nn_graph_value_data(g, nd->in[0]);
         float *dx = grad_of(g, nd->in[0]);
         const NnValue *vx = &g->values[nd->in[0]];
@@ -1356,6 +1381,7 @@ int nn_graph_backward(NnGraph *g, Err *e)
         if (fresh)
             be->set_fresh_grads(0);
     }
+    g->grads_stale = 0;
     if (g->after_node && g->n_nodes > 0)
         g->after_node(g->after_node_ctx, 0);
     return 0;

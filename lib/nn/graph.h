@@ -17,7 +17,8 @@
  *
  * Training step, in order:
  *   nn_graph_set_input (images, NCHW) -> nn_graph_forward(g, 1) -> nn_graph_loss ->
- *   nn_graph_zero_grads -> nn_graph_backward -> nn_graph_step; g->step += 1.
+ *   nn_graph_discard_grads (or nn_graph_zero_grads) -> nn_graph_backward -> nn_graph_step;
+ *   g->step += 1.
  *
  * Memory. Activations, workspace and per-node state live in the backend's memory
  * (backend.h NnMemory). The ParamStore `store` is always host memory: checkpoints, weight
@@ -166,6 +167,7 @@ typedef struct NnGraph {
      * bucket of gradients here while backward goes on. */
     void (*after_node)(void *ctx, int node);
     void *after_node_ctx;
+    int grads_stale; /* nn_graph_discard_grads: the next backward writes parameter gradients */
 } NnGraph;
 
 void nn_graph_init(NnGraph *g, const NnBackend *be, int batch);
@@ -229,6 +231,12 @@ void nn_graph_upload(NnGraph *g);
 void nn_graph_download(NnGraph *g);
 /* Zeroes dev's gradients; one optimizer step over dev (nn_optim_step). */
 void nn_graph_zero_grads(NnGraph *g);
+/* What a training step calls in place of nn_graph_zero_grads: the next nn_graph_backward
+ * writes every parameter gradient rather than adding to it (the same result as zeroing first,
+ * without the pass over all of them: each is zeroed, or written where the backend can
+ * (NnBackend.fresh_param_ops), when its node's backward comes). Until then the gradients hold
+ * whatever they held. */
+void nn_graph_discard_grads(NnGraph *g);
 int nn_graph_step(NnGraph *g, const NnOptim *o, long step, Err *e);
 
 /* images: (N,C,H,W) NCHW float, the graph input's shape. */

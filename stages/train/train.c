@@ -546,7 +546,7 @@ static int train_task(Task *t, Err *e)
             long right = 0;
             for (int i = 0; i < n; i++)
                 right += (z[2 * i + 1] > z[2 * i]) == (lab[i] != 0);
-            nn_graph_zero_grads(&g);
+            nn_graph_discard_grads(&g); /* backward writes every parameter gradient */
             nn_comm_begin_backward(comm);
             rc = nn_graph_backward(&g, e) || nn_comm_end_backward(comm, e) ||
                  nn_graph_step(&g, &opt, step + 1, e);

@@ -17,6 +17,7 @@ static const NnBackend dnnl_backend = {
     .channel_views = 1,
     .set_fresh_grads = dnnl_be_set_fresh_grads,
     .fresh_grad_ops = NN_BWD_CONV | NN_BWD_BN | NN_BWD_ACT | NN_BWD_ADD,
+    .fresh_param_ops = NN_BWD_CONV,
     .to_layout = dnnl_be_to_nhwc,
     .from_layout = dnnl_be_from_nhwc,
     .conv2d_workspace = dnnl_be_conv2d_workspace,

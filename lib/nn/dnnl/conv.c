@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/nn/backend.h"
 #include "lib/nn/dnnl/dnnl_be.h"
 #include "lib/util/mem.h"
 
@@ -47,6 +48,7 @@ typedef struct ConvEntry {
     DnnlBeReorder w_to_fwd[2]; /* OIHW -> forward layout */
     DnnlBeReorder w_to_bwdd;   /* OIHW -> backward-data layout */
     DnnlBeReorder dw_acc[2];   /* bwd-weights layout -> OIHW, accumulating */
+    DnnlBeReorder dw_set[2];   /* the same, writing (fresh parameter gradients) */
     int fwd_ready[2];
     int bwdd_ready;
     int bwdw_ready[2];
@@ -77,6 +79,7 @@ static void conv_entry_free(void *p)
         dnnl_be_exec_free(&e->bwdw[b]);
         dnnl_be_reorder_free(&e->w_to_fwd[b]);
         dnnl_be_reorder_free(&e->dw_acc[b]);
+        dnnl_be_reorder_free(&e->dw_set[b]);
         dnnl_primitive_desc_destroy(e->fwd_pd[b]);
         dnnl_primitive_desc_destroy(e->bwdw_pd[b]);
         dnnl_be_exec_free(&e->bwdd_fwd_ex[b]);
@@ -385,13 +388,20 @@ static void conv_backward_data_fwd(ConvEntry *e, const float *w, const float *dy
 }
 
 /* dw += backward-weights(x, dy) (and db += sum of dy), through temporaries placed after the
- * backward-data parts of the workspace. */
+ * backward-data parts of the workspace; dw = ..., db = ... when they are fresh
+ * (NN_FRESH_PARAMS). */
 static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy, float *dw,
                                   float *db, char *ws)
 {
-    int hb = db != NULL;
+    int hb = db != NULL, fresh = (dnnl_be_fresh & NN_FRESH_PARAMS) != 0;
     char name[160];
     if (e->hand_dw) {
+        if (fresh) {
+            const NnConv2d *c = &e->c;
+            memset(dw, 0, (size_t)c->c_out * (c->c_in / c->groups) * c->kh * c->kw * sizeof *dw);
+            if (db)
+                memset(db, 0, (size_t)c->c_out * sizeof *db);
+        }
         dnnl_be_dw_backward_weights(&e->c, x, dy, dw, db);
         return;
     }
@@ -402,6 +412,8 @@ static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy,
         exec_init(&e->bwdw[hb], e->bwdw_pd[hb], args, hb ? 4 : 3, name);
         dnnl_be_reorder_init(&e->dw_acc[hb], dnnl_be_arg_md(e->bwdw_pd[hb], DNNL_ARG_DIFF_WEIGHTS),
                              &e->w_user, 1, name);
+        dnnl_be_reorder_init(&e->dw_set[hb], dnnl_be_arg_md(e->bwdw_pd[hb], DNNL_ARG_DIFF_WEIGHTS),
+                             &e->w_user, 0, name);
         e->bwdw_ready[hb] = 1;
     }
     size_t scratch = dnnl_be_round(dnnl_be_scratch_bytes(e->bwdd_pd));
@@ -417,14 +429,17 @@ static void conv_backward_weights(ConvEntry *e, const float *x, const float *dy,
     bind_scratchpad(ex, ws);
     dnnl_be_exec_bind(ex, DNNL_ARG_SRC, x);
     dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_DST, dy);
-    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_WEIGHTS, dw_tmp);
+    /* fresh, in a layout that is already OIHW's (no reorder made): written in place */
+    int direct = fresh && !e->dw_set[hb].ex.prim;
+    dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_WEIGHTS, direct ? (void *)dw : dw_tmp);
     if (hb)
         dnnl_be_exec_bind(ex, DNNL_ARG_DIFF_BIAS, db_tmp);
     dnnl_be_exec_run(ex, name);
-    dnnl_be_reorder_run(&e->dw_acc[hb], dw_tmp, dw, name);
+    if (!direct)
+        dnnl_be_reorder_run(fresh ? &e->dw_set[hb] : &e->dw_acc[hb], dw_tmp, dw, name);
     if (hb)
         for (int o = 0; o < e->c.c_out; o++)
-            db[o] += db_tmp[o];
+            db[o] = fresh ? db_tmp[o] : db[o] + db_tmp[o];
 }
 
 void dnnl_be_conv2d_backward(const NnConv2d *c, const float *x, const float *w, const float *dy,
