@@ -15,8 +15,9 @@
  * THE ACCUMULATE CONTRACT. Every backward ADDS into its gradient outputs (dx += ..., dw += ...,
  * never dx = ...). A tensor read by several ops (a residual input, a DenseNet feature map) then
  * receives the sum of its consumers' gradients with no extra code, and parameter gradients are
- * zeroed once per step (nn_store_zero_grads). The caller zeroes an activation gradient before
- * its first consumer's backward runs. A gradient pointer documented "or NULL" may be NULL when
+ * zeroed once per step (nn_store_zero_grads, or node by node after nn_graph_discard_grads). The
+ * caller zeroes an activation gradient before its first consumer's backward runs (the
+ * exceptions: set_fresh_grads below). A gradient pointer documented "or NULL" may be NULL when
  * that gradient is not needed (the image input, a frozen bias); the kernel then skips it.
  * Forward outputs are overwritten, never accumulated. Inputs and outputs do not alias unless a
  * function says so.
