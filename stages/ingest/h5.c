@@ -378,18 +378,17 @@ static void bufs_free(Bufs *b)
     mem_free(b->file);
 }
 
-/* Decodes a series' stored values into px (n x rows x columns), reading each file once: the
- * frames of a multi-frame file are consecutive slices or not, the file stays open while its
- * slices follow one another. valid[i] = 0 for a slice that could not be decoded (zeros, and a
- * report row). hist (65536 counts, may be NULL): the stored values of the decoded slices,
- * signed ones offset by 32768 so the index order is the value order. */
+/* A histogram of stored values is counted in HIST_ROOM counts: HIST_BINS of its own and a
+ * second table (count_values). */
+enum { HIST_BINS = 65536, HIST_ROOM = 2 * HIST_BINS };
+
 /* hist[v ^ flip] += 1 for the n stored values v, through two tables hist[0..65535] and
- * hist[65536..131071] taken in turn and added at the end. Why two: a run of equal values (an
- * image's background) makes each increment wait for the one before it to be stored; taking the
- * tables in turn halves that chain. */
+ * hist[65536..131071] taken in turn and added at the end (merge_counts). Why two: a run of
+ * equal values (an image's background) makes each increment wait for the one before it to be
+ * stored; taking the tables in turn halves that chain. */
 static void count_values(const uint16_t *px, size_t n, uint16_t flip, uint32_t *hist)
 {
-    uint32_t *other = hist + 65536;
+    uint32_t *other = hist + HIST_BINS;
     size_t k = 0;
     for (; k + 2 <= n; k += 2) {
         hist[(uint16_t)(px[k] ^ flip)]++;
@@ -402,10 +401,16 @@ static void count_values(const uint16_t *px, size_t n, uint16_t flip, uint32_t *
 /* Folds count_values' second table into the first. */
 static void merge_counts(uint32_t *hist)
 {
-    for (int v = 0; v < 65536; v++)
-        hist[v] += hist[65536 + v];
+    for (int v = 0; v < HIST_BINS; v++)
+        hist[v] += hist[HIST_BINS + v];
 }
 
+/* Decodes a series' stored values into px (n x rows x columns), reading each file once: the
+ * frames of a multi-frame file are consecutive slices or not, the file stays open while its
+ * slices follow one another. valid[i] = 0 for a slice that could not be decoded (zeros, and a
+ * report row). hist (room for HIST_ROOM counts, may be NULL): on return its first 65536
+ * count the stored values of the decoded slices, signed ones offset by 32768 so the index order
+ * is the value order. */
 static int decode_series(Ingest *in, const Series *s, Bufs *b, uint32_t *hist, int *is_signed,
                          Err *e)
 {
@@ -418,6 +423,8 @@ static int decode_series(Ingest *in, const Series *s, Bufs *b, uint32_t *hist, i
     DicomImageInfo info = {0};
     Err fe = {0};
     int frc = 0;
+    if (hist)
+        memset(hist, 0, HIST_ROOM * sizeof *hist);
     for (int i = 0; i < s->n; i++) {
         const FileRec *r = &in->recs[s->files[i]];
         char path[4200];
@@ -466,6 +473,8 @@ static int decode_series(Ingest *in, const Series *s, Bufs *b, uint32_t *hist, i
         }
     }
     dicom_file_free(f);
+    if (hist)
+        merge_counts(hist);
     return 0;
 }
 
@@ -497,17 +506,13 @@ static int series_pixels(Ingest *in, int s, Bufs *b, const double clip[2], uint6
     int train = in->info[s].train, native = in->info[s].native >= 0;
     if (!grow((void **)&b->px, &b->cap[0], total * sizeof *b->px) ||
         !grow((void **)&b->valid, &b->cap[1], (size_t)se->n) ||
-        (train && !grow((void **)&b->hist, &b->cap[2], 2 * 65536 * sizeof *b->hist)) ||
+        (train && !grow((void **)&b->hist, &b->cap[2], HIST_ROOM * sizeof *b->hist)) ||
         (native && !grow((void **)&b->vox, &b->cap[3], total * sizeof *b->vox)))
         return err_set(e, ERR_NOMEM, "out of memory for a series of %d slices", se->n);
-    if (train)
-        memset(b->hist, 0, 2 * 65536 * sizeof *b->hist);
     int is_signed = 0;
     int rc = decode_series(in, se, b, train ? b->hist : NULL, &is_signed, e);
     if (rc)
         return rc;
-    if (train)
-        merge_counts(b->hist);
     if (native)
         rescale_series(in, se, b->px, b->valid, is_signed, b->vox);
     if (!train)
