@@ -1217,6 +1217,13 @@ static unsigned bwd_bit(NnOpKind kind)
     }
 }
 
+/* 1 if nd's backward entry is among `ops` (NnBackend.fresh_grad_ops or fresh_param_ops) and
+ * so may be told its gradients are fresh; only a backward that runs (has_dy) is. */
+static int takes_fresh(const NnGraph *g, const NnNode *nd, unsigned ops, int has_dy)
+{
+    return has_dy && g->be->set_fresh_grads && (ops & bwd_bit(nd->kind));
+}
+
 /* Prepares the gradient storage that node i's backward is the first to touch: an input's whose
  * last consumer it is, or a channel buffer's (through any view among its inputs and outputs)
  * whose views it touches last in the forward order. A plain input (not a view) of an entry
@@ -1225,7 +1232,7 @@ static unsigned bwd_bit(NnOpKind kind)
 static unsigned prepare_grads_at(NnGraph *g, const NnNode *nd, int i, int has_dy)
 {
     unsigned mask = 0;
-    int fresh_ok = has_dy && g->be->set_fresh_grads && (g->be->fresh_grad_ops & bwd_bit(nd->kind));
+    int fresh_ok = takes_fresh(g, nd, g->be->fresh_grad_ops, has_dy);
     for (int k = 0; k < nd->n_in + nd->n_out; k++) {
         int id = k < nd->n_in ? nd->in[k] : nd->out[k - nd->n_in];
         int plain = !g->values[id].view;
@@ -1255,7 +1262,7 @@ static unsigned prepare_param_grads(NnGraph *g, const NnNode *nd, int has_dy)
 {
     if (!g->grads_stale || (nd->weight < 0 && nd->bias < 0))
         return 0;
-    if (has_dy && g->be->set_fresh_grads && (g->be->fresh_param_ops & bwd_bit(nd->kind)))
+    if (takes_fresh(g, nd, g->be->fresh_param_ops, has_dy))
         return NN_FRESH_PARAMS;
     for (int k = 0; k < 2; k++) {
         int v = k ? nd->bias : nd->weight;
