@@ -2,9 +2,10 @@
 # archs.sh BUILD_DIR [THREADS] [MODEL...]: training throughput of each of the ten architectures
 # at 224x224, batch 16 (forward + backward + AdamW on random data, 2 classes), onfh's dnnl
 # backend beside PyTorch at its best (channels_last, tuned malloc, the same thread count:
-# ../shared/reference/peers.md). The goal (issue 7): every architecture at least 1.0x PyTorch,
-# the depthwise ones (mobilenet_v3_large/small, mobilenet_v2, efficientnet_b0,
-# shufflenet_v2_x1_0) at least 1.25x.
+# ../shared/reference/peers.md; and transparent huge pages, glibc.malloc.hugetlb=1, which onfh
+# asks for on its large blocks too, lib/util/mem.c). The goal (issue 7): every architecture at
+# least 1.0x PyTorch, the depthwise ones (mobilenet_v3_large/small, mobilenet_v2,
+# efficientnet_b0, shufflenet_v2_x1_0) at least 1.25x.
 #
 # Why rounds: on a shared 2-core machine one run of either side moves by up to 8% (PyTorch's
 # more than onfh's), so one pair of runs can put a ratio on either side of its goal. Each model
@@ -33,7 +34,8 @@ field() {
 }
 ours_run() { "$build/bench/bench_train" train "$1" dnnl 16 224 $steps 2>&1 | grep '^onfh'; }
 peer_run() {
-    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824 \
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 \
+        MALLOC_TOP_PAD_=1073741824 \
         /usr/bin/python3 bench/peer_torch_train.py train "$1" channels_last 16 224 $steps 2>/dev/null
 }
 # median of the numbers given (the lower middle one of an even count)

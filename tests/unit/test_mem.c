@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -218,6 +220,59 @@ static void test_json_writer_fails_cleanly_at_every_allocation(void **state)
     }
 }
 
+/* The VmFlags line of the mapping in /proc/self/smaps that holds address a, or "" if none. */
+static void vm_flags_at(uintptr_t a, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return;
+    char line[512];
+    int inside = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            inside = a >= lo && a < hi;
+        else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* A block of 4 MiB or more asks for transparent huge pages over its 2 MiB-aligned part
+ * (mem.c huge_pages): the kernel marks that mapping "hg". Skipped where the kernel has no
+ * transparent huge pages or they are off. */
+static void test_large_blocks_ask_for_huge_pages(void **state)
+{
+    (void)state;
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof mode, f))
+            mode[0] = '\0';
+        fclose(f);
+    }
+    if (!mode[0] || strstr(mode, "[never]")) {
+        printf("# skip: no transparent huge pages on this kernel\n");
+        skip();
+    }
+    size_t n = (size_t)16 << 20;
+    char *p = mem_alloc(n);
+    assert_non_null(p);
+    uintptr_t mid = ((uintptr_t)p + ((uintptr_t)4 << 20)) & ~(((uintptr_t)2 << 20) - 1);
+    char flags[256];
+    vm_flags_at(mid, flags, sizeof flags);
+    assert_non_null(strstr(flags, " hg"));
+    mem_free(p);
+    char *small = mem_alloc((size_t)1 << 20); /* below the threshold: no request */
+    assert_non_null(small);
+    vm_flags_at((uintptr_t)small, flags, sizeof flags);
+    assert_null(strstr(flags, " hg"));
+    mem_free(small);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_realloc_failure_keeps_block),
         cmocka_unit_test(test_json_parse_fails_cleanly_at_every_allocation),
         cmocka_unit_test(test_json_writer_fails_cleanly_at_every_allocation),
+        cmocka_unit_test(test_large_blocks_ask_for_huge_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
