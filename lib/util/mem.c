@@ -17,6 +17,20 @@
 #include <sys/mman.h>
 
 #define MEM_HEADER 16
+/* Blocks from MEM_LINE_MIN bytes up start on a cache line: a 64-byte header under
+ * posix_memalign. Why: malloc's 16-byte alignment plus the header put every large block at 32
+ * bytes past a cache line (mmap's page, malloc's 16-byte chunk header, ours), so each 64-byte
+ * AVX-512 load of an activation arena or a weight buffer straddled two lines; oneDNN's
+ * depthwise backward-weights ran 1.35x slower on such buffers than on aligned ones. */
+#define MEM_LINE     64
+#define MEM_LINE_MIN ((size_t)1024)
+/* The header in front of a block of n bytes: the size sits in its last 16 bytes, right before
+ * the caller's pointer, whichever header it is. */
+static size_t header_of(size_t n)
+{
+    return n >= MEM_LINE_MIN ? MEM_LINE : MEM_HEADER;
+}
+
 /* Blocks from 4 MiB up are asked to use transparent huge pages (see huge_pages). */
 #define MEM_HUGE_MIN  ((size_t)4 << 20)
 #define MEM_HUGE_PAGE ((uintptr_t)2 << 20)
@@ -104,18 +118,32 @@ static void huge_pages(void *p, size_t n)
 // ---------------------------------------------------------------------------------------------
 // Allocation
 
-void *mem_alloc(size_t n)
+/* A block of n bytes, counted, without the failure injection (callers tick it). */
+static void *block_alloc(size_t n)
 {
-    if (should_fail() || n > SIZE_MAX - MEM_HEADER)
+    if (n > SIZE_MAX - MEM_LINE)
         return NULL;
-    char *raw = malloc(n + MEM_HEADER);
+    size_t h = header_of(n);
+    void *raw = NULL;
+    if (h == MEM_HEADER)
+        raw = malloc(n + h);
+    else if (posix_memalign(&raw, MEM_LINE, n + h) != 0)
+        raw = NULL;
     if (!raw)
         return NULL;
-    memcpy(raw, &n, sizeof n);
+    char *p = (char *)raw + h;
+    memcpy(p - MEM_HEADER, &n, sizeof n);
     count_alloc(n);
     if (n >= MEM_HUGE_MIN)
-        huge_pages(raw + MEM_HEADER, n);
-    return raw + MEM_HEADER;
+        huge_pages(p, n);
+    return p;
+}
+
+void *mem_alloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return block_alloc(n);
 }
 
 void *mem_calloc(size_t count, size_t size)
@@ -132,9 +160,19 @@ void *mem_realloc(void *p, size_t n)
 {
     if (!p)
         return mem_alloc(n);
-    if (should_fail() || n > SIZE_MAX - MEM_HEADER)
+    if (should_fail() || n > SIZE_MAX - MEM_LINE)
         return NULL;
     size_t old = block_size(p);
+    if (header_of(old) == MEM_LINE || header_of(n) == MEM_LINE) {
+        /* realloc keeps only malloc's alignment: a new aligned block and a copy (a buffer that
+         * grows by doubling copies each byte about once more) */
+        char *q = block_alloc(n);
+        if (!q)
+            return NULL;
+        memcpy(q, p, old < n ? old : n);
+        mem_free(p);
+        return q;
+    }
     char *raw = realloc((char *)p - MEM_HEADER, n + MEM_HEADER);
     if (!raw)
         return NULL;
@@ -166,8 +204,9 @@ void mem_free(void *p)
 {
     if (!p)
         return;
-    atomic_fetch_sub(&bytes_in_use, block_size(p));
-    free((char *)p - MEM_HEADER);
+    size_t n = block_size(p);
+    atomic_fetch_sub(&bytes_in_use, n);
+    free((char *)p - header_of(n));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,6 +64,42 @@ static void test_alignment_and_zero_size(void **state)
     assert_int_equal(mem_bytes_in_use(), base);
 }
 
+/* From 1 KiB up a block starts on a cache line, whether made by mem_alloc, mem_calloc or
+ * mem_realloc (growing from small to large, large to larger, and shrinking back below), and
+ * realloc keeps the contents and the byte count exact. */
+static void test_large_blocks_are_line_aligned(void **state)
+{
+    (void)state;
+    size_t base = mem_bytes_in_use();
+    size_t sizes[] = {1024, 4096, 100000, (size_t)5 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        char *a = mem_alloc(sizes[i]);
+        char *b = mem_calloc(sizes[i], 1);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal((uintptr_t)a % 64, 0);
+        assert_int_equal((uintptr_t)b % 64, 0);
+        mem_free(a);
+        mem_free(b);
+    }
+    unsigned char *g = mem_alloc(100);
+    assert_non_null(g);
+    for (int i = 0; i < 100; i++)
+        g[i] = (unsigned char)i;
+    size_t steps[] = {2000, 300000, 1500, 50};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        g = mem_realloc(g, steps[i]);
+        assert_non_null(g);
+        if (steps[i] >= 1024)
+            assert_int_equal((uintptr_t)g % 64, 0);
+        for (int k = 0; k < 50; k++)
+            assert_int_equal(g[k], k);
+        assert_int_equal(mem_bytes_in_use(), base + steps[i]);
+    }
+    mem_free(g);
+    assert_int_equal(mem_bytes_in_use(), base);
+}
+
 static void test_peak_tracks(void **state)
 {
     (void)state;
@@ -278,6 +314,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_return_to_baseline),
         cmocka_unit_test(test_alignment_and_zero_size),
+        cmocka_unit_test(test_large_blocks_are_line_aligned),
         cmocka_unit_test(test_peak_tracks),
         cmocka_unit_test(test_calloc_overflow),
         cmocka_unit_test(test_fail_at_exactly_nth),
