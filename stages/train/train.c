@@ -693,7 +693,10 @@ static int train_task(Task *t, Err *e)
     if (nn_mpi_agree(t->comm, e))
         rc = -1;
     /* the all-reduce's cost, averaged over the ranks: the wait after backward as a share of
-     * the step time, and the share of the reduction hidden behind backward (comm.h) */
+     * the step time, and the share of the reduction hidden behind backward (comm.h). Seconds
+     * to the microsecond: a few steps of a small model take tens of milliseconds, where four
+     * decimals lose a percent of the ratio that readers (bench/train_dp.sh, the tests)
+     * recompute from them. */
     if (rc == 0 && ranks > 1) {
         NnCommStats cs = nn_comm_stats(comm);
         double mean[5] = {cs.wait_s, step_s, cs.backward_s, cs.progress_s, cs.allreduce_s};
@@ -706,8 +709,8 @@ static int train_task(Task *t, Err *e)
         if (rc == 0)
             log_info("train %s fold %d: gradients all-reduced over %d ranks in %d bucket(s) of "
                      "%.1f MiB in all, %ld of %ld started during backward; per rank over %ld "
-                     "steps: waited %.4f s of %.4f s of steps (wait fraction %.4f), backward "
-                     "%.4f s with %.4f s in MPI calls; a reduction with no overlap takes "
+                     "steps: waited %.6f s of %.6f s of steps (wait fraction %.4f), backward "
+                     "%.6f s with %.6f s in MPI calls; a reduction with no overlap takes "
                      "%.6f s, overlap %.4f",
                      t->arch, t->fold, ranks, cs.buckets, (double)cs.bytes / 1048576.0,
                      cs.started_early, cs.started_total, cs.steps, mean[0], mean[1],
