@@ -44,8 +44,17 @@ static int list_files(const char *root, const char *rel, char ***list, size_t *n
         char sub[4096], full[8192];
         snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", ent->d_name);
         snprintf(full, sizeof full, "%s/%s", root, sub);
+        /* The entry's type from the directory itself where the file system gives it (no
+         * stat per file: tree_signature stats each file once anyway); links and unknown
+         * types are stat-ed, so a link is followed as before. */
         struct stat st;
-        if (stat(full, &st) != 0) {
+        if (ent->d_type == DT_DIR)
+            st.st_mode = S_IFDIR;
+        else if (ent->d_type == DT_REG)
+            st.st_mode = S_IFREG;
+        else if (stat(full, &st) != 0)
+            st.st_mode = 0;
+        if (!st.st_mode) {
             rc = err_set(e, ERR_IO, "%s: cannot stat", full);
         } else if (S_ISDIR(st.st_mode)) {
             rc = list_files(root, sub, list, n, cap, e);
