@@ -254,22 +254,22 @@ void dnnl_be_cache_add(const DnnlBeKey *k, void *entry, void (*destroy)(void *))
 // ---------------------------------------------------------------------------------------------
 // The scratch arena
 
-static void *arena_raw; /* as allocated */
-static void *arena;     /* aligned to 64 */
+static void *arena; /* aligned to 64 */
 static size_t arena_bytes;
 
 void *dnnl_be_arena(size_t bytes)
 {
     if (bytes <= arena_bytes)
         return arena;
-    mem_free(arena_raw);
-    /* mem_alloc aligns to 16; ask for 64 more and align by hand */
-    arena_raw = mem_alloc(bytes + 64);
-    if (!arena_raw) {
+    mem_free(arena);
+    /* at least 1 KiB: mem_alloc starts such blocks on a cache line (mem.h) */
+    if (bytes < 1024)
+        bytes = 1024;
+    arena = mem_alloc(bytes);
+    if (!arena) {
         fprintf(stderr, "onfh: dnnl backend: out of memory for %zu bytes of scratch\n", bytes);
         abort();
     }
-    arena = (void *)(((uintptr_t)arena_raw + 63) & ~(uintptr_t)63);
     arena_bytes = bytes;
     return arena;
 }
@@ -292,8 +292,7 @@ void nn_dnnl_release(void)
         }
         buckets[b] = NULL;
     }
-    mem_free(arena_raw);
-    arena_raw = NULL;
+    mem_free(arena);
     arena = NULL;
     arena_bytes = 0;
     for (int i = 0; i < 2; i++)
