@@ -47,18 +47,15 @@ static int list_files(const char *root, const char *rel, char ***list, size_t *n
         /* The entry's type from the directory itself where the file system gives it (no
          * stat per file: tree_signature stats each file once anyway); links and unknown
          * types are stat-ed, so a link is followed as before. */
+        mode_t mode = ent->d_type == DT_DIR ? S_IFDIR : ent->d_type == DT_REG ? S_IFREG : 0;
         struct stat st;
-        if (ent->d_type == DT_DIR)
-            st.st_mode = S_IFDIR;
-        else if (ent->d_type == DT_REG)
-            st.st_mode = S_IFREG;
-        else if (stat(full, &st) != 0)
-            st.st_mode = 0;
-        if (!st.st_mode) {
+        if (!mode && stat(full, &st) == 0)
+            mode = st.st_mode;
+        if (!mode) {
             rc = err_set(e, ERR_IO, "%s: cannot stat", full);
-        } else if (S_ISDIR(st.st_mode)) {
+        } else if (S_ISDIR(mode)) {
             rc = list_files(root, sub, list, n, cap, e);
-        } else if (S_ISREG(st.st_mode)) {
+        } else if (S_ISREG(mode)) {
             if (*n == *cap) {
                 size_t ncap = *cap ? *cap * 2 : 64;
                 char **grown = mem_realloc(*list, ncap * sizeof *grown);
