@@ -1,11 +1,10 @@
 #!/bin/bash
 # archs.sh BUILD_DIR [THREADS] [MODEL...]: training throughput of each of the ten architectures
 # at 224x224, batch 16 (forward + backward + AdamW on random data, 2 classes), onfh's dnnl
-# backend beside PyTorch at its best (channels_last, tuned malloc, the same thread count:
-# ../shared/reference/peers.md; and transparent huge pages, glibc.malloc.hugetlb=1, which onfh
-# asks for on its large blocks too, lib/util/mem.c). The goal (issue 7): every architecture at
-# least 1.0x PyTorch, the depthwise ones (mobilenet_v3_large/small, mobilenet_v2,
-# efficientnet_b0, shufflenet_v2_x1_0) at least 1.25x.
+# backend beside PyTorch at its best (channels_last, the same thread count, tuned malloc and
+# huge pages: torch_peer.sh, ../shared/reference/peers.md). The goal (issue 7): every
+# architecture at least 1.0x PyTorch, the depthwise ones (mobilenet_v3_large/small,
+# mobilenet_v2, efficientnet_b0, shufflenet_v2_x1_0) at least 1.25x.
 #
 # Why rounds: on a shared 2-core machine one run of either side moves by up to 8% (PyTorch's
 # more than onfh's), so one pair of runs can put a ratio on either side of its goal. Each model
@@ -14,6 +13,7 @@
 # 5 timed steps; the table gives the median run of each side, the ratio of those medians, and
 # the lowest and highest of the per-round ratios.
 set -u
+. "$(dirname "$0")/torch_peer.sh"
 build=${1:?usage: bench/archs.sh BUILD_DIR [THREADS] [MODEL...]}
 threads=${2:-$(nproc)}
 shift $(($# >= 2 ? 2 : 1))
@@ -34,9 +34,7 @@ field() {
 }
 ours_run() { "$build/bench/bench_train" train "$1" dnnl 16 224 $steps 2>&1 | grep '^onfh'; }
 peer_run() {
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 \
-        MALLOC_TOP_PAD_=1073741824 \
-        /usr/bin/python3 bench/peer_torch_train.py train "$1" channels_last 16 224 $steps 2>/dev/null
+    torch_peer bench/peer_torch_train.py train "$1" channels_last 16 224 $steps 2>/dev/null
 }
 # median of the numbers given (the lower middle one of an even count)
 median() { printf '%s\n' "$@" | sort -g | sed -n "$(((($# + 1) / 2)))p"; }

@@ -2,9 +2,8 @@
 # nn.sh BUILD_DIR [THREADS]: mobilenet_v3_large at 224x224, training (batch 32, forward +
 # backward + AdamW) and inference images/s with peak memory, onfh's backends beside PyTorch at
 # its best (channels_last and NCHW, tuned malloc, threads = THREADS; ../shared/reference/peers.md).
-# The peer's malloc also asks for transparent huge pages (glibc.malloc.hugetlb=1), as onfh
-# does for its large blocks (lib/util/mem.c): 2-8% for either side here, so both get them.
 set -eu
+. "$(dirname "$0")/torch_peer.sh"
 build=${1:?usage: bench/nn.sh BUILD_DIR [THREADS]}
 threads=${2:-$(nproc)}
 export OMP_NUM_THREADS=$threads
@@ -19,9 +18,7 @@ for mode in train infer; do
     done
     if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
         for fmt in channels_last nchw; do
-            GLIBC_TUNABLES=glibc.malloc.hugetlb=1 MALLOC_MMAP_THRESHOLD_=33554432 \
-                MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824 \
-                /usr/bin/python3 bench/peer_torch_train.py "$mode" "$model" "$fmt" 32 224 2>/dev/null
+            torch_peer bench/peer_torch_train.py "$mode" "$model" "$fmt" 32 224 2>/dev/null
         done
     else
         echo "peer: PyTorch not installed (tools/deps.sh bench installs python3-torch python3-torchvision)"
